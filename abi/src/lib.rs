@@ -1,0 +1,1 @@
+//! pymode-abi

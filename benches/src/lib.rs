@@ -1,0 +1,1 @@
+//! Benchmarks live under `benches/benches/`; this crate only carries their dependencies.
