@@ -1,0 +1,65 @@
+//! The host-import ABI: what a guest imports from module `pymode` to load side modules
+//! (DESIGN §2). The guest side is `abi/c/pymode_dlfcn.h` and `abi/c/pymode_dlfcn.c`; the
+//! host side is `pymode-loader`. Both are checked against these constants in tests.
+
+use wasmparser::ValType;
+
+/// The import module name.
+pub const MODULE: &str = "pymode";
+
+/// One host import: its name and core-wasm signature (all `i32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostImport {
+    /// Field name under [`MODULE`].
+    pub name: &'static str,
+    /// Parameter types.
+    pub params: &'static [ValType],
+    /// Result types.
+    pub results: &'static [ValType],
+}
+
+const I: ValType = ValType::I32;
+
+/// `dl_open(path: i32, path_len: i32) -> i32`: a handle `>= 0`, or `-1` on error. Behaves as
+/// `RTLD_NOW | RTLD_LOCAL`, CPython's default.
+pub const DL_OPEN: HostImport = HostImport { name: "dl_open", params: &[I, I], results: &[I] };
+/// `dl_open_flags(path: i32, path_len: i32, flags: i32) -> i32`: as [`DL_OPEN`] with `RTLD_*`
+/// flags.
+pub const DL_OPEN_FLAGS: HostImport = HostImport { name: "dl_open_flags", params: &[I, I, I], results: &[I] };
+/// `dl_sym(handle: i32, name: i32, name_len: i32) -> i32`: a function's canonical table
+/// index, a data symbol's address, or `0` when not found. `handle` may be
+/// [`DEFAULT_HANDLE`].
+pub const DL_SYM: HostImport = HostImport { name: "dl_sym", params: &[I, I, I], results: &[I] };
+/// `dl_close(handle: i32)`: releases one reference to the handle.
+pub const DL_CLOSE: HostImport = HostImport { name: "dl_close", params: &[I], results: &[] };
+/// `dl_error(buf: i32, buf_len: i32) -> i32`: copies the last error message (not
+/// NUL-terminated, truncated to `buf_len`) and returns the bytes written, `0` if there is
+/// none. Reading the error clears it, as `dlerror` does.
+pub const DL_ERROR: HostImport = HostImport { name: "dl_error", params: &[I, I], results: &[I] };
+
+/// Every host import, in the order the loader defines them.
+pub const ALL: [HostImport; 5] = [DL_OPEN, DL_OPEN_FLAGS, DL_SYM, DL_CLOSE, DL_ERROR];
+
+/// The `dl_sym` handle that means "search every global library" (`RTLD_DEFAULT`, which is a
+/// null pointer in C and cannot be a valid handle since handles are `>= 0`).
+pub const DEFAULT_HANDLE: i32 = -1;
+
+/// `dl_open` / `dl_open_flags` result on failure.
+pub const OPEN_FAILED: i32 = -1;
+
+/// `RTLD_*` flags, with the values of wasi-libc's `<dlfcn.h>` (checked by a test that
+/// compiles the header with zig).
+pub mod rtld {
+    /// Resolve symbols on first call.
+    pub const LAZY: i32 = 1;
+    /// Resolve every symbol at load time.
+    pub const NOW: i32 = 2;
+    /// Only return a handle if the library is already loaded.
+    pub const NOLOAD: i32 = 4;
+    /// Never unload the library.
+    pub const NODELETE: i32 = 4096;
+    /// Make the library's symbols available to later loads.
+    pub const GLOBAL: i32 = 256;
+    /// Keep the library's symbols to itself (the default).
+    pub const LOCAL: i32 = 8;
+}
