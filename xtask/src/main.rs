@@ -1,1 +1,105 @@
-fn main() {}
+//! Project automation: `cargo xtask <command>`.
+//!
+//! Commands: `toolchain` (provision zig + wasm-tools into the pymode cache), `fixtures`
+//! (compile `testdata/c/*.c` in every mode), `test` (both, then the test suites), `demo`.
+
+mod demo;
+mod fixtures;
+mod test;
+mod toolchain;
+
+use anyhow::{Context, Result, bail};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  toolchain            provision zig and wasm-tools into the pymode cache
+                       ($PYMODE_CACHE, default ~/.cache/pymode)
+  fixtures             compile testdata/c/*.c in all four modes into target/fixtures
+  test [--full] [ARGS] toolchain + fixtures, then `cargo test --workspace ARGS`
+                       (and the fuzz smoke tests); --full sets PYMODE_FULL=1
+  demo                 the end-to-end demo (for now: inspect one fixture object)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<()> {
+    let Some(cmd) = args.first() else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    let rest = &args[1..];
+    match cmd.as_str() {
+        "toolchain" => toolchain::run().map(|_| ()),
+        "fixtures" => {
+            let tc = toolchain::run()?;
+            fixtures::run(&tc).map(|_| ())
+        }
+        "test" => test::run(rest),
+        "demo" => demo::run(),
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n{USAGE}"),
+    }
+}
+
+/// Runs a step, printing its name first and its wall time after.
+pub(crate) fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    println!("==> {name}");
+    let start = Instant::now();
+    let r = f();
+    let secs = start.elapsed().as_secs_f64();
+    match &r {
+        Ok(_) => println!("<== {name}: ok in {secs:.1} s"),
+        Err(_) => println!("<== {name}: FAILED after {secs:.1} s"),
+    }
+    r
+}
+
+/// Runs a command with inherited stdio and fails unless it exits successfully.
+pub(crate) fn run_status(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Runs a command, captures its output, and returns stdout; stderr goes into the error.
+pub(crate) fn run_capture(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed with {}:\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The cargo that started us (so `+toolchain` overrides carry over), else `cargo`.
+pub(crate) fn cargo() -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(pymode_testdata::workspace_root());
+    cmd
+}

@@ -1,0 +1,42 @@
+//! `cargo xtask test`: provision, build the fixtures, run every test suite.
+
+use crate::{cargo, fixtures, run_status, step, toolchain};
+use anyhow::Result;
+use pymode_testdata::workspace_root;
+use std::time::Instant;
+
+/// `args`: `--full` (sets `PYMODE_FULL=1` for the tests), the rest goes to `cargo test`.
+pub fn run(args: &[String]) -> Result<()> {
+    let start = Instant::now();
+    let full = args.iter().any(|a| a == "--full");
+    let extra: Vec<&String> = args.iter().filter(|a| *a != "--full").collect();
+
+    let tc = step("toolchain", toolchain::run)?;
+    step("fixtures", || fixtures::run(&tc))?;
+    step("cargo test --workspace", || {
+        let mut cmd = cargo();
+        cmd.args(["test", "--workspace"]).args(&extra);
+        if full {
+            cmd.env("PYMODE_FULL", "1");
+        }
+        run_status(&mut cmd)
+    })?;
+    let fuzz = workspace_root().join("fuzz").join("Cargo.toml");
+    if fuzz.is_file() {
+        step("cargo test (fuzz smoke tests)", || {
+            let mut cmd = cargo();
+            cmd.args(["test", "--manifest-path"]).arg(&fuzz);
+            if full {
+                cmd.env("PYMODE_FULL", "1");
+            }
+            run_status(&mut cmd)
+        })?;
+    } else {
+        println!("(no fuzz/Cargo.toml yet: no fuzz smoke tests to run)");
+    }
+    println!(
+        "xtask test: all passed in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
