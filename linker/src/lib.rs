@@ -3,5 +3,55 @@
 //! `pymode-ld` links wasm32 relocatable objects and archives built by `zig cc` into
 //! `dylink.0` side modules that share the main module's memory and table.
 //! `pymode-readobj` describes objects and side modules as stable text.
+//!
+//! [`link`] runs the pipeline, one module per phase, in this order:
+//! [`input`] (read objects, archive members on demand, side modules) → [`resolve`]
+//! (symbols) → [`scan`] (what relocations need: GOT entries, table slots, imports) →
+//! [`layout`] (memory, table, index spaces) → [`synth`] (GOT globals, data-relocation and
+//! constructor functions, `dylink.0`) → [`patch`] (copy code and data, patch sites in place)
+//! → [`emit`] (encode, validate, write atomically).
 
+pub mod emit;
+pub mod error;
+pub mod input;
+pub mod layout;
+pub mod options;
+pub mod patch;
 pub mod readobj;
+pub mod resolve;
+pub mod scan;
+pub mod synth;
+
+pub use error::{LinkError, Result};
+pub use options::{Binding, Options};
+
+/// Links `opts.inputs` into a side module and returns its bytes, validated.
+///
+/// # Errors
+/// Any input, resolution, relocation or validation error, as a [`LinkError`].
+pub fn link_to_bytes(opts: &Options) -> Result<Vec<u8>> {
+    let files = input::read_files(opts)?;
+    let inputs = input::load(&files)?;
+    let resolution = resolve::resolve(&inputs)?;
+    let scan = scan::scan(&inputs, &resolution, opts.binding)?;
+    let layout = layout::layout(&inputs, &resolution, &scan, opts)?;
+    let synthesized = synth::synthesize(&inputs, &resolution, &scan, &layout, opts)?;
+    let bodies = patch::patch_functions(&inputs, &resolution, &scan, &layout)?;
+    let segments = patch::patch_segments(&inputs, &resolution, &scan, &layout)?;
+    let bytes = emit::encode(&inputs, &resolution, &layout, &synthesized, &bodies, &segments, opts)?;
+    emit::validate(&bytes)?;
+    Ok(bytes)
+}
+
+/// Links and writes the output file named by `-o` (atomically: on error nothing is written).
+///
+/// # Errors
+/// As [`link_to_bytes`], plus a missing `-o` or a write failure.
+pub fn link(opts: &Options) -> Result<()> {
+    let output = opts.output.as_ref().ok_or_else(|| LinkError::Usage("no output file: use -o FILE".into()))?;
+    if opts.inputs.is_empty() {
+        return Err(LinkError::Usage("no input files".into()));
+    }
+    let bytes = link_to_bytes(opts)?;
+    emit::write_atomically(output, &bytes)
+}

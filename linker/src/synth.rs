@@ -1,0 +1,189 @@
+//! Phase 5: synthesize what no object contains.
+//!
+//! - Internal GOT globals: the address of a symbol this module binds locally, computed from
+//!   the bases with an extended-const initialiser (`global.get; i32.const; i32.add`).
+//! - Data export globals: immutable i32s holding the offset from `__memory_base`.
+//! - `__wasm_apply_data_relocs`: stores each pointer that lives in data (`MEMORY_ADDR_I32`,
+//!   `TABLE_INDEX_I32`) once the bases are known. The loader calls it first.
+//! - `__wasm_call_ctors`: the init functions in priority order (stable within a priority).
+//! - `dylink.0`: MEM_INFO, NEEDED, IMPORT_INFO (weak undefined imports), RUNTIME_PATH.
+
+use crate::error::{LinkError, Result};
+use crate::input::Inputs;
+use crate::layout::{DefinedGlobal, Layout};
+use crate::options::Options;
+use crate::resolve::{FileId, Resolution, SymId};
+use crate::scan::{Place, Scan, binds_externally};
+use pymode_abi::Dylink0;
+use pymode_abi::dylink::{ImportInfo, SymbolFlags};
+use pymode_abi::object::SymbolKind;
+use pymode_abi::reloc::RelocKind;
+use wasm_encoder::{ConstExpr, Function, MemArg};
+
+/// The synthesized parts of the output.
+#[derive(Debug)]
+pub struct Synthesized {
+    /// Initialisers of [`Layout::defined_globals`], in order (all immutable i32).
+    pub global_inits: Vec<ConstExpr>,
+    /// `__wasm_call_ctors`.
+    pub call_ctors: Function,
+    /// `__wasm_apply_data_relocs`, when there are data relocations.
+    pub apply_data_relocs: Option<Function>,
+    /// The `dylink.0` section.
+    pub dylink0: Dylink0,
+}
+
+/// Builds the synthesized globals, functions and `dylink.0`.
+///
+/// # Errors
+/// An init function that takes parameters, or a symbol whose address is unknown (a linker
+/// bug surfaced as an error rather than a panic).
+pub fn synthesize(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>, opts: &Options) -> Result<Synthesized> {
+    let global_inits = layout
+        .defined_globals
+        .iter()
+        .map(|g| global_init(inputs, res, layout, *g))
+        .collect::<Result<Vec<_>>>()?;
+    let call_ctors = call_ctors(inputs, res, layout)?;
+    let apply_data_relocs = if layout.apply_data_relocs.is_some() { Some(apply_data_relocs(inputs, res, scan, layout, opts)?) } else { None };
+    let dylink0 = dylink0(inputs, res, layout, opts);
+    Ok(Synthesized { global_inits, call_ctors, apply_data_relocs, dylink0 })
+}
+
+fn unknown(res: &Resolution<'_>, id: SymId, what: &str) -> LinkError {
+    LinkError::Unsupported { file: "pymode-ld".into(), what: format!("{what} of `{}` (unresolved)", res.get(id).name) }
+}
+
+fn base_plus(base: u32, offset: u32) -> ConstExpr {
+    if offset == 0 {
+        ConstExpr::global_get(base)
+    } else {
+        ConstExpr::global_get(base).with_i32_const(offset as i32).with_i32_add()
+    }
+}
+
+fn global_init(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, global: DefinedGlobal) -> Result<ConstExpr> {
+    let memory_base = layout.memory_base.ok_or(LinkError::InvalidOutput("no __memory_base".into()))?;
+    let table_base = layout.table_base.ok_or(LinkError::InvalidOutput("no __table_base".into()))?;
+    match global {
+        DefinedGlobal::Got(id) if res.get(id).kind == SymbolKind::Function => {
+            let slot = layout.table_slot(id).ok_or_else(|| unknown(res, id, "table slot"))?;
+            Ok(base_plus(table_base, slot))
+        }
+        DefinedGlobal::Got(id) => {
+            let address = layout.data_address(inputs, res, id).ok_or_else(|| unknown(res, id, "address"))?;
+            Ok(base_plus(memory_base, address))
+        }
+        DefinedGlobal::DataExport(id) => {
+            let address = layout.data_address(inputs, res, id).ok_or_else(|| unknown(res, id, "address"))?;
+            Ok(ConstExpr::i32_const(address as i32))
+        }
+    }
+}
+
+fn call_ctors(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>) -> Result<Function> {
+    let mut inits = Vec::new();
+    for (i, obj) in inputs.objects.iter().enumerate() {
+        for init in &obj.init_funcs {
+            let Some(id) = res.of(FileId(i as u32), init.symbol.0) else { continue }; // ok: count checked in resolve
+            inits.push((init.priority, id, obj));
+        }
+    }
+    // Stable: equal priorities run in link order, as in lld.
+    inits.sort_by_key(|(priority, _, _)| *priority);
+    let mut f = Function::new([]);
+    let mut sink = f.instructions();
+    for (_, id, obj) in inits {
+        let index = layout.defined_function_index(inputs, res, id).ok_or_else(|| unknown(res, id, "function index"))?;
+        let ty = layout.types.get_index(index_type(inputs, layout, index).unwrap_or(usize::MAX));
+        let Some(ty) = ty else { return Err(unknown(res, id, "type")) };
+        if !ty.params().is_empty() {
+            return Err(LinkError::Unsupported { file: obj.name.clone(), what: format!("init function `{}` with parameters", res.get(id).name) });
+        }
+        sink.call(index);
+        for _ in ty.results() {
+            sink.drop();
+        }
+    }
+    sink.end();
+    Ok(f)
+}
+
+/// The output type index of a defined function.
+fn index_type(inputs: &Inputs<'_>, layout: &Layout<'_>, index: u32) -> Option<usize> {
+    let defined = (index as usize).checked_sub(layout.func_imports.len())?;
+    let &(file, f) = layout.defined_funcs.get(defined)?;
+    let ty = inputs.objects.get(file.as_usize())?.functions.get(f)?.ty;
+    layout.type_map.get(file.as_usize())?.get(ty.as_usize()).map(|&t| t as usize)
+}
+
+fn apply_data_relocs(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>, opts: &Options) -> Result<Function> {
+    let memory_base = layout.memory_base.ok_or(LinkError::InvalidOutput("no __memory_base".into()))?;
+    let table_base = layout.table_base.ok_or(LinkError::InvalidOutput("no __table_base".into()))?;
+    let store = MemArg { offset: 0, align: 2, memory_index: 0 };
+    let mut f = Function::new([]);
+    let mut sink = f.instructions();
+    for (i, sites) in scan.sites.iter().enumerate() {
+        for site in sites {
+            let Place::Data { segment, offset } = site.place else { continue };
+            if !matches!(site.reloc.kind, RelocKind::MemoryAddrI32 | RelocKind::TableIndexI32) {
+                continue;
+            }
+            let Some(id) = site.symbol else { continue };
+            let segment_address = layout
+                .segment_address
+                .get(i)
+                .and_then(|s| *s.get(segment.as_usize())?)
+                .ok_or_else(|| unknown(res, id, "segment address"))?;
+            let site_address = segment_address + offset as u32; // ok: inside the laid-out memory
+            sink.i32_const(site_address as i32).global_get(memory_base).i32_add();
+            let addend = site.reloc.addend as i32;
+            if binds_externally(res.get(id), opts.binding) {
+                let got = *layout.got_global.get(&id).ok_or_else(|| unknown(res, id, "GOT entry"))?;
+                sink.global_get(got);
+                if addend != 0 {
+                    sink.i32_const(addend).i32_add();
+                }
+            } else if site.reloc.kind == RelocKind::TableIndexI32 {
+                let slot = layout.table_slot(id).ok_or_else(|| unknown(res, id, "table slot"))?;
+                sink.global_get(table_base).i32_const(slot as i32).i32_add();
+            } else {
+                let address = layout.data_address(inputs, res, id).ok_or_else(|| unknown(res, id, "address"))?;
+                sink.global_get(memory_base).i32_const(address.wrapping_add(addend as u32) as i32).i32_add();
+            }
+            sink.i32_store(store);
+        }
+    }
+    sink.end();
+    Ok(f)
+}
+
+fn dylink0(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, opts: &Options) -> Dylink0 {
+    let mut needed: Vec<String> = Vec::new();
+    for lib in &inputs.shared {
+        if !needed.contains(&lib.needed_name) {
+            needed.push(lib.needed_name.clone());
+        }
+    }
+    let weak_undefined = SymbolFlags::BINDING_WEAK | SymbolFlags::UNDEFINED;
+    let mut import_info = Vec::new();
+    let func_symbols = layout.func_imports.iter().map(|i| (i.module, i.field, Some(i.symbol)));
+    let global_symbols = layout.global_imports.iter().map(|g| (g.module, g.field, g.symbol));
+    for (module, field, symbol) in func_symbols.chain(global_symbols) {
+        let Some(id) = symbol else { continue };
+        let sym = res.get(id);
+        // Weak and defined nowhere: the loader binds it to 0 (or a trapping stub) instead of
+        // failing. Unlike wasm-ld we list GOT imports too, so the loader need not guess.
+        if sym.weak && !sym.is_defined_here() && !matches!(sym.definition, crate::resolve::Definition::Shared(_)) {
+            import_info.push(ImportInfo { module: module.to_owned(), field: field.to_owned(), flags: weak_undefined });
+        }
+    }
+    Dylink0 {
+        mem_info: layout.mem_info,
+        needed,
+        export_info: Vec::new(),
+        import_info,
+        runtime_path: opts.rpath.clone(),
+        unknown: Vec::new(),
+    }
+}
