@@ -1,0 +1,142 @@
+//! Error paths: each gives lld's wording, names the file (and archive member) and the symbol,
+//! and never leaves an output file behind.
+
+mod common;
+
+use common::*;
+use pymode_abi::dylink::SymbolFlags;
+use pymode_abi::object::Object;
+use pymode_testdata::{Mode, fixture_object};
+
+#[test]
+fn duplicate_strong_definitions_name_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = compile(dir.path(), "a", "int dup(void) { return 1; }\n", &[]);
+    let b = compile(dir.path(), "b", "int dup(void) { return 2; }\n", &[]);
+    let err = link_err(&options(&[&a, &b]));
+    assert!(err.starts_with("duplicate symbol: dup"), "{err}");
+    assert!(err.contains(&format!(">>> defined in {}", a.display())), "{err}");
+    assert!(err.contains(&format!(">>> defined in {}", b.display())), "{err}");
+}
+
+#[test]
+fn strong_definition_beats_weak_and_first_weak_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let weak = compile(dir.path(), "weak", "__attribute__((weak)) int pick(void) { return 1; }\nint use_pick(void) { return pick(); }\n", &[]);
+    let weak2 = compile(dir.path(), "weak2", "__attribute__((weak)) int pick(void) { return 3; }\n", &[]);
+    let strong = compile(dir.path(), "strong", "int pick(void) { return 2; }\n", &[]);
+    // Two weak definitions and a strong one link; so do two weak ones.
+    let bytes = link_ok(&options(&[&weak, &weak2, &strong]));
+    assert!(export_names(&bytes).contains(&"pick".to_owned()));
+    link_ok(&options(&[&weak, &weak2]));
+}
+
+#[test]
+fn non_pic_object_is_refused_like_lld() {
+    let object = fixture_object("method_table", Mode::NopicO2);
+    let err = link_err(&options(&[&object]));
+    assert!(err.starts_with(&format!("{}: relocation R_WASM_", object.display())), "{err}");
+    assert!(err.contains("cannot be used against symbol `"), "{err}");
+    assert!(err.ends_with("`; recompile with -fPIC"), "{err}");
+    // wasm-ld refuses the same object.
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = pymode_testdata::wasm_ld()
+        .args(["--shared", "--experimental-pic", "--unresolved-symbols=import-dynamic"])
+        .arg(&object)
+        .arg("-o")
+        .arg(dir.path().join("x.so"))
+        .output()
+        .unwrap();
+    assert!(!theirs.status.success());
+    assert!(String::from_utf8_lossy(&theirs.stderr).contains("recompile with -fPIC"));
+}
+
+#[test]
+fn every_non_pic_fixture_with_addresses_is_refused() {
+    for mode in [Mode::NopicO0, Mode::NopicO2] {
+        for name in pymode_testdata::fixture_names() {
+            let object = fixture_object(&name, mode);
+            // Either refused with the -fPIC message, or (no address taken anywhere) linked
+            // into a module that validates.
+            match pymode_linker::link_to_bytes(&options(&[&object])) {
+                Ok(bytes) => pymode_linker::emit::validate(&bytes).unwrap(),
+                Err(e) => assert!(e.to_string().ends_with("recompile with -fPIC"), "{mode}/{name}: {e}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn corrupt_archive_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("libgarbage.a");
+    std::fs::write(&garbage, b"!<arch>\nthis is not an archive header at all").unwrap();
+    let err = link_err(&options(&[&garbage]));
+    assert!(err.contains("libgarbage.a: malformed archive"), "{err}");
+
+    // A well-formed archive whose member is a truncated object: the reader's error names
+    // the member as `libx.a(y.o)`.
+    let good = std::fs::read(fixture_object("extern_calls", Mode::PicO2)).unwrap();
+    let truncated = dir.path().join("libx.a");
+    write_plain_archive(&truncated, &[("y.o", &good[..good.len() / 2])]);
+    let err = link_err(&options(&[&truncated]));
+    assert!(err.contains("libx.a(y.o)"), "{err}");
+}
+
+#[test]
+fn undefined_weak_is_imported_and_marked_weak() {
+    let object = fixture_object("weak", Mode::PicO2);
+    let bytes = link_ok(&options(&[&object]));
+    let module = Object::parse("weak.so", &bytes).unwrap();
+    let dylink = module.dylink0.unwrap();
+    let weak_undefined = SymbolFlags::BINDING_WEAK | SymbolFlags::UNDEFINED;
+    for module_name in ["env", "GOT.func"] {
+        assert!(
+            dylink.import_info.iter().any(|i| i.module == module_name && i.field == "maybe_missing" && i.flags == weak_undefined),
+            "{module_name}.maybe_missing not weak in {:?}",
+            dylink.import_info
+        );
+    }
+    // The weak *defined* function is not in IMPORT_INFO and binds locally.
+    assert!(!dylink.import_info.iter().any(|i| i.field == "weak_value"));
+    assert!(!import_names(&bytes).iter().any(|(_, f)| f == "weak_value"));
+}
+
+#[test]
+fn unknown_flag_is_an_error() {
+    let out = run_ld(["--frobnicate", "x.o", "-o", "x.so"]);
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "pymode-ld: error: unknown argument: --frobnicate\n");
+}
+
+#[test]
+fn failed_link_leaves_no_output_and_keeps_an_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let object = fixture_object("method_table", Mode::NopicO2);
+    let out = dir.path().join("out.so");
+    let run = run_ld([object.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    assert!(!run.status.success());
+    assert!(!out.exists(), "no output on error");
+    std::fs::write(&out, b"old").unwrap();
+    let run = run_ld([object.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    assert!(!run.status.success());
+    assert_eq!(std::fs::read(&out).unwrap(), b"old");
+    // No temporary files left in the directory either.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn export_of_undefined_symbol_is_an_error() {
+    let object = fixture_object("extern_calls", Mode::PicO2);
+    let mut opts = options(&[&object]);
+    opts.exports.push("no_such_symbol".into());
+    assert_eq!(link_err(&opts), "--export: undefined symbol: no_such_symbol");
+}
+
+#[test]
+fn missing_library_and_file_are_errors() {
+    let out = run_ld(["-lnope", "-o", "/nonexistent/x.so"]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "pymode-ld: error: unable to find library -lnope\n");
+    let out = run_ld(["/nonexistent/a.o", "-o", "/nonexistent/x.so"]);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("pymode-ld: error: cannot open /nonexistent/a.o:"));
+}
