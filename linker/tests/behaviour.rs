@@ -1,0 +1,213 @@
+//! Behaviour: every PIC fixture linked by `pymode-ld` (both bindings) and by wasm-ld runs
+//! under a minimal in-test loader (wasmtime), and `<fixture>_check()` returns the value the
+//! fixture's comment promises, with the same host calls in the same order.
+//!
+//! The in-test loader does only what the side-module conventions require (DESIGN §1, §3):
+//! memory at an aligned `__memory_base`, table slots at `__table_base`, host functions for
+//! `env` imports, `GOT.*` globals filled after instantiation (from the module's own exports
+//! for its own symbols, from host data and host functions otherwise, 0 for weak undefined),
+//! then `__wasm_apply_data_relocs` and `__wasm_call_ctors`. It is a test harness, not the
+//! loader.
+
+use pymode_abi::object::Object;
+use pymode_linker::{Binding, Options, options::InputSpec};
+use pymode_testdata::{Mode, fixture_names, fixture_object, wasm_ld};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use wasmtime::{Config, Engine, Extern, ExternType, Func, Global, GlobalType, Instance, Memory, MemoryType, Module, Mutability, Ref, RefType, Store, Table, TableType, Val, ValType};
+
+/// Where the harness puts host data: `host_counter` then `host_array[4]`.
+const HOST_DATA: u32 = 256;
+const TABLE_BASE: u32 = 8;
+
+fn expected(name: &str) -> Option<i32> {
+    Some(match name {
+        "aligned" | "bss" | "data_pointer" | "longlong" => 1,
+        "ctor" | "extern_calls" => 17,
+        "extern_data" => 11,
+        "method_table" => 15,
+        "static_fn_escape" => 1001,
+        "variadic" => 10,
+        "weak" => 42,
+        // dtor_check's value depends on atexit handlers the harness does not run.
+        _ => return None,
+    })
+}
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// The module's data range, so that logged pointers into it show what they point at (the
+/// two linkers may order merged strings differently).
+#[derive(Clone, Copy)]
+struct Data {
+    memory: Memory,
+    range: (u32, u32),
+}
+
+fn host_func(store: &mut Store<()>, name: &str, ty: wasmtime::FuncType, log: Log, data: Data) -> Func {
+    let name = name.to_owned();
+    Func::new(store, ty, move |caller, params, results| {
+        let bytes = data.memory.data(&caller);
+        let show = |p: &Val| match p.i32() {
+            Some(v) if (v as u32) >= data.range.0 && (v as u32) < data.range.1 => {
+                let text: Vec<u8> = bytes[v as usize..].iter().take(64).take_while(|&&b| b != 0).copied().collect();
+                format!("&{:?}", String::from_utf8_lossy(&text))
+            }
+            _ => format!("{p:?}"),
+        };
+        let args: Vec<String> = params.iter().map(show).collect();
+        log.lock().unwrap().push(format!("{name}({})", args.join(", ")));
+        let int = |i: usize| params.get(i).and_then(Val::i32).unwrap_or(0);
+        for r in results.iter_mut() {
+            *r = match r {
+                Val::I64(_) => Val::I64(params.first().and_then(Val::i64).unwrap_or(0) * 3),
+                Val::F64(_) => Val::F64((params.first().and_then(Val::f64).unwrap_or(0.0) * 3.0).to_bits()),
+                _ => Val::I32(match name.as_str() {
+                    "host_add" => int(0) + int(1),
+                    "host_mul" => int(0) * int(1),
+                    _ => 0,
+                }),
+            };
+        }
+        Ok(())
+    })
+}
+
+/// Loads a side module, runs its relocations and constructors, calls `<name>_check`.
+fn run(engine: &Engine, name: &str, bytes: &[u8]) -> (i32, Vec<String>) {
+    let dylink = Object::parse(name, bytes).unwrap().dylink0.expect("dylink.0");
+    let mem = dylink.mem_info;
+    let align = 1u32 << mem.memory_align_log2;
+    let memory_base = 4096u32.div_ceil(align) * align;
+    let pages = u64::from(memory_base + mem.memory_size).div_ceil(65536) + 2;
+    let stack_top = (pages * 65536 - 16) as i32;
+
+    let module = Module::new(engine, bytes).unwrap();
+    let mut store = Store::new(engine, ());
+    let log: Log = Arc::default();
+    let memory = Memory::new(&mut store, MemoryType::new(pages as u32, None)).unwrap();
+    let data = Data { memory, range: (memory_base, memory_base + mem.memory_size) };
+    let table = Table::new(&mut store, TableType::new(RefType::FUNCREF, 64 + mem.table_size, None), Ref::Func(None)).unwrap();
+    let mut next_host_slot = 1u32; // below TABLE_BASE
+    let mut next_extra_slot = TABLE_BASE + mem.table_size;
+    let mut got_fixups: Vec<(Global, String, bool)> = Vec::new();
+    let mut imports = Vec::new();
+    let mut self_imports: Vec<(Arc<Mutex<Option<Func>>>, String)> = Vec::new();
+    for import in module.imports() {
+        let ext: Extern = match (import.module(), import.name(), import.ty()) {
+            ("env", "memory", _) => memory.into(),
+            ("env", "__indirect_function_table", _) => table.into(),
+            ("env", base @ ("__memory_base" | "__table_base" | "__stack_pointer"), ExternType::Global(g)) => {
+                let value = match base {
+                    "__memory_base" => memory_base as i32,
+                    "__table_base" => TABLE_BASE as i32,
+                    _ => stack_top,
+                };
+                Global::new(&mut store, g, Val::I32(value)).unwrap().into()
+            }
+            // An interposable function the module defines itself (wasm-ld imports its own weak
+            // definitions): bind the import to the module's export once it exists.
+            ("env", field, ExternType::Func(ty)) if module.get_export(field).is_some() => {
+                let cell: Arc<Mutex<Option<Func>>> = Arc::default();
+                self_imports.push((cell.clone(), field.to_owned()));
+                Func::new(&mut store, ty, move |mut caller, params, results| {
+                    let own = cell.lock().unwrap().expect("bound after instantiation");
+                    own.call(&mut caller, params, results)
+                })
+                .into()
+            }
+            ("env", field, ExternType::Func(ty)) => host_func(&mut store, field, ty, log.clone(), data).into(),
+            (got @ ("GOT.mem" | "GOT.func"), field, _) => {
+                let global = Global::new(&mut store, GlobalType::new(ValType::I32, Mutability::Var), Val::I32(0)).unwrap();
+                got_fixups.push((global, field.to_owned(), got == "GOT.func"));
+                global.into()
+            }
+            (m, f, ty) => panic!("{name}: unexpected import {m}.{f}: {ty:?}"),
+        };
+        imports.push(ext);
+    }
+    let instance = Instance::new(&mut store, &module, &imports).unwrap();
+    for (cell, field) in self_imports {
+        *cell.lock().unwrap() = instance.get_func(&mut store, &field);
+    }
+    for (global, field, is_func) in got_fixups {
+        let value = if is_func {
+            if let Some(own) = instance.get_func(&mut store, &field) {
+                // The module's own function: a slot of its own, as a loader would give it.
+                let slot = next_extra_slot;
+                next_extra_slot += 1;
+                table.set(&mut store, u64::from(slot), Ref::Func(Some(own))).unwrap();
+                slot as i32
+            } else if field == "maybe_missing" {
+                0
+            } else {
+                let ty = wasmtime::FuncType::new(engine, [ValType::I32, ValType::I32], [ValType::I32]);
+                let host = host_func(&mut store, &field, ty, log.clone(), data);
+                let slot = next_host_slot;
+                next_host_slot += 1;
+                table.set(&mut store, u64::from(slot), Ref::Func(Some(host))).unwrap();
+                slot as i32
+            }
+        } else if let Some(own) = instance.get_global(&mut store, &field) {
+            memory_base as i32 + own.get(&mut store).i32().unwrap()
+        } else {
+            match field.as_str() {
+                "host_counter" => HOST_DATA as i32,
+                "host_array" => HOST_DATA as i32 + 4,
+                "__stack_chk_guard" => HOST_DATA as i32 + 32,
+                other => panic!("{name}: no host data {other}"),
+            }
+        };
+        global.set(&mut store, Val::I32(value)).unwrap();
+    }
+    for init in ["__wasm_apply_data_relocs", "__wasm_call_ctors"] {
+        if let Some(f) = instance.get_func(&mut store, init) {
+            f.typed::<(), ()>(&store).unwrap().call(&mut store, ()).unwrap();
+        }
+    }
+    let check = instance.get_typed_func::<(), i32>(&mut store, &format!("{name}_check")).unwrap();
+    let result = check.call(&mut store, ()).unwrap_or_else(|e| panic!("{name}_check trapped: {e:?}"));
+    let calls = log.lock().unwrap().clone();
+    (result, calls)
+}
+
+fn reference(object: &Path, out: &Path) -> Vec<u8> {
+    let status = wasm_ld()
+        .args(["--shared", "--experimental-pic", "--unresolved-symbols=import-dynamic"])
+        .arg(object)
+        .arg("-o")
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(out).unwrap()
+}
+
+fn ours(object: &Path, binding: Binding) -> Vec<u8> {
+    let opts = Options { inputs: vec![InputSpec::File(object.to_owned())], binding, ..Options::default() };
+    pymode_linker::link_to_bytes(&opts).unwrap()
+}
+
+#[test]
+fn fixtures_behave_the_same_as_with_wasm_ld() {
+    let mut config = Config::new();
+    config.wasm_extended_const(true).wasm_multi_value(true).wasm_bulk_memory(true);
+    let engine = Engine::new(&config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ran = 0;
+    for mode in [Mode::PicO0, Mode::PicO2] {
+        for name in fixture_names() {
+            let object = fixture_object(&name, mode);
+            let theirs = run(&engine, &name, &reference(&object, &dir.path().join(format!("{name}-{mode}.so"))));
+            if let Some(value) = expected(&name) {
+                assert_eq!(theirs.0, value, "{mode}/{name}: the harness disagrees with the fixture under wasm-ld");
+            }
+            for binding in [Binding::Local, Binding::Interposable] {
+                let result = run(&engine, &name, &ours(&object, binding));
+                assert_eq!(result, theirs, "{mode}/{name} ({binding:?}): result and host calls differ from wasm-ld's");
+                ran += 1;
+            }
+        }
+    }
+    assert_eq!(ran, 2 * 2 * fixture_names().len());
+}
