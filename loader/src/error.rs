@@ -1,0 +1,192 @@
+//! Typed errors. Every load error names the library (as requested and, once known, its
+//! canonical path) and the cause; wasmtime's own error type does not implement
+//! `std::error::Error`, so it is carried boxed.
+
+use std::path::PathBuf;
+
+/// A boxed error from wasmtime (or any other source) kept as the cause of one of ours.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Converts wasmtime's error into a boxed `std::error::Error`.
+pub(crate) fn boxed(e: wasmtime::Error) -> BoxError {
+    e.into_boxed_dyn_error()
+}
+
+/// Why [`crate::Loader::attach`] refused a main module.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// A required export is absent.
+    #[error("main module does not export `{name}` ({what}); {hint}")]
+    MissingExport {
+        /// The export name looked for.
+        name: String,
+        /// What it should be (e.g. "a memory").
+        what: &'static str,
+        /// How to link the main module so that it has it.
+        hint: &'static str,
+    },
+    /// A required export exists but has the wrong kind or type.
+    #[error("main module export `{name}` is not {what}; {hint}")]
+    WrongExport {
+        /// The export name.
+        name: String,
+        /// What it should be.
+        what: &'static str,
+        /// How to fix the link.
+        hint: &'static str,
+    },
+    /// The table's maximum equals its size, so side modules cannot get slots.
+    #[error(
+        "main module table `__indirect_function_table` cannot grow (size {size}, maximum {max}); \
+         link the main module with -Wl,--growable-table"
+    )]
+    TableNotGrowable {
+        /// Current size.
+        size: u64,
+        /// Declared maximum.
+        max: u64,
+    },
+    /// A configured library root cannot be canonicalized.
+    #[error("library root {path}: {source}")]
+    BadRoot {
+        /// The root as configured.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Reading the main module's table failed.
+    #[error("reading the main module's table: {0}")]
+    Table(#[source] BoxError),
+}
+
+/// A failed `dl_open`: which library, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{library}: {kind}")]
+pub struct OpenError {
+    /// The library as requested, or its canonical path once resolved.
+    pub library: String,
+    /// The cause.
+    pub kind: OpenErrorKind,
+}
+
+impl OpenError {
+    pub(crate) fn new(library: impl Into<String>, kind: OpenErrorKind) -> Self {
+        OpenError { library: library.into(), kind }
+    }
+}
+
+/// The cause of an [`OpenError`].
+#[derive(Debug, thiserror::Error)]
+pub enum OpenErrorKind {
+    /// The path resolves outside every configured library root (`..`, a symlink or an
+    /// absolute path).
+    #[error("path is outside the library roots ({roots})")]
+    OutsideRoots {
+        /// The roots, for the message.
+        roots: String,
+    },
+    /// No file was found at the path or in any searched directory.
+    #[error("not found (searched: {searched})")]
+    NotFound {
+        /// Where it was looked for.
+        searched: String,
+    },
+    /// `RTLD_NOLOAD` and the library is not loaded.
+    #[error("not loaded (RTLD_NOLOAD)")]
+    NotLoaded,
+    /// Reading the file failed.
+    #[error("reading the file: {0}")]
+    Io(#[from] std::io::Error),
+    /// wasmtime rejected the module (validation or compilation).
+    #[error("invalid module: {0}")]
+    Invalid(#[source] BoxError),
+    /// The module has no `dylink.0` section.
+    #[error(
+        "not a side module: no `dylink.0` section (link it with `wasm-ld --shared --experimental-pic` or pymode-ld -shared)"
+    )]
+    NoDylink,
+    /// The `dylink.0` section is malformed.
+    #[error("bad dylink.0 section: {0}")]
+    Dylink(#[from] pymode_abi::Error),
+    /// The library claims more memory or table than the configured limit.
+    #[error("{what} of {requested} exceeds the limit of {limit}")]
+    TooLarge {
+        /// "memory size" or "table size".
+        what: &'static str,
+        /// What the library asks for.
+        requested: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// Imports from modules other than `env`, `GOT.mem`, `GOT.func` (and configured ones).
+    #[error("forbidden imports: {}", .0.join(", "))]
+    ForbiddenImports(Vec<String>),
+    /// Required symbols that no loaded module defines; all of them, as `module.name`.
+    #[error("unresolved symbols: {}", .0.join(", "))]
+    MissingSymbols(Vec<String>),
+    /// Symbols found with the wrong kind or signature.
+    #[error("symbols with the wrong type: {}", .0.join("; "))]
+    TypeMismatch(Vec<String>),
+    /// The main module's allocator returned null or an unusable block.
+    #[error("allocating {size} bytes (alignment {align}) through the main module's allocator failed{}", .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Allocation {
+        /// Bytes requested.
+        size: u64,
+        /// Alignment requested.
+        align: u64,
+        /// A trap or other detail, if any.
+        detail: Option<String>,
+    },
+    /// The table could not grow.
+    #[error("growing the table by {slots} slots failed: {source}")]
+    TableGrow {
+        /// Slots requested.
+        slots: u64,
+        /// wasmtime's error.
+        source: BoxError,
+    },
+    /// Instantiation failed (link error or a trap in the start function).
+    #[error("instantiation failed: {0}")]
+    Instantiate(#[source] BoxError),
+    /// `__wasm_apply_data_relocs` or `__wasm_call_ctors` trapped.
+    #[error("`{function}` failed: {source}")]
+    Init {
+        /// The init function's name.
+        function: &'static str,
+        /// The trap.
+        source: BoxError,
+    },
+    /// A NEEDED library failed to load.
+    #[error("needed library failed: {0}")]
+    Needed(#[source] Box<OpenError>),
+    /// A host-side operation on the store failed (e.g. writing a global).
+    #[error("{0}")]
+    Store(#[source] BoxError),
+    /// The path is not valid UTF-8 or is empty.
+    #[error("invalid path")]
+    BadPath,
+}
+
+/// A failed `dl_sym` or `dl_close`.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The handle is not one `dl_open` returned, or it was closed.
+    #[error("invalid handle {0}")]
+    BadHandle(i32),
+    /// The symbol is not defined by the handle (or its dependencies).
+    #[error("symbol `{name}` not found in {library}")]
+    NotFound {
+        /// The symbol.
+        name: String,
+        /// The library (or "the global scope").
+        library: String,
+    },
+    /// A store operation (table slot, free) failed.
+    #[error("{library}: {source}")]
+    Store {
+        /// The library involved.
+        library: String,
+        /// The cause.
+        source: BoxError,
+    },
+}

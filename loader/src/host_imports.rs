@@ -1,0 +1,96 @@
+//! The `pymode.*` host imports (DESIGN §2) on a `wasmtime::Linker`. They find the loader in
+//! the store's data through [`HasLoader`], read guest strings with bounds checks, and turn
+//! every failure into the ABI's error result: a bad pointer never traps or panics the host.
+
+use pymode_abi::host::{self, rtld};
+use wasmtime::{Caller, Linker};
+
+use crate::error::{BoxError, boxed};
+use crate::memory::{read_guest, write_guest};
+use crate::state::Loader;
+
+/// Gives the host imports access to the loader inside the store's data.
+///
+/// The slot is `None` before [`Loader::attach`] and, briefly, while a host import runs (the
+/// loader is taken out so it can call into the guest); a `dl_open` made from a side
+/// module's constructor during another `dl_open` therefore fails with `-1`.
+pub trait HasLoader {
+    /// The loader slot.
+    fn loader_slot(&mut self) -> &mut Option<Loader>;
+}
+
+/// Runs `f` with the loader taken out of the store's data and puts it back afterwards.
+fn with_loader<T: HasLoader + 'static, R>(caller: &mut Caller<'_, T>, fail: R, f: impl FnOnce(&mut Loader, &mut Caller<'_, T>) -> R) -> R {
+    let Some(mut loader) = caller.data_mut().loader_slot().take() else { return fail };
+    let r = f(&mut loader, caller);
+    *caller.data_mut().loader_slot() = Some(loader);
+    r
+}
+
+fn guest_str<T: HasLoader + 'static>(loader: &mut Loader, caller: &mut Caller<'_, T>, ptr: i32, len: i32, what: &str) -> Option<String> {
+    let memory = loader.main.memory;
+    let text = read_guest(&*caller, &memory, ptr, len).and_then(|b| String::from_utf8(b).ok());
+    if text.is_none() {
+        loader.last_error = Some(format!("{what}: invalid string (pointer {ptr:#x}, length {len}: out of bounds or not UTF-8)"));
+    }
+    text
+}
+
+fn open<T: HasLoader + 'static>(caller: &mut Caller<'_, T>, ptr: i32, len: i32, flags: i32) -> i32 {
+    with_loader(caller, host::OPEN_FAILED, |loader, caller| {
+        let Some(path) = guest_str(loader, caller, ptr, len, "dl_open") else { return host::OPEN_FAILED };
+        loader.dl_open(&mut *caller, &path, flags).unwrap_or(host::OPEN_FAILED)
+    })
+}
+
+/// Defines `pymode.dl_open`, `dl_open_flags`, `dl_sym`, `dl_close` and `dl_error` in
+/// `linker`, for a store whose data implements [`HasLoader`].
+///
+/// # Errors
+/// The linker refused a definition (e.g. one is already defined and shadowing is off).
+pub fn add_to_linker<T: HasLoader + 'static>(linker: &mut Linker<T>) -> Result<(), BoxError> {
+    linker
+        .func_wrap(host::MODULE, host::DL_OPEN.name, |mut caller: Caller<'_, T>, ptr: i32, len: i32| -> i32 {
+            // CPython's default: RTLD_NOW | RTLD_LOCAL.
+            open(&mut caller, ptr, len, rtld::NOW | rtld::LOCAL)
+        })
+        .map_err(boxed)?;
+    linker
+        .func_wrap(host::MODULE, host::DL_OPEN_FLAGS.name, |mut caller: Caller<'_, T>, ptr: i32, len: i32, flags: i32| -> i32 {
+            open(&mut caller, ptr, len, flags)
+        })
+        .map_err(boxed)?;
+    linker
+        .func_wrap(host::MODULE, host::DL_SYM.name, |mut caller: Caller<'_, T>, handle: i32, ptr: i32, len: i32| -> i32 {
+            with_loader(&mut caller, 0, |loader, caller| {
+                let Some(name) = guest_str(loader, caller, ptr, len, "dl_sym") else { return 0 };
+                loader.dl_sym(&mut *caller, handle, &name).map(|v| v as i32).unwrap_or(0)
+            })
+        })
+        .map_err(boxed)?;
+    linker
+        .func_wrap(host::MODULE, host::DL_CLOSE.name, |mut caller: Caller<'_, T>, handle: i32| {
+            with_loader(&mut caller, (), |loader, caller| {
+                // dl_close has no result in the ABI; the error is kept for dl_error.
+                let _ = loader.dl_close(&mut *caller, handle);
+            })
+        })
+        .map_err(boxed)?;
+    linker
+        .func_wrap(host::MODULE, host::DL_ERROR.name, |mut caller: Caller<'_, T>, buf: i32, buf_len: i32| -> i32 {
+            with_loader(&mut caller, 0, |loader, caller| {
+                let Some(msg) = loader.last_error.take() else { return 0 };
+                let n = msg.len().min(usize::try_from(buf_len).unwrap_or(0));
+                let memory = loader.main.memory;
+                if write_guest(&mut *caller, &memory, buf, &msg.as_bytes()[..n]) {
+                    n as i32 // ok: n <= buf_len, an i32
+                } else {
+                    // Keep the message for a retry with a valid buffer.
+                    loader.last_error = Some(msg);
+                    0
+                }
+            })
+        })
+        .map_err(boxed)?;
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! Shared test harness: a WAT main module with a tiny first-fit allocator, and helpers that
+//! build side modules from WAT plus a `dylink.0` section.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use pymode_abi::dylink::{ImportInfo, MemInfo};
+use pymode_abi::{Dylink0, SymbolFlags};
+use pymode_loader::{HasLoader, Loader, LoaderConfig, add_to_linker};
+use wasmtime::{Engine, Instance, Linker, Module, Store};
+
+pub struct Host {
+    pub loader: Option<Loader>,
+}
+
+impl HasLoader for Host {
+    fn loader_slot(&mut self) -> &mut Option<Loader> {
+        &mut self.loader
+    }
+}
+
+/// The allocator: blocks carry a 16-byte header `[size][next]`; `free` pushes onto a list,
+/// `malloc` takes the first free block that fits, else bumps. Same-size alloc/free cycles
+/// keep `heap_top` flat, which is what the leak tests measure.
+pub const ALLOCATOR: &str = r#"
+  (global $heap (mut i32) (i32.const 65536))
+  (global $free_list (mut i32) (i32.const 0))
+  (global $live (mut i32) (i32.const 0))
+  (func (export "heap_top") (result i32) global.get $heap)
+  (func (export "live_blocks") (result i32) global.get $live)
+  (func $malloc (export "malloc") (param $n i32) (result i32)
+    (local $p i32) (local $prev i32) (local $next i32)
+    local.get $n i32.const 15 i32.add i32.const -16 i32.and local.set $n
+    global.get $free_list local.set $p
+    block $done
+      loop $l
+        local.get $p i32.eqz br_if $done
+        local.get $p i32.const 12 i32.sub i32.load local.set $next
+        local.get $p i32.const 16 i32.sub i32.load local.get $n i32.ge_u
+        if
+          local.get $prev i32.eqz
+          if local.get $next global.set $free_list
+          else local.get $prev i32.const 12 i32.sub local.get $next i32.store end
+          global.get $live i32.const 1 i32.add global.set $live
+          local.get $p return
+        end
+        local.get $p local.set $prev
+        local.get $next local.set $p
+        br $l
+      end
+    end
+    global.get $heap i32.const 16 i32.add local.set $p
+    local.get $p local.get $n i32.add global.set $heap
+    block $ok
+      loop $g
+        global.get $heap memory.size i32.const 65536 i32.mul i32.le_u br_if $ok
+        i32.const 1 memory.grow i32.const -1 i32.eq if i32.const 0 return end
+        br $g
+      end
+    end
+    local.get $p i32.const 16 i32.sub local.get $n i32.store
+    global.get $live i32.const 1 i32.add global.set $live
+    local.get $p)
+  (func $free (export "free") (param $p i32)
+    local.get $p i32.eqz if return end
+    local.get $p i32.const 12 i32.sub global.get $free_list i32.store
+    local.get $p global.set $free_list
+    global.get $live i32.const 1 i32.sub global.set $live)
+"#;
+
+/// Everything a main module exports besides the allocator: a stack pointer, a growable
+/// table with two functions at slots 1 and 2, a data symbol at 1024, helpers to call
+/// through the table and peek at memory, and wrappers around the `pymode.*` imports.
+pub const MAIN_BODY: &str = r#"
+  (import "pymode" "dl_open" (func $dl_open (param i32 i32) (result i32)))
+  (import "pymode" "dl_open_flags" (func $dl_open_flags (param i32 i32 i32) (result i32)))
+  (import "pymode" "dl_sym" (func $dl_sym (param i32 i32 i32) (result i32)))
+  (import "pymode" "dl_close" (func $dl_close (param i32)))
+  (import "pymode" "dl_error" (func $dl_error (param i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (global (export "__stack_pointer") (mut i32) (i32.const 60000))
+  (global (export "main_data") i32 (i32.const 1024))
+  (type $v_i (func (result i32)))
+  (elem (i32.const 1) $main_fn $main_fn2)
+  (func $main_fn (export "main_fn") (result i32) i32.const 42)
+  (func $main_fn2 (export "main_fn2") (result i32) i32.const 43)
+  (func (export "main_unslotted") (result i32) i32.const 7)
+  (func (export "foo") (result i32) i32.const 1)
+  (func (export "call_ptr") (param i32) (result i32) local.get 0 call_indirect (type $v_i))
+  (func (export "load32") (param i32) (result i32) local.get 0 i32.load)
+  (func (export "fill") (param i32 i32 i32) local.get 0 local.get 1 local.get 2 memory.fill)
+  (func (export "g_dl_open") (param i32 i32) (result i32) local.get 0 local.get 1 call $dl_open)
+  (func (export "g_dl_open_flags") (param i32 i32 i32) (result i32) local.get 0 local.get 1 local.get 2 call $dl_open_flags)
+  (func (export "g_dl_sym") (param i32 i32 i32) (result i32) local.get 0 local.get 1 local.get 2 call $dl_sym)
+  (func (export "g_dl_close") (param i32) local.get 0 call $dl_close)
+  (func (export "g_dl_error") (param i32 i32) (result i32) local.get 0 local.get 1 call $dl_error)
+"#;
+
+pub fn main_wat(table: &str) -> String {
+    format!("(module {MAIN_BODY} {table} {ALLOCATOR})")
+}
+
+/// The default main: a growable table of 3 slots exported under its ABI name.
+pub fn default_main_wat() -> String {
+    main_wat(r#"(table (export "__indirect_function_table") 3 funcref)"#)
+}
+
+pub struct Env {
+    pub store: Store<Host>,
+    pub instance: Instance,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn engine() -> Engine {
+    Engine::default()
+}
+
+/// Instantiates `main_wat` with the host imports, without attaching.
+pub fn instantiate(main_wat: &str) -> (Store<Host>, Instance) {
+    let engine = engine();
+    let mut store = Store::new(&engine, Host { loader: None });
+    let mut linker = Linker::new(&engine);
+    add_to_linker(&mut linker).unwrap();
+    let module = Module::new(&engine, main_wat).unwrap();
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    (store, instance)
+}
+
+/// The default main module, attached, with a temporary directory as the only root.
+pub fn env() -> Env {
+    env_with(|_| {})
+}
+
+pub fn env_with(tweak: impl FnOnce(&mut LoaderConfig)) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, instance) = instantiate(&default_main_wat());
+    let mut config = LoaderConfig::with_roots([dir.path()]);
+    tweak(&mut config);
+    let loader = Loader::attach(&mut store, &instance, config).unwrap();
+    store.data_mut().loader = Some(loader);
+    Env { store, instance, dir }
+}
+
+impl Env {
+    pub fn loader(&mut self) -> &mut Loader {
+        self.store.data_mut().loader.as_mut().unwrap()
+    }
+
+    /// Runs `f` with the loader and the store side by side.
+    pub fn with<R>(&mut self, f: impl FnOnce(&mut Loader, &mut Store<Host>) -> R) -> R {
+        let mut loader = self.store.data_mut().loader.take().unwrap();
+        let r = f(&mut loader, &mut self.store);
+        self.store.data_mut().loader = Some(loader);
+        r
+    }
+
+    pub fn open(&mut self, path: &str, flags: i32) -> Result<i32, pymode_loader::OpenError> {
+        self.with(|l, s| l.dl_open(s, path, flags))
+    }
+
+    pub fn sym(&mut self, handle: i32, name: &str) -> Result<u32, pymode_loader::HandleError> {
+        self.with(|l, s| l.dl_sym(s, handle, name))
+    }
+
+    pub fn close(&mut self, handle: i32) -> Result<(), pymode_loader::HandleError> {
+        self.with(|l, s| l.dl_close(s, handle))
+    }
+
+    /// Calls an export of the main module.
+    pub fn call_main<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(&mut self, name: &str, params: P) -> R {
+        let f = self.instance.get_typed_func::<P, R>(&mut self.store, name).unwrap();
+        f.call(&mut self.store, params).unwrap()
+    }
+
+    /// Calls an export of a loaded side module by going through dl_sym and the table.
+    pub fn call_sym(&mut self, handle: i32, name: &str) -> i32 {
+        let slot = self.sym(handle, name).unwrap();
+        self.call_main::<i32, i32>("call_ptr", slot as i32)
+    }
+
+    pub fn try_call_sym(&mut self, handle: i32, name: &str) -> Result<i32, String> {
+        let slot = self.sym(handle, name).unwrap();
+        let f = self.instance.get_typed_func::<i32, i32>(&mut self.store, "call_ptr").unwrap();
+        f.call(&mut self.store, slot as i32).map_err(|e| format!("{e:?}"))
+    }
+
+    pub fn table_size(&mut self) -> u64 {
+        let t = self.instance.get_table(&mut self.store, "__indirect_function_table").unwrap();
+        t.size(&self.store)
+    }
+
+    pub fn heap_top(&mut self) -> i32 {
+        self.call_main::<(), i32>("heap_top", ())
+    }
+
+    pub fn live_blocks(&mut self) -> i32 {
+        self.call_main::<(), i32>("live_blocks", ())
+    }
+
+    pub fn load32(&mut self, addr: u32) -> i32 {
+        self.call_main::<i32, i32>("load32", addr as i32)
+    }
+
+    /// Writes a side module into the root directory (or a subdirectory).
+    pub fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+}
+
+/// A side module: `wat` assembled, with `dylink` as its first section.
+pub fn side(dylink: &Dylink0, wat: &str) -> Vec<u8> {
+    let body = wat::parse_str(wat).unwrap();
+    let mut out = body[..8].to_vec();
+    out.extend(dylink.encode_section());
+    out.extend_from_slice(&body[8..]);
+    out
+}
+
+pub fn dylink(memory_size: u32, memory_align_log2: u32, table_size: u32) -> Dylink0 {
+    Dylink0 { mem_info: MemInfo { memory_size, memory_align_log2, table_size, table_align_log2: 0 }, ..Default::default() }
+}
+
+pub fn weak(module: &str, field: &str) -> ImportInfo {
+    ImportInfo { module: module.into(), field: field.into(), flags: SymbolFlags::BINDING_WEAK }
+}
+
+/// The standard imports of a side module.
+pub const SIDE_IMPORTS: &str = r#"
+  (import "env" "memory" (memory 0))
+  (import "env" "__indirect_function_table" (table 0 funcref))
+  (import "env" "__memory_base" (global $mb i32))
+  (import "env" "__table_base" (global $tb i32))
+  (import "env" "__stack_pointer" (global $sp (mut i32)))
+"#;
+
+pub fn side_wat(body: &str) -> String {
+    format!("(module {SIDE_IMPORTS} {body})")
+}
+
+pub fn assert_path_in(p: &Path, dir: &Path) {
+    assert!(p.starts_with(std::fs::canonicalize(dir).unwrap()), "{} not in {}", p.display(), dir.display());
+}
