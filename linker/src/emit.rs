@@ -87,8 +87,12 @@ pub fn encode(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, sy
     let empty_type = layout.types.get_index_of(&wasmparser::FuncType::new([], [])).unwrap_or(0) as u32;
     let mut functions = FunctionSection::new();
     for &(file, f) in &layout.defined_funcs {
-        let ty = inputs.objects[file.as_usize()].functions[f].ty; // ok: layout's own indices
-        functions.function(layout.type_map[file.as_usize()][ty.as_usize()]); // ok: every object type is mapped
+        let obj = &inputs.objects[file.as_usize()]; // ok: layout's own indices
+        let ty = obj.functions[f].ty; // ok: layout's own indices
+        // The function section's type index is input data: it may be out of range.
+        let mapped = layout.type_map[file.as_usize()].get(ty.as_usize()).copied(); // ok: one map per object
+        let mapped = mapped.ok_or_else(|| LinkError::Unsupported { file: obj.name.clone(), what: format!("function type index {ty} out of range") })?;
+        functions.function(mapped);
     }
     functions.function(empty_type);
     if layout.apply_data_relocs.is_some() {
@@ -210,7 +214,7 @@ pub fn validate(bytes: &[u8]) -> Result<()> {
     wasmparser::Validator::new_with_features(features())
         .validate_all(bytes)
         .map(|_| ())
-        .map_err(|e| LinkError::InvalidOutput(format!("{} (at byte 0x{:x})", e.message(), e.offset())))
+        .map_err(|e| LinkError::InvalidOutput(format!("{} (at byte 0x{:x}); an input may hold malformed code", e.message(), e.offset())))
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
