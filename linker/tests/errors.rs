@@ -140,3 +140,17 @@ fn missing_library_and_file_are_errors() {
     let out = run_ld(["/nonexistent/a.o", "-o", "/nonexistent/x.so"]);
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("pymode-ld: error: cannot open /nonexistent/a.o:"));
 }
+
+#[test]
+fn undefined_hidden_symbol_names_the_archive_member() {
+    let dir = tempfile::tempdir().unwrap();
+    // Hidden data must be defined in this module: code reaches it relative to __memory_base.
+    let y = compile(dir.path(), "y", "extern int hidden_x __attribute__((visibility(\"hidden\")));\nint get_hidden(void) { return hidden_x; }\n", &[]);
+    let archive = dir.path().join("libx.a");
+    write_plain_archive(&archive, &[("y.o", &std::fs::read(&y).unwrap())]);
+    let main = compile(dir.path(), "main", "int get_hidden(void);\nint main_check(void) { return get_hidden(); }\n", &[]);
+    let err = link_err(&options(&[&main, &archive]));
+    assert_eq!(err, format!("{}(y.o): undefined symbol: hidden_x", archive.display()));
+    let out = run_ld([main.as_os_str(), archive.as_os_str(), "-o".as_ref(), dir.path().join("x.so").as_os_str()]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), format!("pymode-ld: error: {err}\n"));
+}

@@ -42,7 +42,7 @@ fn corrupted_objects_never_panic() {
     for name in ["method_table", "extern_data", "static_fn_escape", "ctor"] {
         let original = std::fs::read(fixture_object(name, Mode::PicO2)).unwrap();
         for at in 8..original.len() {
-            for value in [0x00u8, 0x7f, 0xff] {
+            for value in [0x00u8, 0xff] {
                 if original[at] == value {
                     continue;
                 }
@@ -59,5 +59,5 @@ fn corrupted_objects_never_panic() {
             }
         }
     }
-    assert!(links > 1000);
+    assert!(links > 1000, "only {links} links");
 }
