@@ -125,6 +125,18 @@ fn failed_link_leaves_no_output_and_keeps_an_old_one() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
+#[cfg(unix)]
+#[test]
+fn output_is_readable_by_everyone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.so");
+    let object = fixture_object("extern_calls", Mode::PicO2);
+    let run = run_ld([object.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    assert!(run.status.success());
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o755);
+}
+
 #[test]
 fn export_of_undefined_symbol_is_an_error() {
     let object = fixture_object("extern_calls", Mode::PicO2);
