@@ -7,9 +7,22 @@ use std::path::PathBuf;
 /// A boxed error from wasmtime (or any other source) kept as the cause of one of ours.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Converts wasmtime's error into a boxed `std::error::Error`.
+/// Converts wasmtime's error into a boxed `std::error::Error` whose message is the whole
+/// cause chain on one line (e.g. "wasm trap: wasm `unreachable` instruction executed"),
+/// without the multi-line wasm backtrace context that wasmtime puts on top.
 pub(crate) fn boxed(e: wasmtime::Error) -> BoxError {
-    e.into_boxed_dyn_error()
+    describe(&e).into()
+}
+
+/// The cause chain of a wasmtime error, one line.
+pub(crate) fn describe(e: &wasmtime::Error) -> String {
+    let parts: Vec<String> = e
+        .chain()
+        .map(|c| c.to_string())
+        .filter(|m| !m.starts_with("error while executing at wasm backtrace"))
+        .map(|m| m.lines().next().unwrap_or_default().to_owned())
+        .collect();
+    if parts.is_empty() { e.to_string() } else { parts.join(": ") }
 }
 
 /// Why [`crate::Loader::attach`] refused a main module.

@@ -31,7 +31,7 @@ pub(crate) fn alloc_zeroed<T: 'static>(
     // 8 on some libcs): over-allocate and align up, keeping `raw` for free.
     let slack = align - 1;
     let request = size.checked_add(slack).filter(|r| *r <= i32::MAX as u32).ok_or_else(|| fail(Some("size overflow".into())))?;
-    let raw = malloc.call(&mut store, request as i32).map_err(|e| fail(Some(e.to_string())))? as u32;
+    let raw = malloc.call(&mut store, request as i32).map_err(|e| fail(Some(crate::error::describe(&e))))? as u32;
     if raw == 0 {
         return Err(fail(None));
     }

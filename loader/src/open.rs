@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use pymode_abi::host::rtld;
@@ -42,6 +43,10 @@ enum Plan {
     GotExternal { found: Option<(Symbol, Provider)> },
     /// A weak undefined function: a stub that traps naming it.
     WeakStub { ty: FuncType, name: String },
+    /// A function the module imports and also exports (wasm-ld does this for interposable
+    /// definitions, e.g. weak ones): a stub that forwards to the module's own export once it
+    /// exists, since a module cannot import from itself.
+    SelfForward { ty: FuncType, name: String },
 }
 
 /// Names that are the loader's business, not symbols other modules may bind to.
@@ -278,11 +283,13 @@ impl Loader {
         dylink: &Dylink0,
         deps: &[Handle],
     ) -> Result<Vec<Plan>, OpenErrorKind> {
-        let weak: HashSet<(&str, &str)> = dylink
+        // Weakness belongs to the symbol: wasm-ld marks `env.f` weak in IMPORT_INFO but not
+        // the `GOT.func.f` entry for the same symbol.
+        let weak: HashSet<&str> = dylink
             .import_info
             .iter()
             .filter(|i| i.flags.contains(SymbolFlags::BINDING_WEAK))
-            .map(|i| (i.module.as_str(), i.field.as_str()))
+            .map(|i| i.field.as_str())
             .collect();
         let own: HashSet<&str> = module.exports().map(|e| e.name()).collect();
         let scope = self.dep_closure(deps);
@@ -291,7 +298,7 @@ impl Loader {
         let mut mismatched = Vec::new();
         for imp in module.imports() {
             let (m, name) = (imp.module(), imp.name());
-            let is_weak = weak.contains(&(m, name));
+            let is_weak = weak.contains(name);
             let label = format!("{m}.{name}");
             let plan = if m == names::ENV {
                 match (name, imp.ty()) {
@@ -300,6 +307,10 @@ impl Loader {
                     (names::STACK_POINTER, ExternType::Global(_)) => Plan::Ready(self.main.stack_pointer.into()),
                     (names::MEMORY_BASE, ExternType::Global(_)) => Plan::MemoryBase,
                     (names::TABLE_BASE, ExternType::Global(_)) => Plan::TableBase,
+                    // The module's own definition wins (DESIGN §5.8), as for GOT entries.
+                    (_, ExternType::Func(fty)) if matches!(module.get_export(name), Some(ExternType::Func(_))) => {
+                        Plan::SelfForward { ty: fty, name: name.to_owned() }
+                    }
                     (_, ExternType::Func(fty)) => match self.lookup(name, &scope) {
                         Some((Symbol::Func(f), _)) => {
                             if f.ty(&*store).matches(&fty) {
@@ -401,6 +412,7 @@ impl Loader {
         let var_i32 = GlobalType::new(ValType::I32, Mutability::Var);
         let mut externs = Vec::with_capacity(plans.len());
         let mut self_got = Vec::new();
+        let mut forwards = Vec::new();
         for (plan, value) in plans.into_iter().zip(got_values) {
             let ext: Extern = match plan {
                 Plan::Ready(e) => e,
@@ -418,10 +430,27 @@ impl Loader {
                     let msg = format!("called weak undefined symbol `{name}` (imported by {lib_name})");
                     Func::new(&mut *store, ty, move |_, _, _| Err(wasmtime::Error::msg(msg.clone()))).into()
                 }
+                Plan::SelfForward { ty, name } => {
+                    let target: Arc<OnceLock<Func>> = Arc::default();
+                    let cell = Arc::clone(&target);
+                    let msg = format!("`{name}` of {lib_name} called before the module was instantiated");
+                    forwards.push((target, name));
+                    Func::new(&mut *store, ty, move |mut caller, params, results| match cell.get() {
+                        Some(f) => f.call(&mut caller, params, results),
+                        None => Err(wasmtime::Error::msg(msg.clone())),
+                    })
+                    .into()
+                }
             };
             externs.push(ext);
         }
         let instance = Instance::new(&mut *store, module, &externs).map_err(|e| OpenErrorKind::Instantiate(boxed(e)))?;
+        for (target, name) in forwards {
+            if let Some(f) = instance.get_func(&mut *store, &name) {
+                // A fresh cell, set once: cannot already hold a value.
+                let _ = target.set(f);
+            }
+        }
         let table = self.main.table;
         // The elem segments put the module's address-taken functions in its own range:
         // those slots are their canonical ones (DESIGN §5.1).

@@ -206,6 +206,7 @@ fn failed_load_is_a_transaction() {
     let (heap0, live0) = (env.heap_top(), env.live_blocks());
     let e1 = env.open("t.so", NOW).unwrap_err();
     assert!(matches!(e1.kind, OpenErrorKind::Init { function: "__wasm_call_ctors", .. }), "{e1}");
+    assert!(e1.to_string().contains("t.so") && e1.to_string().contains("unreachable"), "{e1}");
     // Memory went back to the allocator; the table slots to the free list (nulled).
     assert_eq!(env.live_blocks(), live0);
     let table1 = env.table_size();
@@ -649,3 +650,4 @@ fn host_imports_without_an_attached_loader_fail_cleanly() {
     let f = instance.get_typed_func::<(i32, i32), i32>(&mut store, "g_dl_error").unwrap();
     assert_eq!(f.call(&mut store, (0, 4)).unwrap(), 0);
 }
+

@@ -20,7 +20,7 @@ impl HasLoader for Host {
 }
 
 /// The allocator: blocks carry a 16-byte header `[size][next]`; `free` pushes onto a list,
-/// `malloc` takes the first free block that fits, else bumps. Same-size alloc/free cycles
+/// `malloc` takes the smallest free block that fits (no splitting), else bumps. Same-size alloc/free cycles
 /// keep `heap_top` flat, which is what the leak tests measure.
 pub const ALLOCATOR: &str = r#"
   (global $heap (mut i32) (i32.const 65536))
@@ -29,25 +29,36 @@ pub const ALLOCATOR: &str = r#"
   (func (export "heap_top") (result i32) global.get $heap)
   (func (export "live_blocks") (result i32) global.get $live)
   (func $malloc (export "malloc") (param $n i32) (result i32)
-    (local $p i32) (local $prev i32) (local $next i32)
+    (local $p i32) (local $prev i32) (local $best i32) (local $best_prev i32) (local $next i32)
     local.get $n i32.const 15 i32.add i32.const -16 i32.and local.set $n
     global.get $free_list local.set $p
+    ;; best fit: the smallest free block that is large enough
     block $done
       loop $l
         local.get $p i32.eqz br_if $done
-        local.get $p i32.const 12 i32.sub i32.load local.set $next
         local.get $p i32.const 16 i32.sub i32.load local.get $n i32.ge_u
         if
-          local.get $prev i32.eqz
-          if local.get $next global.set $free_list
-          else local.get $prev i32.const 12 i32.sub local.get $next i32.store end
-          global.get $live i32.const 1 i32.add global.set $live
-          local.get $p return
+          local.get $best
+          if (result i32)
+            local.get $p i32.const 16 i32.sub i32.load local.get $best i32.const 16 i32.sub i32.load i32.lt_u
+          else
+            i32.const 1
+          end
+          if local.get $p local.set $best local.get $prev local.set $best_prev end
         end
         local.get $p local.set $prev
-        local.get $next local.set $p
+        local.get $p i32.const 12 i32.sub i32.load local.set $p
         br $l
       end
+    end
+    local.get $best
+    if
+      local.get $best i32.const 12 i32.sub i32.load local.set $next
+      local.get $best_prev i32.eqz
+      if local.get $next global.set $free_list
+      else local.get $best_prev i32.const 12 i32.sub local.get $next i32.store end
+      global.get $live i32.const 1 i32.add global.set $live
+      local.get $best return
     end
     global.get $heap i32.const 16 i32.add local.set $p
     local.get $p local.get $n i32.add global.set $heap
@@ -132,8 +143,13 @@ pub fn env() -> Env {
 }
 
 pub fn env_with(tweak: impl FnOnce(&mut LoaderConfig)) -> Env {
+    env_main(&default_main_wat(), tweak)
+}
+
+/// `main_wat` instantiated and attached, with a temporary directory as the only root.
+pub fn env_main(main_wat: &str, tweak: impl FnOnce(&mut LoaderConfig)) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let (mut store, instance) = instantiate(&default_main_wat());
+    let (mut store, instance) = instantiate(main_wat);
     let mut config = LoaderConfig::with_roots([dir.path()]);
     tweak(&mut config);
     let loader = Loader::attach(&mut store, &instance, config).unwrap();
@@ -182,6 +198,16 @@ impl Env {
         let slot = self.sym(handle, name).unwrap();
         let f = self.instance.get_typed_func::<i32, i32>(&mut self.store, "call_ptr").unwrap();
         f.call(&mut self.store, slot as i32).map_err(|e| format!("{e:?}"))
+    }
+
+    /// The function a `dl_sym` slot holds, read back from the table.
+    pub fn func(&mut self, handle: i32, name: &str) -> wasmtime::Func {
+        let slot = self.sym(handle, name).unwrap();
+        let t = self.instance.get_table(&mut self.store, "__indirect_function_table").unwrap();
+        match t.get(&mut self.store, u64::from(slot)) {
+            Some(wasmtime::Ref::Func(Some(f))) => f,
+            other => panic!("slot {slot} of {name} holds {other:?}"),
+        }
     }
 
     pub fn table_size(&mut self) -> u64 {

@@ -1,0 +1,247 @@
+//! The C fixtures of `testdata/c/`, compiled with zig and linked by wasm-ld
+//! (`target/fixtures/<mode>/*.wasm-ld.so`), loaded into a WAT main module that provides the
+//! `host_*` functions and data they import. These fail loudly when the fixtures have not been
+//! built (`cargo xtask fixtures`).
+#![allow(clippy::result_large_err)]
+
+mod common;
+
+use common::*;
+use pymode_abi::host::{DEFAULT_HANDLE, rtld};
+use pymode_testdata::{Mode, fixture_side_module};
+
+const MODES: [Mode; 2] = [Mode::PicO0, Mode::PicO2];
+
+/// What the fixtures import from the main module. `host_register` keeps `reg * 10 + v`;
+/// `__cxa_atexit` records one (fn, arg) pair that `run_atexit` calls; `host_printf` records
+/// its first variadic int.
+const HOST_FUNCS: &str = r#"
+  (type $vi (func (param i32)))
+  (global $log (mut i32) (i32.const 0))
+  (global $reg (mut i32) (i32.const 0))
+  (global $unreg (mut i32) (i32.const 0))
+  (global $atexit_fn (mut i32) (i32.const 0))
+  (global $atexit_arg (mut i32) (i32.const 0))
+  (global $printf_arg (mut i32) (i32.const 0))
+  (global $maybe_calls (mut i32) (i32.const 0))
+  (global (export "host_counter") i32 (i32.const 1100))
+  (global (export "host_array") i32 (i32.const 1200))
+  (func (export "host_add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
+  (func (export "host_mul") (param i32 i32) (result i32) local.get 0 local.get 1 i32.mul)
+  (func (export "host_log") (param i32) global.get $log i32.const 1 i32.add global.set $log)
+  (func (export "log_count") (result i32) global.get $log)
+  (func (export "host_register") (param i32) global.get $reg i32.const 10 i32.mul local.get 0 i32.add global.set $reg)
+  (func (export "registered") (result i32) global.get $reg)
+  (func (export "host_unregister") (param i32) local.get 0 global.set $unreg)
+  (func (export "unregistered") (result i32) global.get $unreg)
+  (func (export "__cxa_atexit") (param i32 i32 i32) (result i32)
+    local.get 0 global.set $atexit_fn local.get 1 global.set $atexit_arg i32.const 0)
+  (func (export "run_atexit") global.get $atexit_arg global.get $atexit_fn call_indirect (type $vi))
+  (func (export "host_ll") (param i64) (result i64) local.get 0 i64.const 2 i64.mul)
+  (func (export "host_dbl") (param f64) (result f64) local.get 0 f64.const 0.5 f64.add)
+  (func (export "host_printf") (param i32 i32) (result i32) local.get 1 i32.load global.set $printf_arg i32.const 0)
+  (func (export "printf_arg") (result i32) global.get $printf_arg)
+  ;; libc's stack protector, which -O0 objects use.
+  (global (export "__stack_chk_guard") i32 (i32.const 1300))
+  (func (export "__stack_chk_fail") unreachable)
+"#;
+
+fn fixture_env() -> Env {
+    let main = format!(r#"(module {MAIN_BODY} (table (export "__indirect_function_table") 3 funcref) {ALLOCATOR} {HOST_FUNCS})"#);
+    env_main(&main, |_| {})
+}
+
+/// Copies a fixture into the root (as `name.so`) and opens it.
+fn open(env: &mut Env, name: &str, mode: Mode) -> i32 {
+    let bytes = std::fs::read(fixture_side_module(name, mode)).unwrap();
+    env.write(&format!("{name}.so"), &bytes);
+    env.open(&format!("{name}.so"), rtld::NOW).unwrap_or_else(|e| panic!("{mode:?}: {e}"))
+}
+
+fn call_i32(env: &mut Env, h: i32, name: &str) -> i32 {
+    let f = env.func(h, name).typed::<(), i32>(&env.store).unwrap();
+    f.call(&mut env.store, ()).unwrap()
+}
+
+#[test]
+fn aligned_data_in_ten_copies() {
+    for mode in MODES {
+        let mut env = fixture_env();
+        let bytes = std::fs::read(fixture_side_module("aligned", mode)).unwrap();
+        for i in 0..10 {
+            env.write(&format!("aligned{i}.so"), &bytes);
+            let h = env.open(&format!("aligned{i}.so"), rtld::NOW).unwrap();
+            assert_eq!(call_i32(&mut env, h, "aligned_check"), 1, "{mode:?} copy {i}");
+            assert_eq!(call_i32(&mut env, h, "aligned_addr") % 1024, 0);
+            assert_eq!(env.sym(h, "aligned_buf").unwrap() as i32, call_i32(&mut env, h, "aligned_addr"));
+            // Unbalance the heap so that the next copy starts elsewhere.
+            env.call_main::<i32, i32>("malloc", 40);
+        }
+    }
+}
+
+#[test]
+fn bss_is_zero_after_a_dirty_heap() {
+    for mode in MODES {
+        let mut env = fixture_env();
+        let p = env.call_main::<i32, i32>("malloc", 700_000);
+        env.call_main::<(i32, i32, i32), ()>("fill", (p, 0x5a, 700_000));
+        env.call_main::<i32, ()>("free", p);
+        let h = open(&mut env, "bss", mode);
+        assert!(env.loader().library_bases(h).unwrap().0 >= p as u32, "reuses the dirty block");
+        assert_eq!(call_i32(&mut env, h, "bss_check"), 1, "{mode:?}");
+        let fill = env.func(h, "bss_fill").typed::<i32, ()>(&env.store).unwrap();
+        fill.call(&mut env.store, 1).unwrap();
+        assert_eq!(call_i32(&mut env, h, "bss_sum"), 65536 + 100_000);
+    }
+}
+
+#[test]
+fn constructors_run_once_in_priority_order() {
+    for mode in MODES {
+        let mut env = fixture_env();
+        let h = open(&mut env, "ctor", mode);
+        assert_eq!(env.call_main::<(), i32>("registered", ()), 17, "{mode:?}");
+        assert_eq!(call_i32(&mut env, h, "ctor_check"), 17);
+        assert_eq!(open(&mut env, "ctor", mode), h);
+        assert_eq!(env.call_main::<(), i32>("registered", ()), 17, "a second open runs nothing");
+    }
+}
+
+#[test]
+fn destructor_registers_with_the_main_modules_atexit() {
+    for mode in MODES {
+        let mut env = fixture_env();
+        let h = open(&mut env, "dtor", mode);
+        assert_eq!(call_i32(&mut env, h, "dtor_check"), 9);
+        env.call_main::<(), ()>("run_atexit", ());
+        assert_eq!(env.call_main::<(), i32>("unregistered", ()), 9, "{mode:?}");
+    }
+}
+
+#[test]
+fn data_pointer_relocated() {
+    for mode in MODES {
+        let mut env = fixture_env();
+        let h = open(&mut env, "data_pointer", mode);
+        assert_eq!(call_i32(&mut env, h, "data_pointer_check"), 1, "{mode:?}");
+        let (mb, _) = env.loader().library_bases(h).unwrap();
+        let greeting = env.sym(h, "greeting").unwrap();
+        assert!(greeting >= mb, "data symbols are absolute");
+        let s = env.load32(greeting) as u32;
+        assert_eq!(call_i32(&mut env, h, "get_greeting") as u32, s);
+        assert_eq!(env.load32(s) & 0xff, i32::from(b'h'));
+    }
+}
+
+#[test]
+fn extern_calls_and_function_pointer_identity_with_main() {
+    for mode in MODES {
+        let mut env = fixture_env();
+        let h = open(&mut env, "extern_calls", mode);
+        assert_eq!(call_i32(&mut env, h, "extern_calls_check"), 17, "{mode:?}");
+        assert_eq!(env.call_main::<(), i32>("log_count", ()), 1);
+        let p = call_i32(&mut env, h, "extern_calls_get_add");
+        assert_eq!(p as u32, env.sym(DEFAULT_HANDLE, "host_add").unwrap());
+    }
+}
+
+#[test]
+fn extern_data_resolves_to_main_addresses() {
+    for mode in MODES {
+        let mut env = fixture_env();
+        let h = open(&mut env, "extern_data", mode);
+        assert_eq!(call_i32(&mut env, h, "extern_data_check"), 11, "{mode:?}");
+        assert_eq!(env.load32(1100), 11);
+        let counter_ptr = env.sym(h, "counter_ptr").unwrap();
+        assert_eq!(env.load32(counter_ptr), 1100);
+    }
+}
+
+#[test]
+fn i64_and_f64_across_the_boundary() {
+    for mode in MODES {
+        let mut env = fixture_env();
+        let h = open(&mut env, "longlong", mode);
+        assert_eq!(call_i32(&mut env, h, "longlong_check"), 1, "{mode:?}");
+        let f = env.func(h, "longlong_via_host").typed::<i64, i64>(&env.store).unwrap();
+        assert_eq!(f.call(&mut env.store, 1 << 40).unwrap(), (1 << 41) + 1);
+        let f = env.func(h, "double_via_host").typed::<f64, f64>(&env.store).unwrap();
+        assert_eq!(f.call(&mut env.store, 1.0).unwrap(), 3.0);
+    }
+}
+
+#[test]
+fn method_table_after_relocation() {
+    for mode in MODES {
+        let mut env = fixture_env();
+        let h = open(&mut env, "method_table", mode);
+        assert_eq!(call_i32(&mut env, h, "method_table_check"), 15, "{mode:?}");
+        // The table's ml_meth for negate (entry 2, offset 4 of a 16-byte struct) is the
+        // canonical slot dl_sym returns.
+        let table = call_i32(&mut env, h, "method_table_get") as u32;
+        let negate = env.load32(table + 2 * 16 + 4) as u32;
+        assert_eq!(negate, env.sym(h, "m_negate").unwrap());
+    }
+}
+
+#[test]
+fn static_function_pointer_escapes_with_one_slot() {
+    for mode in MODES {
+        let mut env = fixture_env();
+        let h = open(&mut env, "static_fn_escape", mode);
+        assert_eq!(call_i32(&mut env, h, "static_fn_escape_check"), 1001, "{mode:?}");
+    }
+}
+
+#[test]
+fn variadic_calls_use_the_shared_stack() {
+    for mode in MODES {
+        let mut env = fixture_env();
+        let h = open(&mut env, "variadic", mode);
+        assert_eq!(call_i32(&mut env, h, "variadic_check"), 10, "{mode:?}");
+        assert_eq!(env.call_main::<(), i32>("printf_arg", ()), 5);
+    }
+}
+
+#[test]
+fn weak_undefined_is_null_until_a_global_library_defines_it() {
+    for mode in MODES {
+        let mut env = fixture_env();
+        let h = open(&mut env, "weak", mode);
+        assert_eq!(call_i32(&mut env, h, "weak_check"), 42, "{mode:?}");
+        assert_eq!(call_i32(&mut env, h, "has_maybe"), 0);
+        env.close(h).unwrap();
+
+        // A global library that defines maybe_missing: now it resolves and is called.
+        env.write(
+            "provider.so",
+            &side(
+                &dylink(0, 0, 0),
+                &side_wat(r#"(global $n (mut i32) (i32.const 0)) (func (export "maybe_missing") global.get $n i32.const 1 i32.add global.set $n) (func (export "maybe_calls") (result i32) global.get $n)"#),
+            ),
+        );
+        let p = env.open("provider.so", rtld::NOW | rtld::GLOBAL).unwrap();
+        let h = open(&mut env, "weak", mode);
+        assert_eq!(call_i32(&mut env, h, "weak_check"), 142, "{mode:?}");
+        assert_eq!(call_i32(&mut env, p, "maybe_calls"), 1);
+    }
+}
+
+#[test]
+fn every_fixture_opens_and_closes_flat() {
+    let names = ["aligned", "bss", "ctor", "data_pointer", "dtor", "extern_calls", "extern_data", "longlong", "method_table", "static_fn_escape", "variadic", "weak"];
+    let mut env = fixture_env();
+    let cycle = |env: &mut Env| {
+        let hs: Vec<i32> = names.iter().map(|n| open(env, n, Mode::PicO2)).collect();
+        for h in hs {
+            env.close(h).unwrap();
+        }
+    };
+    cycle(&mut env);
+    let (heap, table, live) = (env.heap_top(), env.table_size(), env.live_blocks());
+    for _ in 0..20 {
+        cycle(&mut env);
+    }
+    assert_eq!((env.heap_top(), env.table_size(), env.live_blocks()), (heap, table, live));
+}
