@@ -1,0 +1,116 @@
+//! A C main module (`tests/c/main_dl.c`, wasi-libc's dlmalloc, the abi/c dlfcn shim) built
+//! with zig, run by `pymode-run`, loading the wasm-ld-linked fixtures and a C side module
+//! (`tests/c/side_cmp.c`) from a preopened `/lib`. The guest checks behaviour and prints
+//! one `ok NAME` line per check; the exit code is its failure count. Needs the toolchain and
+//! the fixtures (`cargo xtask fixtures`): fails loudly without them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pymode_testdata::{COMMON_CFLAGS, Mode, WASM_LD_SIDE_MODULE_FLAGS, fixture_names, fixture_side_module, wasm_ld, zig_cc};
+
+const RUN: &str = env!("CARGO_BIN_EXE_pymode-run");
+
+fn c_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c")
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The main module: exports its table (growable), allocator, stack pointer, qsort and
+/// __cxa_atexit, and every function it defines (--export-dynamic).
+fn build_main(out: &Path) {
+    let abi_c = pymode_testdata::workspace_root().join("abi/c");
+    run_ok(
+        zig_cc()
+            .args(["-O2", "-g0", "-fvisibility=default"])
+            .arg(format!("-I{}", abi_c.display()))
+            .arg(c_dir().join("main_dl.c"))
+            .arg(abi_c.join("pymode_dlfcn.c"))
+            .arg("-o")
+            .arg(out)
+            .args([
+                "-Wl,--export-dynamic",
+                "-Wl,--growable-table",
+                "-Wl,--export-table",
+                "-Wl,--export=malloc",
+                "-Wl,--export=free",
+                "-Wl,--export=__stack_pointer",
+                "-Wl,--export=qsort",
+                "-Wl,--export=__cxa_atexit",
+                // -O0 objects use the stack protector (zig links it from compiler-rt).
+                "-Wl,--export=__stack_chk_guard",
+                "-Wl,--export=__stack_chk_fail",
+            ]),
+    );
+}
+
+fn build_side(src: &Path, mode: Mode, dir: &Path, out: &Path) {
+    let obj = dir.join("side.o");
+    run_ok(zig_cc().args(COMMON_CFLAGS).args(mode.cflags()).arg(src).arg("-o").arg(&obj));
+    run_ok(wasm_ld().args(WASM_LD_SIDE_MODULE_FLAGS).arg(&obj).arg("-o").arg(out));
+}
+
+fn run_checks(mode: Mode) {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    std::fs::create_dir(&lib).unwrap();
+    let main = tmp.path().join("main.wasm");
+    build_main(&main);
+    build_side(&c_dir().join("side_cmp.c"), mode, tmp.path(), &lib.join("side_cmp.so"));
+    for name in fixture_names() {
+        std::fs::copy(fixture_side_module(&name, mode), lib.join(format!("{name}.so"))).unwrap();
+    }
+    std::fs::copy(lib.join("static_fn_escape.so"), lib.join("static_fn_escape_copy.so")).unwrap();
+
+    let out = Command::new(RUN).arg("--dir").arg(format!("{}::/lib", lib.display())).arg(&main).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{mode}:\n{stdout}\n{stderr}");
+    for check in [
+        "bss_zeroed",
+        "extern_calls",
+        "fnptr_identity_main_and_two_sides",
+        "fnptr_identity_dlsym_default",
+        "fnptr_call",
+        "cmp_identity",
+        "qsort_main_with_side_cmp",
+        "qsort_from_side",
+        "ctor_ran_in_order",
+        "ctor_once_same_handle",
+        "data_pointer",
+        "data_symbol_address",
+        "extern_data",
+        "rtld_local_hidden",
+        "method_table",
+        "rtld_global_visible",
+        "static_fn_escape",
+        "weak_undefined_is_null",
+        "variadic",
+        "i64_f64_across",
+        "aligned_1024",
+        "missing_library_fails",
+        "dlerror_names_library",
+        "escape_refused",
+        "open_close_heap_flat",
+        "dtor_registered",
+    ] {
+        assert!(stdout.lines().any(|l| l == format!("ok {check}")), "{mode}: no `ok {check}` in:\n{stdout}");
+    }
+    assert!(stdout.contains("5 five\n"), "the side module's variadic call reached the main's printf");
+    // wasi-libc's exit runs the side module's destructor registered through __cxa_atexit.
+    assert!(stdout.trim_end().ends_with("unregister 9"), "{stdout}");
+}
+
+#[test]
+fn c_main_loads_fixtures_pic_o2() {
+    run_checks(Mode::PicO2);
+}
+
+#[test]
+fn c_main_loads_fixtures_pic_o0() {
+    run_checks(Mode::PicO0);
+}
