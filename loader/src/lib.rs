@@ -35,6 +35,7 @@
 // Load errors carry the library name and a cause; they are on the cold path, so their size
 // (128 bytes) does not matter more than their readability.
 #![allow(clippy::result_large_err)]
+#![warn(missing_docs)]
 
 mod attach;
 pub mod cache;

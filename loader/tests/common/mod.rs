@@ -1,6 +1,6 @@
 //! Shared test harness: a WAT main module with a tiny first-fit allocator, and helpers that
 //! build side modules from WAT plus a `dylink.0` section.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::result_large_err)]
 
 use std::path::{Path, PathBuf};
 
