@@ -3,6 +3,7 @@
 //! Commands: `toolchain` (provision zig + wasm-tools into the pymode cache), `fixtures`
 //! (compile `testdata/c/*.c` in every mode), `test` (both, then the test suites), `demo`.
 
+mod cpython;
 mod demo;
 mod fixtures;
 mod test;
@@ -21,6 +22,8 @@ commands:
   fixtures             compile testdata/c/*.c in all four modes into target/fixtures
   test [--full] [ARGS] toolchain + fixtures, then `cargo test --workspace ARGS`
                        (and the fuzz smoke tests); --full sets PYMODE_FULL=1
+  cpython              build CPython 3.13 for wasm32-wasi as a dynamic-linking main
+                       module (cached in $PYMODE_CACHE/cpython)
   demo                 the end-to-end demo (for now: inspect one fixture object)";
 
 fn main() -> ExitCode {
@@ -45,6 +48,14 @@ fn dispatch(args: &[String]) -> Result<()> {
         "fixtures" => {
             let tc = toolchain::run()?;
             fixtures::run(&tc).map(|_| ())
+        }
+        "cpython" => {
+            let tc = toolchain::run()?;
+            let built = cpython::run(&tc)?;
+            println!("  prefix          {}", built.prefix.display());
+            println!("  main module     {}", built.python_wasm.display());
+            println!("  build Python    {}", built.native_python.display());
+            Ok(())
         }
         "test" => test::run(rest),
         "demo" => demo::run(),
