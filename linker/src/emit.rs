@@ -211,10 +211,27 @@ fn name_section(inputs: &Inputs<'_>, layout: &Layout<'_>) -> NameSection {
 /// # Errors
 /// [`LinkError::InvalidOutput`] with wasmparser's message: a linker bug.
 pub fn validate(bytes: &[u8]) -> Result<()> {
-    wasmparser::Validator::new_with_features(features())
-        .validate_all(bytes)
-        .map(|_| ())
-        .map_err(|e| LinkError::InvalidOutput(format!("{} (at byte 0x{:x}); an input may hold malformed code", e.message(), e.offset())))
+    let invalid = |e: wasmparser::BinaryReaderError| {
+        LinkError::InvalidOutput(format!("{} (at byte 0x{:x}); an input may hold malformed code", e.message(), e.offset()))
+    };
+    // The module structure in one pass; function bodies, most of the work, in parallel.
+    let mut validator = wasmparser::Validator::new_with_features(features());
+    let mut bodies = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(invalid)?;
+        if let wasmparser::ValidPayload::Func(to_validate, body) = validator.payload(&payload).map_err(invalid)? {
+            bodies.push(std::sync::Mutex::new(Some((to_validate, body))));
+        }
+    }
+    let results = crate::parallel::map(&bodies, |slot| {
+        // Each slot is taken exactly once, by the one worker whose chunk holds it.
+        let taken = slot.lock().ok().and_then(|mut s| s.take());
+        match taken {
+            Some((to_validate, body)) => to_validate.into_validator(Default::default()).validate(&body),
+            None => Ok(()),
+        }
+    });
+    results.into_iter().collect::<Result<(), _>>().map_err(invalid)
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.

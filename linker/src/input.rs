@@ -110,12 +110,17 @@ enum MemberKey<'a> {
 pub fn load(files: &[InputFile]) -> Result<Inputs<'_>> {
     let mut inputs = Inputs { objects: Vec::new(), shared: Vec::new() };
     let mut archives = Vec::new();
-    for file in files {
+    // Parsing dominates reading: do the wasm files in parallel, then classify in order.
+    let refs: Vec<&InputFile> = files.iter().collect();
+    let parsed = crate::parallel::map(&refs, |&file| {
+        file.bytes.starts_with(WASM_MAGIC).then(|| Object::parse(&file.path.display().to_string(), &file.bytes))
+    });
+    for (file, parsed) in files.iter().zip(parsed) {
         let display = file.path.display().to_string();
         if file.bytes.starts_with(AR_MAGIC) {
             archives.push(open_archive(display, &file.bytes)?);
-        } else if file.bytes.starts_with(WASM_MAGIC) {
-            let obj = Object::parse(&display, &file.bytes)?;
+        } else if let Some(obj) = parsed {
+            let obj = obj?;
             if obj.is_relocatable() {
                 inputs.objects.push(obj);
             } else if obj.dylink0.is_some() {

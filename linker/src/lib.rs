@@ -16,6 +16,7 @@ pub mod error;
 pub mod input;
 pub mod layout;
 pub mod options;
+mod parallel;
 pub mod patch;
 pub mod readobj;
 pub mod resolve;

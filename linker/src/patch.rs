@@ -30,8 +30,7 @@ pub fn patch_functions(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, l
             }
         }
     }
-    let mut bodies = Vec::with_capacity(layout.defined_funcs.len());
-    for &(file, function) in &layout.defined_funcs {
+    crate::parallel::map(&layout.defined_funcs, |&(file, function)| {
         let obj = &inputs.objects[file.as_usize()]; // ok: layout only lists loaded objects
         let range = obj.functions[function].body.clone(); // ok: layout only lists real functions
         let mut body = obj.bytes.get(range).ok_or_else(|| bug(obj, "function body outside the file"))?.to_vec();
@@ -40,9 +39,10 @@ pub fn patch_functions(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, l
             let value = code_value(inputs, res, layout, file, obj, site)?;
             write(&mut body, offset, obj, res, site, value)?;
         }
-        bodies.push(body);
-    }
-    Ok(bodies)
+        Ok(body)
+    })
+    .into_iter()
+    .collect()
 }
 
 /// Builds the bytes of every non-bss output segment (bss ones get an empty vector).

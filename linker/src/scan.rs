@@ -124,10 +124,13 @@ fn locate(obj: &Object<'_>, file: FileId, res: &Resolution<'_>) -> Result<Vec<Si
                 }
             }
             11 => {
+                // Segments lie in file order too: binary search by where their bytes start.
+                let starts: Vec<usize> = obj.data.iter().map(|d| d.data_offset).collect();
                 for reloc in &section.entries {
                     let at = base + reloc.offset as usize;
                     let width = reloc.kind.width().bytes();
-                    let Some(segment) = obj.data.iter().position(|d| d.data_offset <= at && at + width <= d.data_offset + d.data.len()) else {
+                    let found = starts.partition_point(|&s| s <= at).checked_sub(1);
+                    let Some(segment) = found.filter(|&d| obj.data.get(d).is_some_and(|d| at + width <= d.data_offset + d.data.len())) else {
                         return Err(outside(obj, reloc, "a data segment"));
                     };
                     let segment = SegmentIndex(segment as u32); // ok: fewer segments than bytes
