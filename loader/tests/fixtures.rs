@@ -1,16 +1,43 @@
-//! The C fixtures of `testdata/c/`, compiled with zig and linked by wasm-ld
-//! (`target/fixtures/<mode>/*.wasm-ld.so`), loaded into a WAT main module that provides the
-//! `host_*` functions and data they import. These fail loudly when the fixtures have not been
-//! built (`cargo xtask fixtures`).
+//! The C fixtures of `testdata/c/`, compiled with zig (`pic-O0`, `pic-O2`) and linked by
+//! wasm-ld (`target/fixtures/<mode>/*.wasm-ld.so`) and by pymode-ld (both bindings), loaded
+//! into a WAT main module that provides the `host_*` functions and data they import. These
+//! fail loudly when the fixtures have not been built (`cargo xtask fixtures`).
 #![allow(clippy::result_large_err)]
 
 mod common;
 
 use common::*;
 use pymode_abi::host::{DEFAULT_HANDLE, rtld};
-use pymode_testdata::{Mode, fixture_side_module};
+use pymode_linker::options::InputSpec;
+use pymode_linker::{Binding, Options};
+use pymode_testdata::{Mode, fixture_object, fixture_side_module};
 
-const MODES: [Mode; 2] = [Mode::PicO0, Mode::PicO2];
+/// Which linker made the side module.
+#[derive(Debug, Clone, Copy)]
+enum Ld {
+    WasmLd,
+    PymodeLd(Binding),
+}
+
+const SOURCES: [(Mode, Ld); 6] = [
+    (Mode::PicO0, Ld::WasmLd),
+    (Mode::PicO2, Ld::WasmLd),
+    (Mode::PicO0, Ld::PymodeLd(Binding::Local)),
+    (Mode::PicO2, Ld::PymodeLd(Binding::Local)),
+    (Mode::PicO0, Ld::PymodeLd(Binding::Interposable)),
+    (Mode::PicO2, Ld::PymodeLd(Binding::Interposable)),
+];
+
+/// The side module for fixture `name`.
+fn fixture_bytes(name: &str, (mode, ld): (Mode, Ld)) -> Vec<u8> {
+    match ld {
+        Ld::WasmLd => std::fs::read(fixture_side_module(name, mode)).unwrap(),
+        Ld::PymodeLd(binding) => {
+            let opts = Options { inputs: vec![InputSpec::File(fixture_object(name, mode))], binding, ..Options::default() };
+            pymode_linker::link_to_bytes(&opts).unwrap_or_else(|e| panic!("pymode-ld {name} {mode:?}: {e}"))
+        }
+    }
+}
 
 /// What the fixtures import from the main module. `host_register` keeps `reg * 10 + v`;
 /// `__cxa_atexit` records one (fn, arg) pair that `run_atexit` calls; `host_printf` records
@@ -51,11 +78,10 @@ fn fixture_env() -> Env {
     env_main(&main, |_| {})
 }
 
-/// Copies a fixture into the root (as `name.so`) and opens it.
-fn open(env: &mut Env, name: &str, mode: Mode) -> i32 {
-    let bytes = std::fs::read(fixture_side_module(name, mode)).unwrap();
-    env.write(&format!("{name}.so"), &bytes);
-    env.open(&format!("{name}.so"), rtld::NOW).unwrap_or_else(|e| panic!("{mode:?}: {e}"))
+/// Writes a fixture into the root (as `name.so`) and opens it.
+fn open(env: &mut Env, name: &str, src: (Mode, Ld)) -> i32 {
+    env.write(&format!("{name}.so"), &fixture_bytes(name, src));
+    env.open(&format!("{name}.so"), rtld::NOW).unwrap_or_else(|e| panic!("{src:?}: {e}"))
 }
 
 fn call_i32(env: &mut Env, h: i32, name: &str) -> i32 {
@@ -65,13 +91,13 @@ fn call_i32(env: &mut Env, h: i32, name: &str) -> i32 {
 
 #[test]
 fn aligned_data_in_ten_copies() {
-    for mode in MODES {
+    for src in SOURCES {
         let mut env = fixture_env();
-        let bytes = std::fs::read(fixture_side_module("aligned", mode)).unwrap();
+        let bytes = fixture_bytes("aligned", src);
         for i in 0..10 {
             env.write(&format!("aligned{i}.so"), &bytes);
             let h = env.open(&format!("aligned{i}.so"), rtld::NOW).unwrap();
-            assert_eq!(call_i32(&mut env, h, "aligned_check"), 1, "{mode:?} copy {i}");
+            assert_eq!(call_i32(&mut env, h, "aligned_check"), 1, "{src:?} copy {i}");
             assert_eq!(call_i32(&mut env, h, "aligned_addr") % 1024, 0);
             assert_eq!(env.sym(h, "aligned_buf").unwrap() as i32, call_i32(&mut env, h, "aligned_addr"));
             // Unbalance the heap so that the next copy starts elsewhere.
@@ -82,14 +108,14 @@ fn aligned_data_in_ten_copies() {
 
 #[test]
 fn bss_is_zero_after_a_dirty_heap() {
-    for mode in MODES {
+    for src in SOURCES {
         let mut env = fixture_env();
         let p = env.call_main::<i32, i32>("malloc", 700_000);
         env.call_main::<(i32, i32, i32), ()>("fill", (p, 0x5a, 700_000));
         env.call_main::<i32, ()>("free", p);
-        let h = open(&mut env, "bss", mode);
+        let h = open(&mut env, "bss", src);
         assert!(env.loader().library_bases(h).unwrap().0 >= p as u32, "reuses the dirty block");
-        assert_eq!(call_i32(&mut env, h, "bss_check"), 1, "{mode:?}");
+        assert_eq!(call_i32(&mut env, h, "bss_check"), 1, "{src:?}");
         let fill = env.func(h, "bss_fill").typed::<i32, ()>(&env.store).unwrap();
         fill.call(&mut env.store, 1).unwrap();
         assert_eq!(call_i32(&mut env, h, "bss_sum"), 65536 + 100_000);
@@ -98,33 +124,33 @@ fn bss_is_zero_after_a_dirty_heap() {
 
 #[test]
 fn constructors_run_once_in_priority_order() {
-    for mode in MODES {
+    for src in SOURCES {
         let mut env = fixture_env();
-        let h = open(&mut env, "ctor", mode);
-        assert_eq!(env.call_main::<(), i32>("registered", ()), 17, "{mode:?}");
+        let h = open(&mut env, "ctor", src);
+        assert_eq!(env.call_main::<(), i32>("registered", ()), 17, "{src:?}");
         assert_eq!(call_i32(&mut env, h, "ctor_check"), 17);
-        assert_eq!(open(&mut env, "ctor", mode), h);
+        assert_eq!(open(&mut env, "ctor", src), h);
         assert_eq!(env.call_main::<(), i32>("registered", ()), 17, "a second open runs nothing");
     }
 }
 
 #[test]
 fn destructor_registers_with_the_main_modules_atexit() {
-    for mode in MODES {
+    for src in SOURCES {
         let mut env = fixture_env();
-        let h = open(&mut env, "dtor", mode);
+        let h = open(&mut env, "dtor", src);
         assert_eq!(call_i32(&mut env, h, "dtor_check"), 9);
         env.call_main::<(), ()>("run_atexit", ());
-        assert_eq!(env.call_main::<(), i32>("unregistered", ()), 9, "{mode:?}");
+        assert_eq!(env.call_main::<(), i32>("unregistered", ()), 9, "{src:?}");
     }
 }
 
 #[test]
 fn data_pointer_relocated() {
-    for mode in MODES {
+    for src in SOURCES {
         let mut env = fixture_env();
-        let h = open(&mut env, "data_pointer", mode);
-        assert_eq!(call_i32(&mut env, h, "data_pointer_check"), 1, "{mode:?}");
+        let h = open(&mut env, "data_pointer", src);
+        assert_eq!(call_i32(&mut env, h, "data_pointer_check"), 1, "{src:?}");
         let (mb, _) = env.loader().library_bases(h).unwrap();
         let greeting = env.sym(h, "greeting").unwrap();
         assert!(greeting >= mb, "data symbols are absolute");
@@ -136,10 +162,10 @@ fn data_pointer_relocated() {
 
 #[test]
 fn extern_calls_and_function_pointer_identity_with_main() {
-    for mode in MODES {
+    for src in SOURCES {
         let mut env = fixture_env();
-        let h = open(&mut env, "extern_calls", mode);
-        assert_eq!(call_i32(&mut env, h, "extern_calls_check"), 17, "{mode:?}");
+        let h = open(&mut env, "extern_calls", src);
+        assert_eq!(call_i32(&mut env, h, "extern_calls_check"), 17, "{src:?}");
         assert_eq!(env.call_main::<(), i32>("log_count", ()), 1);
         let p = call_i32(&mut env, h, "extern_calls_get_add");
         assert_eq!(p as u32, env.sym(DEFAULT_HANDLE, "host_add").unwrap());
@@ -148,10 +174,10 @@ fn extern_calls_and_function_pointer_identity_with_main() {
 
 #[test]
 fn extern_data_resolves_to_main_addresses() {
-    for mode in MODES {
+    for src in SOURCES {
         let mut env = fixture_env();
-        let h = open(&mut env, "extern_data", mode);
-        assert_eq!(call_i32(&mut env, h, "extern_data_check"), 11, "{mode:?}");
+        let h = open(&mut env, "extern_data", src);
+        assert_eq!(call_i32(&mut env, h, "extern_data_check"), 11, "{src:?}");
         assert_eq!(env.load32(1100), 11);
         let counter_ptr = env.sym(h, "counter_ptr").unwrap();
         assert_eq!(env.load32(counter_ptr), 1100);
@@ -160,10 +186,10 @@ fn extern_data_resolves_to_main_addresses() {
 
 #[test]
 fn i64_and_f64_across_the_boundary() {
-    for mode in MODES {
+    for src in SOURCES {
         let mut env = fixture_env();
-        let h = open(&mut env, "longlong", mode);
-        assert_eq!(call_i32(&mut env, h, "longlong_check"), 1, "{mode:?}");
+        let h = open(&mut env, "longlong", src);
+        assert_eq!(call_i32(&mut env, h, "longlong_check"), 1, "{src:?}");
         let f = env.func(h, "longlong_via_host").typed::<i64, i64>(&env.store).unwrap();
         assert_eq!(f.call(&mut env.store, 1 << 40).unwrap(), (1 << 41) + 1);
         let f = env.func(h, "double_via_host").typed::<f64, f64>(&env.store).unwrap();
@@ -173,10 +199,10 @@ fn i64_and_f64_across_the_boundary() {
 
 #[test]
 fn method_table_after_relocation() {
-    for mode in MODES {
+    for src in SOURCES {
         let mut env = fixture_env();
-        let h = open(&mut env, "method_table", mode);
-        assert_eq!(call_i32(&mut env, h, "method_table_check"), 15, "{mode:?}");
+        let h = open(&mut env, "method_table", src);
+        assert_eq!(call_i32(&mut env, h, "method_table_check"), 15, "{src:?}");
         // The table's ml_meth for negate (entry 2, offset 4 of a 16-byte struct) is the
         // canonical slot dl_sym returns.
         let table = call_i32(&mut env, h, "method_table_get") as u32;
@@ -187,29 +213,29 @@ fn method_table_after_relocation() {
 
 #[test]
 fn static_function_pointer_escapes_with_one_slot() {
-    for mode in MODES {
+    for src in SOURCES {
         let mut env = fixture_env();
-        let h = open(&mut env, "static_fn_escape", mode);
-        assert_eq!(call_i32(&mut env, h, "static_fn_escape_check"), 1001, "{mode:?}");
+        let h = open(&mut env, "static_fn_escape", src);
+        assert_eq!(call_i32(&mut env, h, "static_fn_escape_check"), 1001, "{src:?}");
     }
 }
 
 #[test]
 fn variadic_calls_use_the_shared_stack() {
-    for mode in MODES {
+    for src in SOURCES {
         let mut env = fixture_env();
-        let h = open(&mut env, "variadic", mode);
-        assert_eq!(call_i32(&mut env, h, "variadic_check"), 10, "{mode:?}");
+        let h = open(&mut env, "variadic", src);
+        assert_eq!(call_i32(&mut env, h, "variadic_check"), 10, "{src:?}");
         assert_eq!(env.call_main::<(), i32>("printf_arg", ()), 5);
     }
 }
 
 #[test]
 fn weak_undefined_is_null_until_a_global_library_defines_it() {
-    for mode in MODES {
+    for src in SOURCES {
         let mut env = fixture_env();
-        let h = open(&mut env, "weak", mode);
-        assert_eq!(call_i32(&mut env, h, "weak_check"), 42, "{mode:?}");
+        let h = open(&mut env, "weak", src);
+        assert_eq!(call_i32(&mut env, h, "weak_check"), 42, "{src:?}");
         assert_eq!(call_i32(&mut env, h, "has_maybe"), 0);
         env.close(h).unwrap();
 
@@ -222,8 +248,8 @@ fn weak_undefined_is_null_until_a_global_library_defines_it() {
             ),
         );
         let p = env.open("provider.so", rtld::NOW | rtld::GLOBAL).unwrap();
-        let h = open(&mut env, "weak", mode);
-        assert_eq!(call_i32(&mut env, h, "weak_check"), 142, "{mode:?}");
+        let h = open(&mut env, "weak", src);
+        assert_eq!(call_i32(&mut env, h, "weak_check"), 142, "{src:?}");
         assert_eq!(call_i32(&mut env, p, "maybe_calls"), 1);
     }
 }
@@ -231,17 +257,19 @@ fn weak_undefined_is_null_until_a_global_library_defines_it() {
 #[test]
 fn every_fixture_opens_and_closes_flat() {
     let names = ["aligned", "bss", "ctor", "data_pointer", "dtor", "extern_calls", "extern_data", "longlong", "method_table", "static_fn_escape", "variadic", "weak"];
-    let mut env = fixture_env();
-    let cycle = |env: &mut Env| {
-        let hs: Vec<i32> = names.iter().map(|n| open(env, n, Mode::PicO2)).collect();
-        for h in hs {
-            env.close(h).unwrap();
-        }
-    };
-    cycle(&mut env);
-    let (heap, table, live) = (env.heap_top(), env.table_size(), env.live_blocks());
-    for _ in 0..20 {
+    for src in SOURCES {
+        let mut env = fixture_env();
+        let cycle = |env: &mut Env| {
+            let hs: Vec<i32> = names.iter().map(|n| open(env, n, src)).collect();
+            for h in hs {
+                env.close(h).unwrap();
+            }
+        };
         cycle(&mut env);
+        let (heap, table, live) = (env.heap_top(), env.table_size(), env.live_blocks());
+        for _ in 0..20 {
+            cycle(&mut env);
+        }
+        assert_eq!((env.heap_top(), env.table_size(), env.live_blocks()), (heap, table, live), "{src:?}");
     }
-    assert_eq!((env.heap_top(), env.table_size(), env.live_blocks()), (heap, table, live));
 }
