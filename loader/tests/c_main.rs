@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use pymode_linker::Options;
+use pymode_linker::options::InputSpec;
 use pymode_testdata::{COMMON_CFLAGS, Mode, WASM_LD_SIDE_MODULE_FLAGS, fixture_names, fixture_side_module, wasm_ld, zig_cc};
 
 const RUN: &str = env!("CARGO_BIN_EXE_pymode-run");
@@ -54,6 +56,26 @@ fn build_side(src: &Path, mode: Mode, dir: &Path, out: &Path) {
     run_ok(wasm_ld().args(WASM_LD_SIDE_MODULE_FLAGS).arg(&obj).arg("-o").arg(out));
 }
 
+/// `chain/c1.so` → `chain/deps/libc2.so` → `chain/deps/libc3.so`, linked by pymode-ld with
+/// the dependency as an input (a NEEDED entry) and `$ORIGIN` RUNTIME_PATHs.
+fn build_chain(mode: Mode, tmp: &Path, lib: &Path) {
+    let deps = lib.join("chain/deps");
+    std::fs::create_dir_all(&deps).unwrap();
+    let link = |src: &str, name: &str, needed: Option<PathBuf>, rpath: &str, out: PathBuf| {
+        let c = tmp.join(format!("{name}.c"));
+        std::fs::write(&c, src).unwrap();
+        let obj = tmp.join(format!("{name}.o"));
+        run_ok(zig_cc().args(COMMON_CFLAGS).args(mode.cflags()).arg(&c).arg("-o").arg(&obj));
+        let mut inputs = vec![InputSpec::File(obj)];
+        inputs.extend(needed.map(InputSpec::File));
+        let opts = Options { inputs, rpath: vec![rpath.to_owned()], output: Some(out), ..Options::default() };
+        pymode_linker::link(&opts).unwrap_or_else(|e| panic!("pymode-ld {name}: {e}"));
+    };
+    link("int c3(void) { return 3; }", "c3", None, "$ORIGIN", deps.join("libc3.so"));
+    link("extern int c3(void); int c2(void) { return c3() * 10 + 2; }", "c2", Some(deps.join("libc3.so")), "$ORIGIN", deps.join("libc2.so"));
+    link("extern int c2(void); int c1(void) { return c2() * 10 + 1; }", "c1", Some(deps.join("libc2.so")), "$ORIGIN/deps", lib.join("chain/c1.so"));
+}
+
 fn run_checks(mode: Mode) {
     let tmp = tempfile::tempdir().unwrap();
     let lib = tmp.path().join("lib");
@@ -65,6 +87,7 @@ fn run_checks(mode: Mode) {
         std::fs::copy(fixture_side_module(&name, mode), lib.join(format!("{name}.so"))).unwrap();
     }
     std::fs::copy(lib.join("static_fn_escape.so"), lib.join("static_fn_escape_copy.so")).unwrap();
+    build_chain(mode, tmp.path(), &lib);
 
     let out = Command::new(RUN).arg("--dir").arg(format!("{}::/lib", lib.display())).arg(&main).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -91,6 +114,9 @@ fn run_checks(mode: Mode) {
         "weak_undefined_is_null",
         "variadic",
         "i64_f64_across",
+        "needed_chain_of_three",
+        "needed_searched_through_handle",
+        "needed_not_global",
         "aligned_1024",
         "missing_library_fails",
         "dlerror_names_library",

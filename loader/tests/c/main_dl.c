@@ -128,6 +128,16 @@ int main(void) {
         CHECK("i64_f64_across", via(1LL << 40) == (1LL << 41) + 1 && dv(1.0) == 3.0 && call_int(ll, "longlong_check") == 1);
     }
 
+    /* NEEDED chain of three (built by pymode-ld): chain/c1.so needs libc2.so via RUNTIME_PATH
+     * $ORIGIN/deps, which needs libc3.so via $ORIGIN. */
+    void *chain = open_lib("/lib/chain/c1.so", RTLD_NOW);
+    if (chain) {
+        CHECK("needed_chain_of_three", call_int(chain, "c1") == 321);
+        CHECK("needed_searched_through_handle", dlsym(chain, "c3") != NULL);
+        CHECK("needed_not_global", dlsym(RTLD_DEFAULT, "c3") == NULL);
+        dlerror();
+    }
+
     void *al = open_lib("/lib/aligned.so", RTLD_NOW);
     if (al) CHECK("aligned_1024", call_int(al, "aligned_check") == 1);
 
