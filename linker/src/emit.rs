@@ -223,7 +223,7 @@ pub fn validate(bytes: &[u8]) -> Result<()> {
             bodies.push(std::sync::Mutex::new(Some((to_validate, body))));
         }
     }
-    let results = crate::parallel::map(&bodies, |slot| {
+    let results = crate::parallel::map(&bodies, 256, |slot| {
         // Each slot is taken exactly once, by the one worker whose chunk holds it.
         let taken = slot.lock().ok().and_then(|mut s| s.take());
         match taken {

@@ -112,7 +112,7 @@ pub fn load(files: &[InputFile]) -> Result<Inputs<'_>> {
     let mut archives = Vec::new();
     // Parsing dominates reading: do the wasm files in parallel, then classify in order.
     let refs: Vec<&InputFile> = files.iter().collect();
-    let parsed = crate::parallel::map(&refs, |&file| {
+    let parsed = crate::parallel::map(&refs, 2, |&file| {
         file.bytes.starts_with(WASM_MAGIC).then(|| Object::parse(&file.path.display().to_string(), &file.bytes))
     });
     for (file, parsed) in files.iter().zip(parsed) {

@@ -30,7 +30,7 @@ pub fn patch_functions(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, l
             }
         }
     }
-    crate::parallel::map(&layout.defined_funcs, |&(file, function)| {
+    crate::parallel::map(&layout.defined_funcs, 256, |&(file, function)| {
         let obj = &inputs.objects[file.as_usize()]; // ok: layout only lists loaded objects
         let range = obj.functions[function].body.clone(); // ok: layout only lists real functions
         let mut body = obj.bytes.get(range).ok_or_else(|| bug(obj, "function body outside the file"))?.to_vec();
