@@ -111,3 +111,23 @@ fn all_fixtures_link_into_one_module() {
         }
     }
 }
+
+#[test]
+fn export_forces_hidden_symbols_out_and_strip_all_drops_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "__attribute__((visibility(\"hidden\"))) int hidden_fn(void) { return 1; }\n\
+                  __attribute__((visibility(\"hidden\"))) int hidden_data = 5;\n\
+                  int visible(void) { return hidden_fn() + hidden_data; }\n";
+    let object = compile(dir.path(), "h", source, &[]);
+    let plain = link_ok(&options(&[&object]));
+    assert!(!export_names(&plain).iter().any(|n| n.starts_with("hidden")));
+    assert!(Object::parse("plain", &plain).unwrap().sections.iter().any(|s| s.name == "name"));
+
+    let mut opts = options(&[&object]);
+    opts.exports = vec!["hidden_fn".into(), "hidden_data".into()];
+    opts.strip_all = true;
+    let bytes = link_ok(&opts);
+    let exports = export_names(&bytes);
+    assert!(exports.contains(&"hidden_fn".to_owned()) && exports.contains(&"hidden_data".to_owned()), "{exports:?}");
+    assert!(!Object::parse("stripped", &bytes).unwrap().sections.iter().any(|s| s.name == "name"));
+}
