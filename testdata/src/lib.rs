@@ -366,8 +366,12 @@ pub fn fixture_archive_path() -> PathBuf {
 }
 
 fn existing(path: PathBuf, what: &str) -> PathBuf {
+    existing_or(path, what, FIXTURES_HINT)
+}
+
+fn existing_or(path: PathBuf, what: &str, hint: &str) -> PathBuf {
     if !path.is_file() {
-        panic!("{what} {} is missing: {FIXTURES_HINT}", path.display());
+        panic!("{what} {} is missing: {hint}", path.display());
     }
     path
 }
@@ -389,6 +393,50 @@ pub fn fixture_side_module(name: &str, mode: Mode) -> PathBuf {
 /// The archive of the [`ARCHIVE_MEMBERS`] `pic-O2` objects. Panics if it has not been built.
 pub fn fixture_archive() -> PathBuf {
     existing(fixture_archive_path(), "fixture archive")
+}
+
+/// The markupsafe sdist version the end-to-end demo and tests build.
+pub const MARKUPSAFE_VERSION: &str = "3.0.4";
+
+/// Where `cargo xtask cpython` keeps its source, builds and products: `$PYMODE_CACHE/cpython`.
+pub fn cpython_dir() -> PathBuf {
+    cache_dir().join("cpython")
+}
+
+/// The wasm32-wasi CPython install prefix (`bin/python3.13.wasm`, `include/python3.13`,
+/// `lib/python3.13`). Panics if the main module has not been built.
+pub fn cpython_prefix() -> PathBuf {
+    let prefix = cpython_dir().join("wasi");
+    existing_or(
+        prefix.join("bin").join("python3.13.wasm"),
+        "the CPython main module",
+        "run `cargo xtask cpython` (or `cargo xtask test`) first",
+    );
+    prefix
+}
+
+/// The CPython main module. Panics if it has not been built.
+pub fn python_wasm() -> PathBuf {
+    cpython_prefix().join("bin").join("python3.13.wasm")
+}
+
+/// Where `cargo xtask` builds an extension package (not checked for existence):
+/// `<workspace>/target/ext/<name>`; its `site/` is a site-packages directory for the wasm
+/// CPython.
+pub fn ext_dir(name: &str) -> PathBuf {
+    workspace_root().join("target").join("ext").join(name)
+}
+
+/// The site-packages directory holding a built extension package. Panics if it has not been
+/// built.
+pub fn ext_site(name: &str) -> PathBuf {
+    let site = ext_dir(name).join("site");
+    existing_or(
+        site.join(name).join("__init__.py"),
+        "the built extension package",
+        "run `cargo xtask build-ext NAME` (or `cargo xtask test`) first",
+    );
+    site
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 mod cpython;
 mod demo;
+mod ext;
 mod fixtures;
 mod test;
 mod toolchain;
@@ -24,7 +25,9 @@ commands:
                        (and the fuzz smoke tests); --full sets PYMODE_FULL=1
   cpython              build CPython 3.13 for wasm32-wasi as a dynamic-linking main
                        module (cached in $PYMODE_CACHE/cpython)
-  demo                 the end-to-end demo (for now: inspect one fixture object)";
+  build-ext markupsafe build an extension package for the wasm CPython into
+                       target/ext/NAME/site (zig cc + pymode-ld)
+  demo                 the main job: import markupsafe's C speedups in wasm CPython";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -56,6 +59,12 @@ fn dispatch(args: &[String]) -> Result<()> {
             println!("  main module     {}", built.python_wasm.display());
             println!("  build Python    {}", built.native_python.display());
             Ok(())
+        }
+        "build-ext" => {
+            let Some(name) = rest.first() else { bail!("usage: cargo xtask build-ext NAME") };
+            let tc = toolchain::run()?;
+            let py = cpython::run(&tc)?;
+            ext::run(name, &tc, &py).map(|_| ())
         }
         "test" => test::run(rest),
         "demo" => demo::run(),

@@ -1,6 +1,7 @@
-//! `cargo xtask test`: provision, build the fixtures, run every test suite.
+//! `cargo xtask test`: provision, build the fixtures, the wasm CPython and markupsafe, run
+//! every test suite.
 
-use crate::{cargo, fixtures, run_status, step, toolchain};
+use crate::{cargo, cpython, ext, fixtures, run_status, step, toolchain};
 use anyhow::Result;
 use pymode_testdata::workspace_root;
 use std::time::Instant;
@@ -13,6 +14,9 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let tc = step("toolchain", toolchain::run)?;
     step("fixtures", || fixtures::run(&tc))?;
+    // The end-to-end tests need the wasm CPython (built once, then cached) and an extension.
+    let py = step("cpython", || cpython::run(&tc))?;
+    step("build-ext markupsafe", || ext::run("markupsafe", &tc, &py))?;
     step("cargo test --workspace", || {
         let mut cmd = cargo();
         cmd.args(["test", "--workspace"]).args(&extra);

@@ -1,0 +1,110 @@
+//! End to end: the zig-built CPython 3.13 main module runs under `pymode-run`, imports
+//! markupsafe with its C speedups linked by `pymode-ld`, and turns a side module with a
+//! missing symbol into an ImportError that names it, then keeps running.
+//!
+//! `cargo xtask test` builds the prerequisites first (`cargo xtask cpython`,
+//! `cargo xtask build-ext markupsafe`); without them these tests fail and say so.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn pymode_run(dirs: &[(PathBuf, &str)], env: &[&str], script: &str) -> Output {
+    let prefix = pymode_testdata::cpython_prefix();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pymode-run"));
+    cmd.arg("--dir").arg(&prefix);
+    for (host, guest) in dirs {
+        cmd.arg("--dir").arg(format!("{}::{guest}", host.display()));
+    }
+    for e in env {
+        cmd.args(["--env", e]);
+    }
+    cmd.arg("--cache").arg(pymode_testdata::cache_dir().join("module-cache"));
+    cmd.arg(pymode_testdata::python_wasm()).args(["--", "-c", script]);
+    cmd.output().expect("run pymode-run")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn markupsafe_imports_its_c_speedups_in_wasm_cpython() {
+    let site = pymode_testdata::ext_site("markupsafe");
+    let script = r#"
+import markupsafe, markupsafe._speedups as sp
+print("file", sp.__file__)
+print("c-in-use", markupsafe._escape_inner is sp._escape_inner)
+print("escape", markupsafe.escape('<a href="x">&\'</a>'))
+print("format", markupsafe.Markup("<b>%s</b>") % "<i>")
+print("soft", markupsafe.soft_str(42), type(markupsafe.escape_silent(None)).__name__)
+"#;
+    let out = pymode_run(&[(site, "/site")], &["PYTHONPATH=/site"], script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "file /site/markupsafe/_speedups.cpython-313-wasm32-wasi.so",
+            "c-in-use True",
+            "escape &lt;a href=&#34;x&#34;&gt;&amp;&#39;&lt;/a&gt;",
+            "format <b>&lt;i&gt;</b>",
+            "soft 42 Markup",
+        ],
+        "stderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_symbol_is_an_import_error_naming_it_and_python_keeps_running() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-missing-symbol");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let source = dir.join("_broken.c");
+    std::fs::write(
+        &source,
+        r#"#include <Python.h>
+extern int pymode_test_missing_symbol(int);
+static PyObject *call(PyObject *self, PyObject *arg) { return PyLong_FromLong(pymode_test_missing_symbol(1)); }
+static PyMethodDef methods[] = {{"call", call, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "_broken", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__broken(void) { return PyModule_Create(&def); }
+"#,
+    )
+    .expect("write source");
+    let object = dir.join("_broken.o");
+    let include = pymode_testdata::cpython_prefix().join("include").join("python3.13");
+    let status = pymode_testdata::zig_cc()
+        .args(["-fPIC", "-O2", "-g0", "-c"])
+        .arg("-I")
+        .arg(&include)
+        .arg(&source)
+        .arg("-o")
+        .arg(&object)
+        .status()
+        .expect("run zig cc");
+    assert!(status.success());
+    let site = dir.join("site");
+    std::fs::create_dir_all(&site).expect("site dir");
+    let module = site.join("_broken.cpython-313-wasm32-wasi.so");
+    let args = ["-shared".to_owned(), object.display().to_string(), "-o".to_owned(), module.display().to_string()];
+    let (opts, warnings) = pymode_linker::Options::parse(args).expect("linker options");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    pymode_linker::link(&opts).expect("link _broken");
+    assert!(Path::new(&module).is_file());
+
+    let script = r#"
+try:
+    import _broken
+    print("imported?!")
+except ImportError as e:
+    print("ImportError:", e)
+print("still running", 6 * 7)
+"#;
+    let out = pymode_run(&[(site, "/site")], &["PYTHONPATH=/site"], script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    let error_line = stdout.lines().find(|l| l.starts_with("ImportError:")).unwrap_or_else(|| panic!("no ImportError in:\n{stdout}\n{stderr}"));
+    assert!(error_line.contains("pymode_test_missing_symbol"), "{error_line}");
+    assert!(stdout.lines().any(|l| l == "still running 42"), "{stdout}");
+}

@@ -1,0 +1,92 @@
+//! `cargo xtask build-ext markupsafe`: an extension package built for the wasm CPython, its C
+//! sources compiled by zig against the wasm CPython's headers and linked by `pymode-ld`.
+//!
+//! Only markupsafe is known for now, with its one C file spelled out here. Building any
+//! unmodified setuptools sdist through its own `setup.py` is later work (the package-set
+//! issue).
+
+use crate::{cargo, cpython::CPython, run_status};
+use anyhow::{Context, Result, bail};
+use pymode_testdata::{MARKUPSAFE_VERSION, Toolchain, apply_zig_env, cache_dir, ext_dir, venv_python, workspace_root};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The suffix CPython 3.13 on wasm32-wasi looks for (`_imp.extension_suffixes()`).
+pub const EXT_SUFFIX: &str = ".cpython-313-wasm32-wasi.so";
+
+/// Builds the named package into `target/ext/<name>/site` and returns that directory.
+pub fn run(name: &str, tc: &Toolchain, py: &CPython) -> Result<PathBuf> {
+    if name != "markupsafe" {
+        bail!("build-ext knows only `markupsafe` so far");
+    }
+    let sdist = download_sdist("markupsafe", MARKUPSAFE_VERSION)?;
+    let dir = ext_dir(name);
+    let src = dir.join("src");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&src)?;
+    run_status(Command::new("tar").arg("xzf").arg(&sdist).arg("-C").arg(&src))?;
+    let package = src.join(format!("markupsafe-{MARKUPSAFE_VERSION}")).join("src").join("markupsafe");
+
+    let linker = build_pymode_ld()?;
+    let object = dir.join("_speedups.o");
+    let mut cc = Command::new(&tc.zig);
+    apply_zig_env(&mut cc)
+        .args(["cc", "-target", "wasm32-wasi", "-fPIC", "-O2", "-g0", "-c"])
+        .arg("-I")
+        .arg(py.prefix.join("include").join("python3.13"))
+        .arg(package.join("_speedups.c"))
+        .arg("-o")
+        .arg(&object);
+    run_status(&mut cc).context("compiling markupsafe's _speedups.c")?;
+
+    let site = dir.join("site");
+    let target = site.join("markupsafe");
+    fs::create_dir_all(&target)?;
+    run_status(Command::new(&linker).arg("-shared").arg(&object).arg("-o").arg(target.join(format!("_speedups{EXT_SUFFIX}"))))
+        .context("linking _speedups with pymode-ld")?;
+    for entry in fs::read_dir(&package)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "py" || e == "typed" || e == "pyi") {
+            if let Some(file) = path.file_name() {
+                fs::copy(&path, target.join(file))?;
+            }
+        }
+    }
+    println!("build-ext: {}", site.display());
+    Ok(site)
+}
+
+/// The sdist, downloaded once into `$PYMODE_CACHE/downloads` with pip.
+fn download_sdist(name: &str, version: &str) -> Result<PathBuf> {
+    let downloads = cache_dir().join("downloads");
+    let file = downloads.join(format!("{name}-{version}.tar.gz"));
+    if file.is_file() {
+        return Ok(file);
+    }
+    fs::create_dir_all(&downloads)?;
+    let mut pip = Command::new(venv_python());
+    pip.args(["-m", "pip", "download", "--disable-pip-version-check", "--no-binary", ":all:", "--no-deps", "-d"])
+        .arg(&downloads)
+        .arg(format!("{name}=={version}"));
+    run_status(&mut pip)?;
+    if !file.is_file() {
+        bail!("pip download did not produce {}", file.display());
+    }
+    Ok(file)
+}
+
+/// Builds `pymode-ld` and returns its path.
+pub fn build_pymode_ld() -> Result<PathBuf> {
+    build_bin("pymode-linker", "pymode-ld")
+}
+
+/// Builds a workspace binary (debug profile) and returns its path.
+pub fn build_bin(package: &str, bin: &str) -> Result<PathBuf> {
+    run_status(cargo().args(["build", "-q", "-p", package, "--bin", bin]))?;
+    let path = workspace_root().join("target").join("debug").join(bin);
+    if !Path::new(&path).is_file() {
+        bail!("cargo build did not produce {}", path.display());
+    }
+    Ok(path)
+}
