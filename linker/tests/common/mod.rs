@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod differential;
+
 use pymode_abi::object::Object;
 use pymode_linker::{Options, options::InputSpec};
 use std::path::{Path, PathBuf};
