@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn pymode_run(dirs: &[(PathBuf, &str)], env: &[&str], script: &str) -> Output {
+    pymode_run_args(dirs, env, &["-c", script])
+}
+
+fn pymode_run_args(dirs: &[(PathBuf, &str)], env: &[&str], args: &[&str]) -> Output {
     let prefix = pymode_testdata::cpython_prefix();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pymode-run"));
     cmd.arg("--dir").arg(&prefix);
@@ -19,7 +23,7 @@ fn pymode_run(dirs: &[(PathBuf, &str)], env: &[&str], script: &str) -> Output {
         cmd.args(["--env", e]);
     }
     cmd.arg("--cache").arg(pymode_testdata::cache_dir().join("module-cache"));
-    cmd.arg(pymode_testdata::python_wasm()).args(["--", "-c", script]);
+    cmd.arg(pymode_testdata::python_wasm()).arg("--").args(args);
     cmd.output().expect("run pymode-run")
 }
 
@@ -107,4 +111,41 @@ print("still running", 6 * 7)
     let error_line = stdout.lines().find(|l| l.starts_with("ImportError:")).unwrap_or_else(|| panic!("no ImportError in:\n{stdout}\n{stderr}"));
     assert!(error_line.contains("pymode_test_missing_symbol"), "{error_line}");
     assert!(stdout.lines().any(|l| l == "still running 42"), "{stdout}");
+}
+
+/// Runs markupsafe's own test suite from its sdist inside wasm CPython against `site`, and
+/// checks that every test parametrized over the C speedups ran and passed.
+fn markupsafe_suite_passes(site: PathBuf, linked_by: &str) {
+    let sources = pymode_testdata::ext_dir("markupsafe").join("src").join(format!("markupsafe-{}", pymode_testdata::MARKUPSAFE_VERSION));
+    assert!(sources.join("tests").is_dir(), "markupsafe's tests are missing in {}", sources.display());
+    // pytest needs a current directory it can chdir to and a /dev/null to open; WASI has
+    // neither unless the host maps them.
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("wasm-root-{linked_by}"));
+    std::fs::create_dir_all(root.join("dev")).expect("root dir");
+    std::fs::write(root.join("dev").join("null"), b"").expect("dev/null");
+    let dirs = [(root, "/"), (site, "/site"), (pymode_testdata::wasm_test_deps(), "/pydeps"), (sources, "/src")];
+    // --capture=sys and no faulthandler: both need os.dup, which WASI does not have.
+    let args = ["-m", "pytest", "/src/tests", "-p", "no:cacheprovider", "-p", "no:faulthandler", "--capture=sys", "-v", "-rs"];
+    let out = pymode_run_args(&dirs, &["PYTHONPATH=/site:/pydeps"], &args);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "markupsafe's suite failed ({linked_by}): exit {:?}\n{stdout}\n{stderr}", out.status);
+    let speedups: Vec<&str> = stdout.lines().filter(|l| l.contains("[markupsafe._speedups")).collect();
+    // markupsafe 3.0.4 runs each of its 40 tests once per implementation.
+    assert_eq!(speedups.len(), 40, "speedups tests that ran ({linked_by}):\n{stdout}");
+    for line in &speedups {
+        assert!(line.contains("PASSED"), "({linked_by}) {line}");
+    }
+    assert!(stdout.contains("test_ext_init[markupsafe._speedups] PASSED"), "{stdout}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(summary.contains(" passed") && !summary.contains("failed") && !summary.contains("error"), "({linked_by}) {summary}");
+}
+
+#[test]
+fn markupsafe_own_test_suite_passes_with_speedups_linked_by_pymode_ld() {
+    markupsafe_suite_passes(pymode_testdata::ext_site("markupsafe"), "pymode-ld");
+}
+
+#[test]
+fn markupsafe_own_test_suite_passes_with_speedups_linked_by_wasm_ld() {
+    markupsafe_suite_passes(pymode_testdata::ext_site_wasm_ld("markupsafe"), "wasm-ld");
 }

@@ -398,6 +398,23 @@ pub fn fixture_archive() -> PathBuf {
 /// The markupsafe sdist version the end-to-end demo and tests build.
 pub const MARKUPSAFE_VERSION: &str = "3.0.4";
 
+/// The pytest version installed (with its pure-Python dependencies) for running packages'
+/// own test suites inside the wasm CPython.
+pub const PYTEST_VERSION: &str = "9.2.0";
+
+/// A directory of pure-Python packages (pytest and its dependencies) for the wasm CPython's
+/// `PYTHONPATH`, installed by `cargo xtask build-ext`. Panics if it is not there.
+pub fn wasm_test_deps() -> PathBuf {
+    let dir = wasm_test_deps_path();
+    existing_or(dir.join("pytest").join("__init__.py"), "pytest for the wasm CPython", "run `cargo xtask build-ext markupsafe` (or `cargo xtask test`) first");
+    dir
+}
+
+/// Where [`wasm_test_deps`] lives (not checked for existence).
+pub fn wasm_test_deps_path() -> PathBuf {
+    cache_dir().join("wasm-site").join(format!("pytest-{PYTEST_VERSION}"))
+}
+
 /// Where `cargo xtask cpython` keeps its source, builds and products: `$PYMODE_CACHE/cpython`.
 pub fn cpython_dir() -> PathBuf {
     cache_dir().join("cpython")
@@ -427,10 +444,20 @@ pub fn ext_dir(name: &str) -> PathBuf {
     workspace_root().join("target").join("ext").join(name)
 }
 
-/// The site-packages directory holding a built extension package. Panics if it has not been
-/// built.
+/// The site-packages directory holding a built extension package, its side modules linked by
+/// `pymode-ld`. Panics if it has not been built.
 pub fn ext_site(name: &str) -> PathBuf {
-    let site = ext_dir(name).join("site");
+    ext_site_in(name, "site")
+}
+
+/// The same package with its side modules linked by the reference `wasm-ld`, for
+/// cross-checks. Panics if it has not been built.
+pub fn ext_site_wasm_ld(name: &str) -> PathBuf {
+    ext_site_in(name, "site-wasm-ld")
+}
+
+fn ext_site_in(name: &str, dir: &str) -> PathBuf {
+    let site = ext_dir(name).join(dir);
     existing_or(
         site.join(name).join("__init__.py"),
         "the built extension package",

@@ -7,7 +7,10 @@
 
 use crate::{cargo, cpython::CPython, run_status};
 use anyhow::{Context, Result, bail};
-use pymode_testdata::{MARKUPSAFE_VERSION, Toolchain, apply_zig_env, cache_dir, ext_dir, venv_python, workspace_root};
+use pymode_testdata::{
+    MARKUPSAFE_VERSION, PYTEST_VERSION, Toolchain, apply_zig_env, cache_dir, ext_dir, venv_python, wasm_ld, wasm_test_deps_path,
+    workspace_root,
+};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,21 +43,75 @@ pub fn run(name: &str, tc: &Toolchain, py: &CPython) -> Result<PathBuf> {
         .arg(&object);
     run_status(&mut cc).context("compiling markupsafe's _speedups.c")?;
 
+    // The package twice: linked by pymode-ld (what we ship), and by the reference wasm-ld
+    // (what the tests cross-check against).
     let site = dir.join("site");
-    let target = site.join("markupsafe");
-    fs::create_dir_all(&target)?;
-    run_status(Command::new(&linker).arg("-shared").arg(&object).arg("-o").arg(target.join(format!("_speedups{EXT_SUFFIX}"))))
-        .context("linking _speedups with pymode-ld")?;
-    for entry in fs::read_dir(&package)? {
+    let reference = dir.join("site-wasm-ld");
+    for (site_dir, use_pymode_ld) in [(&site, true), (&reference, false)] {
+        let target = site_dir.join("markupsafe");
+        fs::create_dir_all(&target)?;
+        let output = target.join(format!("_speedups{EXT_SUFFIX}"));
+        let mut link = if use_pymode_ld {
+            let mut c = Command::new(&linker);
+            c.arg("-shared");
+            c
+        } else {
+            let mut c = wasm_ld();
+            c.args(["--shared", "--experimental-pic", "--unresolved-symbols=import-dynamic"]);
+            c
+        };
+        run_status(link.arg(&object).arg("-o").arg(&output)).with_context(|| format!("linking {}", output.display()))?;
+        copy_python_files(&package, &target)?;
+    }
+    install_test_deps()?;
+    println!("build-ext: {} (and {} linked by wasm-ld)", site.display(), reference.display());
+    Ok(site)
+}
+
+fn copy_python_files(from: &Path, to: &Path) -> Result<()> {
+    for entry in fs::read_dir(from)? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "py" || e == "typed" || e == "pyi") {
             if let Some(file) = path.file_name() {
-                fs::copy(&path, target.join(file))?;
+                fs::copy(&path, to.join(file))?;
             }
         }
     }
-    println!("build-ext: {}", site.display());
-    Ok(site)
+    Ok(())
+}
+
+/// pytest and its pure-Python dependencies as wheels for Python 3.13, unpacked into a
+/// directory the wasm CPython puts on its path; installed once per pytest version.
+fn install_test_deps() -> Result<()> {
+    let dir = wasm_test_deps_path();
+    if dir.join("pytest").join("__init__.py").is_file() {
+        return Ok(());
+    }
+    let tmp = dir.with_extension("tmp");
+    let _ = fs::remove_dir_all(&tmp);
+    let mut pip = Command::new(venv_python());
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--only-binary",
+        ":all:",
+        "--python-version",
+        "3.13",
+        "--implementation",
+        "py",
+        "--platform",
+        "any",
+        "--target",
+    ])
+    .arg(&tmp)
+    .arg(format!("pytest=={PYTEST_VERSION}"));
+    run_status(&mut pip).context("installing pytest for the wasm CPython")?;
+    let _ = fs::remove_dir_all(&dir);
+    fs::rename(&tmp, &dir)?;
+    Ok(())
 }
 
 /// The sdist, downloaded once into `$PYMODE_CACHE/downloads` with pip.
