@@ -358,7 +358,7 @@ fn assign_globals<'a>(out: &mut Layout<'a>, res: &Resolution<'a>, scan: &Scan, b
 
 /// Every default-visibility definition, and each `--export`, after the synthesized functions.
 fn assign_exports<'a>(out: &mut Layout<'a>, inputs: &Inputs<'a>, res: &Resolution<'a>, opts: &Options) -> Result<()> {
-    let forced: std::collections::HashSet<&str> = opts.exports.iter().map(String::as_str).collect();
+    let forced: std::collections::HashSet<&str> = opts.exports.iter().chain(&opts.exports_if_defined).map(String::as_str).collect();
     for name in &opts.exports {
         let defined = res.by_name.get(name.as_str()).is_some_and(|&id| res.get(id).is_defined_here());
         if !defined && name != names::CALL_CTORS && name != names::APPLY_DATA_RELOCS {

@@ -31,6 +31,8 @@ pub struct Options {
     pub output: Option<PathBuf>,
     /// `--export=NAME`: exported even if hidden; an error if undefined.
     pub exports: Vec<String>,
+    /// `--export-if-defined=NAME`: exported even if hidden, when defined.
+    pub exports_if_defined: Vec<String>,
     /// `-rpath` entries for dylink.0 RUNTIME_PATH.
     pub rpath: Vec<String>,
     /// `-soname` (accepted; dylink.0 has no field for it).
@@ -70,6 +72,7 @@ dylink.0 side module.
   -o FILE                   output file
   -L DIR, -lNAME            library search path and library (libNAME.a, libNAME.so)
   --export=NAME             export NAME even if hidden
+  --export-if-defined=NAME  the same, if NAME is defined
   -rpath DIR                add DIR to dylink.0 RUNTIME_PATH ($ORIGIN allowed)
   -soname NAME              accepted (dylink.0 has no soname)
   --strip-all               no name section
@@ -107,7 +110,7 @@ const IGNORED_FLAGS: &[&str] = &[
 ];
 
 /// Ignored flags whose value we check: `--unresolved-symbols=import-dynamic` is what we do.
-const IGNORED_PREFIXES: &[&str] = &["--unresolved-symbols=", "--export-if-defined=", "-O", "--lto-O", "--threads="];
+const IGNORED_PREFIXES: &[&str] = &["--unresolved-symbols=", "-O", "--lto-O", "--threads="];
 
 impl Options {
     /// Parses arguments (without the program name). Returns the options and the warnings to
@@ -136,6 +139,7 @@ impl Options {
                 "-L" => opts.search_paths.push(PathBuf::from(value("-L")?)),
                 "-l" => opts.inputs.push(InputSpec::Library(value("-l")?)),
                 "-export" => opts.exports.push(value("--export")?),
+                "-export-if-defined" => opts.exports_if_defined.push(value("--export-if-defined")?),
                 "-rpath" => opts.rpath.push(value("-rpath")?),
                 "-soname" => opts.soname = Some(value("-soname")?),
                 "-strip-all" | "-s" => opts.strip_all = true,
@@ -167,6 +171,10 @@ impl Options {
                 _ if flag.starts_with("-export=") => {
                     let v = &flag["-export=".len()..];
                     opts.exports.push(v.to_owned());
+                }
+                _ if flag.starts_with("-export-if-defined=") => {
+                    let v = &flag["-export-if-defined=".len()..];
+                    opts.exports_if_defined.push(v.to_owned());
                 }
                 _ if flag.starts_with("-rpath=") => {
                     let v = &flag["-rpath=".len()..];
@@ -249,12 +257,14 @@ mod tests {
         let (o, w) = Options::parse([
             "--shared", "-o", "x.so", "-Lfoo", "-L", "bar", "-lz", "a.o", "--export=f", "-rpath", "$ORIGIN",
             "--experimental-pic", "--unresolved-symbols=import-dynamic", "-O2", "--no-bsymbolic",
+            "--export-if-defined=__wasm_call_ctors",
         ])
         .unwrap();
         assert_eq!(o.output, Some(PathBuf::from("x.so")));
         assert_eq!(o.search_paths, vec![PathBuf::from("foo"), PathBuf::from("bar")]);
         assert_eq!(o.inputs, vec![InputSpec::Library("z".into()), InputSpec::File("a.o".into())]);
         assert_eq!(o.exports, vec!["f".to_owned()]);
+        assert_eq!(o.exports_if_defined, vec!["__wasm_call_ctors".to_owned()]);
         assert_eq!(o.rpath, vec!["$ORIGIN".to_owned()]);
         assert_eq!(o.binding, Binding::Interposable);
         assert_eq!(w.len(), 3);

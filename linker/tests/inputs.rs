@@ -131,3 +131,21 @@ fn export_forces_hidden_symbols_out_and_strip_all_drops_names() {
     assert!(exports.contains(&"hidden_fn".to_owned()) && exports.contains(&"hidden_data".to_owned()), "{exports:?}");
     assert!(!Object::parse("stripped", &bytes).unwrap().sections.iter().any(|s| s.name == "name"));
 }
+
+#[test]
+fn export_if_defined_exports_hidden_definitions_and_ignores_missing_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let object = compile(dir.path(), "h", "__attribute__((visibility(\"hidden\"))) int hidden_fn(void) { return 1; }\n", &[]);
+    let out = dir.path().join("h.so");
+    let run = run_ld([
+        object.as_os_str(),
+        "--export-if-defined=hidden_fn".as_ref(),
+        "--export-if-defined=not_defined_anywhere".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let exports = export_names(&std::fs::read(&out).unwrap());
+    assert!(exports.contains(&"hidden_fn".to_owned()));
+    assert!(!exports.contains(&"not_defined_anywhere".to_owned()));
+}
