@@ -16,8 +16,9 @@ use pymode_abi::names;
 use std::io::Write;
 use std::path::Path;
 use wasm_encoder::{
-    CodeSection, ConstExpr, DataSection, ElementSection, Elements, EntityType, ExportKind, ExportSection, FunctionSection,
-    GlobalSection, GlobalType, ImportSection, MemoryType, Module, NameMap, NameSection, RefType, TableType, TypeSection, ValType,
+    ConstExpr, DataSection, ElementSection, Elements, Encode, EntityType, ExportKind, ExportSection, FunctionSection, GlobalSection,
+    GlobalType, ImportSection, MemoryType, Module, NameMap, NameSection, RawSection, RefType, SectionId, TableType, TypeSection,
+    ValType,
 };
 use wasmparser::WasmFeatures;
 
@@ -54,11 +55,20 @@ fn global_type(ty: wasmparser::GlobalType) -> Result<GlobalType> {
     Ok(GlobalType { val_type: val_type(ty.content_type)?, mutable: ty.mutable, shared: ty.shared })
 }
 
-/// Encodes the module: `dylink.0` first, then everything else.
+/// Encodes the module: `dylink.0` first, then everything else. `code_entries` are the
+/// patched function bodies, already encoded (see [`crate::patch::patch_functions`]).
 ///
 /// # Errors
 /// A type we cannot re-encode.
-pub fn encode(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, synth: &Synthesized, bodies: &[Vec<u8>], segments: &[Vec<u8>], opts: &Options) -> Result<Vec<u8>> {
+pub fn encode(
+    inputs: &Inputs<'_>,
+    res: &Resolution<'_>,
+    layout: &Layout<'_>,
+    synth: &Synthesized,
+    code_entries: &[u8],
+    segments: &[Vec<u8>],
+    opts: &Options,
+) -> Result<Vec<u8>> {
     let mut module = Module::new();
 
     let mut types = TypeSection::new();
@@ -128,15 +138,17 @@ pub fn encode(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, sy
         module.section(&elements);
     }
 
-    let mut code = CodeSection::new();
-    for body in bodies {
-        code.raw(body);
-    }
-    code.function(&synth.call_ctors);
+    // The patched bodies are already encoded; append the synthesized ones and the count.
+    let count = layout.defined_funcs.len() + 1 + usize::from(synth.apply_data_relocs.is_some());
+    let count = u32::try_from(count).map_err(|_| LinkError::TooLarge("functions"))?;
+    let mut code = Vec::with_capacity(code_entries.len() + 64);
+    count.encode(&mut code);
+    code.extend_from_slice(code_entries);
+    synth.call_ctors.encode(&mut code);
     if let Some(f) = &synth.apply_data_relocs {
-        code.function(f);
+        f.encode(&mut code);
     }
-    module.section(&code);
+    module.section(&RawSection { id: SectionId::Code as u8, data: &code });
 
     let memory_base = layout.memory_base.ok_or(LinkError::InvalidOutput("no __memory_base".into()))?;
     let mut data = DataSection::new();

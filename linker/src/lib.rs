@@ -37,9 +37,9 @@ pub fn link_to_bytes(opts: &Options) -> Result<Vec<u8>> {
     let scan = scan::scan(&inputs, &resolution, opts.binding)?;
     let layout = layout::layout(&inputs, &resolution, &scan, opts)?;
     let synthesized = synth::synthesize(&inputs, &resolution, &scan, &layout, opts)?;
-    let bodies = patch::patch_functions(&inputs, &resolution, &scan, &layout)?;
+    let code = patch::patch_functions(&inputs, &resolution, &scan, &layout)?;
     let segments = patch::patch_segments(&inputs, &resolution, &scan, &layout)?;
-    let bytes = emit::encode(&inputs, &resolution, &layout, &synthesized, &bodies, &segments, opts)?;
+    let bytes = emit::encode(&inputs, &resolution, &layout, &synthesized, &code, &segments, opts)?;
     emit::validate(&bytes)?;
     Ok(bytes)
 }

@@ -21,3 +21,19 @@ pub fn map<T: Sync, R: Send>(items: &[T], min_per_thread: usize, f: impl Fn(&T) 
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     })
 }
+
+/// Like [`map`], but hands each thread its whole chunk at once and returns one result per
+/// chunk, in order: for work that appends to one buffer per thread.
+pub fn map_chunks<T: Sync, R: Send>(items: &[T], min_per_thread: usize, f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let threads = cores.min(items.len() / min_per_thread.max(1));
+    if threads <= 1 {
+        return vec![f(items)];
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items.chunks(chunk).map(|part| scope.spawn(move || f(part))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}

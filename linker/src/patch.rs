@@ -15,34 +15,63 @@ use pymode_abi::object::{Object, SymbolKind};
 use pymode_abi::reloc::{RelocKind, RelocTarget};
 use std::collections::HashMap;
 
-/// Copies and patches every kept function body, in output order.
+/// Copies and patches every kept function body, in output order, straight into the code
+/// section's encoding: each body prefixed with its size, all in one buffer per chunk of
+/// functions (no per-function allocation; the chunks are patched in parallel).
 ///
 /// # Errors
 /// A value that does not fit its site, or a symbol without an index (reported, not
 /// panicked on).
-pub fn patch_functions(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>) -> Result<Vec<Vec<u8>>> {
-    // Sites per (file, function), so each body is visited once.
-    let mut by_function: HashMap<(usize, usize), Vec<&Site>> = HashMap::new();
+pub fn patch_functions(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>) -> Result<Vec<u8>> {
+    // Sites per output function, so each body is visited once.
+    let mut by_function: Vec<Vec<&Site>> = vec![Vec::new(); layout.defined_funcs.len()];
+    let first_defined = layout.func_imports.len();
     for (file, sites) in scan.sites.iter().enumerate() {
         for site in sites {
             if let Place::Code { function, .. } = site.place {
-                by_function.entry((file, function)).or_default().push(site);
+                let output = layout.file_funcs.get(file).and_then(|f| *f.get(function)?);
+                if let Some(slot) = output.and_then(|o| by_function.get_mut((o as usize).checked_sub(first_defined)?)) {
+                    slot.push(site);
+                }
             }
         }
     }
-    crate::parallel::map(&layout.defined_funcs, 256, |&(file, function)| {
-        let obj = &inputs.objects[file.as_usize()]; // ok: layout only lists loaded objects
-        let range = obj.functions[function].body.clone(); // ok: layout only lists real functions
-        let mut body = obj.bytes.get(range).ok_or_else(|| bug(obj, "function body outside the file"))?.to_vec();
-        for site in by_function.get(&(file.as_usize(), function)).into_iter().flatten() {
-            let Place::Code { offset, .. } = site.place else { continue };
-            let value = code_value(inputs, res, layout, file, obj, site)?;
-            write(&mut body, offset, obj, res, site, value)?;
+    let work: Vec<(usize, &(FileId, usize))> = layout.defined_funcs.iter().enumerate().collect();
+    let chunks = crate::parallel::map_chunks(&work, 256, |part| -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for &(position, &(file, function)) in part {
+            let obj = &inputs.objects[file.as_usize()]; // ok: layout only lists loaded objects
+            let range = obj.functions[function].body.clone(); // ok: layout only lists real functions
+            let body = obj.bytes.get(range).ok_or_else(|| bug(obj, "function body outside the file"))?;
+            let size = u32::try_from(body.len()).map_err(|_| LinkError::TooLarge("function body"))?;
+            leb_u32(&mut out, size);
+            let start = out.len();
+            out.extend_from_slice(body);
+            for site in &by_function[position] { // ok: one entry per defined function
+                let Place::Code { offset, .. } = site.place else { continue };
+                let value = code_value(inputs, res, layout, file, obj, site)?;
+                write(&mut out[start..], offset, obj, res, site, value)?;
+            }
         }
-        Ok(body)
-    })
-    .into_iter()
-    .collect()
+        Ok(out)
+    });
+    let mut code = Vec::new();
+    for chunk in chunks {
+        code.extend_from_slice(&chunk?);
+    }
+    Ok(code)
+}
+
+fn leb_u32(out: &mut Vec<u8>, mut value: u32) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 /// Builds the bytes of every non-bss output segment (bss ones get an empty vector).
