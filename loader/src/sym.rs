@@ -30,23 +30,35 @@ impl Loader {
         handle: Handle,
         name: &str,
     ) -> Result<u32, HandleError> {
-        let (found, library) = if handle == DEFAULT_HANDLE {
-            (self.lookup(name, &[]), "the global scope".to_owned())
+        // The common case (the handle's own symbol) is two hash lookups and no allocation.
+        let found = if handle == DEFAULT_HANDLE {
+            self.lookup(name, &[])
         } else {
             let lib = self.libs.get(&handle).ok_or(HandleError::BadHandle(handle))?;
-            let library = lib.path.display().to_string();
-            let scope = self.dep_closure(&[handle]);
-            let found = scope
-                .iter()
-                .find_map(|h| self.libs.get(h).and_then(|l| l.symbols.get(name)).map(|s| (*s, Provider::Lib(*h))));
-            (found, library)
+            match lib.symbols.get(name) {
+                Some(s) => Some((*s, Provider::Lib(handle))),
+                None if lib.deps.is_empty() => None,
+                None => self
+                    .dep_closure(&lib.deps)
+                    .iter()
+                    .find_map(|h| self.libs.get(h).and_then(|l| l.symbols.get(name)).map(|s| (*s, Provider::Lib(*h)))),
+            }
         };
         match found {
-            None => Err(HandleError::NotFound { name: name.to_owned(), library }),
+            None => Err(HandleError::NotFound { name: name.to_owned(), library: self.describe_handle(handle) }),
             Some((Symbol::Data(addr), _)) => Ok(addr),
-            Some((Symbol::Func(f), provider)) => self
-                .func_slot(store, &f, provider)
-                .map_err(|e| HandleError::Store { library, source: Box::new(e) }),
+            Some((Symbol::Func(f), provider)) => match self.func_slot(store, &f, provider) {
+                Ok(slot) => Ok(slot),
+                Err(e) => Err(HandleError::Store { library: self.describe_handle(handle), source: Box::new(e) }),
+            },
+        }
+    }
+
+    /// A library's path for messages, or "the global scope" for [`DEFAULT_HANDLE`].
+    fn describe_handle(&self, handle: Handle) -> String {
+        match self.libs.get(&handle) {
+            Some(lib) => lib.path.display().to_string(),
+            None => "the global scope".to_owned(),
         }
     }
 
