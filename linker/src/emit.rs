@@ -264,7 +264,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o755)).map_err(err)?;
     }
     tmp.write_all(bytes).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
+    // No fsync: like other linkers, protect against our own errors (rename only after a
+    // complete write), not against power loss; an fsync per link costs more than the link.
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }
