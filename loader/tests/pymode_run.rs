@@ -118,3 +118,22 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage: pymode-run"));
 }
+
+#[test]
+fn signature_mismatch_trap_gets_a_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let main = tmp.path().join("bad.wasm");
+    // Calls a (param i32) function through a () -> () pointer.
+    let wat = r#"(module
+      (memory (export "memory") 1)
+      (table 1 funcref)
+      (type $v (func))
+      (func $one (param i32))
+      (elem (i32.const 0) $one)
+      (func (export "_start") i32.const 0 call_indirect (type $v)))"#;
+    std::fs::write(&main, wat::parse_str(wat).unwrap()).unwrap();
+    let out = Command::new(RUN).arg(&main).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(134), "{stderr}");
+    assert!(stderr.contains("hint: a function was called through a pointer of a different type"), "{stderr}");
+}

@@ -651,3 +651,49 @@ fn host_imports_without_an_attached_loader_fail_cleanly() {
     assert_eq!(f.call(&mut store, (0, 4)).unwrap(), 0);
 }
 
+
+#[test]
+fn corrupted_side_modules_never_panic_and_leave_no_trace() {
+    let mut env = env();
+    let good = lib_a();
+    let (heap, live) = (env.heap_top(), env.live_blocks());
+    let mut loaded = 0;
+    // Every byte of the dylink.0 section and the module header, and a sample of the rest,
+    // overwritten with a few values.
+    let positions: Vec<usize> = (0..good.len().min(80)).chain((80..good.len()).step_by(7)).collect();
+    for (n, &pos) in positions.iter().enumerate() {
+        for value in [0x00, 0x7f, 0x80, 0xff] {
+            let mut bytes = good.clone();
+            if bytes[pos] == value {
+                continue;
+            }
+            bytes[pos] = value;
+            let name = format!("c{n}_{value}.so");
+            env.write(&name, &bytes);
+            if let Ok(h) = env.open(&name, NOW) {
+                loaded += 1;
+                env.close(h).unwrap();
+            }
+        }
+    }
+    assert!(loaded > 0, "some corruptions (names, constants) still load");
+    assert_eq!(env.loader().stats().libraries, 0);
+    assert_eq!(env.live_blocks(), live);
+    // Loaded-and-closed copies may have grown the heap once; failures never leave blocks.
+    assert!(env.heap_top() >= heap);
+}
+
+#[test]
+fn extreme_mem_info_is_refused_cleanly() {
+    let mut env = env_with(|c| c.max_memory_size = u32::MAX);
+    for (size, align) in [(u32::MAX, 0), (u32::MAX - 10, 4), (16, 31), (0x8000_0000, 0)] {
+        env.write("x.so", &side(&dylink(size, align, 0), &side_wat("")));
+        let e = env.open("x.so", NOW).unwrap_err();
+        assert!(matches!(e.kind, OpenErrorKind::Allocation { .. }), "{size} 2^{align}: {e}");
+    }
+    let mut env = env_with(|c| c.max_table_size = u32::MAX);
+    env.write("t.so", &side(&dylink(0, 0, u32::MAX), &side_wat("")));
+    let e = env.open("t.so", NOW).unwrap_err();
+    assert!(matches!(e.kind, OpenErrorKind::TableGrow { .. }), "{e}");
+    assert_eq!(env.loader().stats().libraries, 0);
+}

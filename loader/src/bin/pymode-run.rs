@@ -135,6 +135,14 @@ fn run(args: Args) -> Result<ExitCode, String> {
                 return Ok(ExitCode::from((exit.0 & 0xff) as u8));
             }
             eprintln!("pymode-run: {program}: {e:?}");
+            if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::BadSignature)) {
+                // DESIGN §5.10: the usual cause in C extensions, which native ABIs tolerate.
+                eprintln!(
+                    "pymode-run: hint: a function was called through a pointer of a different type \
+                     (e.g. a METH_NOARGS function declared with one parameter, or a cast callback); \
+                     wasm checks the signature of every indirect call"
+                );
+            }
             Ok(ExitCode::from(134))
         }
     }
