@@ -172,7 +172,7 @@ pub fn layout<'a>(inputs: &Inputs<'a>, res: &Resolution<'a>, scan: &Scan, opts: 
 /// The output segment an input segment goes to, as lld names them.
 fn output_segment_name(name: &str) -> &str {
     for prefix in [".rodata", ".data", ".bss", ".text"] {
-        if name == prefix || name.starts_with(&format!("{prefix}.")) {
+        if name.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('.')) {
             return prefix;
         }
     }

@@ -154,11 +154,12 @@ fn kind_name(kind: SymbolKind) -> &'static str {
 /// # Errors
 /// Duplicate strong definitions, or one name used for two kinds of symbol.
 pub fn resolve<'a>(inputs: &Inputs<'a>) -> Result<Resolution<'a>> {
+    let symbol_count: usize = inputs.objects.iter().map(|o| o.symbols.len()).sum();
     let mut res = Resolution {
-        symbols: Vec::new(),
+        symbols: Vec::with_capacity(symbol_count),
         file_symbols: Vec::with_capacity(inputs.objects.len()),
         discarded: Vec::with_capacity(inputs.objects.len()),
-        by_name: HashMap::new(),
+        by_name: HashMap::with_capacity(symbol_count),
     };
     let mut comdat_owner: HashMap<&str, FileId> = HashMap::new();
     for (i, obj) in inputs.objects.iter().enumerate() {
