@@ -247,8 +247,9 @@ fn len_u32(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
-/// Appends an unsigned LEB128.
-pub(crate) fn write_u32(out: &mut Vec<u8>, mut value: u32) {
+/// Appends `value` as an unsigned LEB128 in its shortest form (section sizes, counts and
+/// names; relocation sites use the padded form of [`crate::PatchWidth::write`]).
+pub fn write_u32(out: &mut Vec<u8>, mut value: u32) {
     loop {
         let byte = (value & 0x7f) as u8;
         value >>= 7;

@@ -18,6 +18,6 @@ pub mod names;
 pub mod object;
 pub mod reloc;
 
-pub use dylink::{Dylink0, MemInfo, SymbolFlags};
+pub use dylink::{Dylink0, MemInfo, SymbolFlags, write_u32 as write_uleb};
 pub use error::{Error, ErrorKind, Location, Result};
 pub use reloc::{PatchWidth, RelocBase, RelocKind, RelocTarget};

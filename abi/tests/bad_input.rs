@@ -8,16 +8,8 @@ use wasm_encoder::{
     MemoryType, Module, TypeSection,
 };
 
-fn leb(out: &mut Vec<u8>, mut v: u32) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
+fn leb(out: &mut Vec<u8>, v: u32) {
+    pymode_abi::write_uleb(out, v);
 }
 
 fn string(out: &mut Vec<u8>, s: &str) {
