@@ -18,11 +18,10 @@ use crate::input::Inputs;
 use crate::options::{Binding, Options};
 use crate::resolve::{Definition, FileId, ImportType, Resolution, SymId, Synthetic};
 use crate::scan::{Scan, binds_externally};
-use indexmap::{IndexMap, IndexSet};
+use crate::hash::{FxHashMap, FxIndexMap, FxIndexSet};
 use pymode_abi::MemInfo;
 use pymode_abi::names;
 use pymode_abi::object::{FuncIndex, SymbolKind, SymbolTarget};
-use std::collections::HashMap;
 use wasmparser::{FuncType, GlobalType, ValType};
 
 /// One input segment's place in an output segment.
@@ -109,11 +108,11 @@ pub struct Layout<'a> {
     /// MEM_INFO.
     pub mem_info: MemInfo,
     /// Table slots relative to `__table_base`, in slot order.
-    pub table_slots: IndexSet<SymId>,
+    pub table_slots: FxIndexSet<SymId>,
     /// Whether the table is imported.
     pub imports_table: bool,
     /// Function types.
-    pub types: IndexSet<FuncType>,
+    pub types: FxIndexSet<FuncType>,
     /// Per object, its type index to output type index.
     pub type_map: Vec<Vec<u32>>,
     /// Imported functions (indices `0..`).
@@ -135,11 +134,11 @@ pub struct Layout<'a> {
     /// `__table_base`'s global index, when imported.
     pub table_base: Option<u32>,
     /// Global-kind symbols (imports) to their index.
-    pub symbol_global: HashMap<SymId, u32>,
+    pub symbol_global: FxHashMap<SymId, u32>,
     /// GOT entries to their global index.
-    pub got_global: HashMap<SymId, u32>,
+    pub got_global: FxHashMap<SymId, u32>,
     /// Imported-function symbols to their index.
-    pub symbol_func_import: HashMap<SymId, u32>,
+    pub symbol_func_import: FxHashMap<SymId, u32>,
     /// Exports, in order.
     pub exports: Vec<Export<'a>>,
 }
@@ -193,7 +192,7 @@ fn lay_out_memory(out: &mut Layout<'_>, inputs: &Inputs<'_>, res: &Resolution<'_
     // Group pieces by output segment, in order of first appearance, then sort by rank.
     // Output name → (largest alignment, members as (file, segment, alignment)).
     type Members = Vec<(FileId, usize, u32)>;
-    let mut groups: IndexMap<String, (u32, Members)> = IndexMap::new();
+    let mut groups: FxIndexMap<String, (u32, Members)> = FxIndexMap::default();
     for (i, obj) in inputs.objects.iter().enumerate() {
         let file = FileId(i as u32); // ok: resolve() checked the count
         for (s, seg) in obj.data.iter().enumerate() {
@@ -313,7 +312,7 @@ fn file_name(inputs: &Inputs<'_>, file: FileId) -> String {
 }
 
 fn assign_globals<'a>(out: &mut Layout<'a>, res: &Resolution<'a>, scan: &Scan, binding: Binding) -> Result<()> {
-    let mut env_globals: IndexMap<(&'a str, &'a str), (GlobalType, Vec<SymId>)> = IndexMap::new();
+    let mut env_globals: FxIndexMap<(&'a str, &'a str), (GlobalType, Vec<SymId>)> = FxIndexMap::default();
     for &id in &scan.global_imports {
         let sym = res.get(id);
         let Some((module, field, ImportType::Global(ty))) = &sym.import else {

@@ -13,6 +13,7 @@
 
 pub mod emit;
 pub mod error;
+pub mod hash;
 pub mod input;
 pub mod layout;
 pub mod options;

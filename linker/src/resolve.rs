@@ -12,6 +12,7 @@ use crate::error::{LinkError, Result};
 use crate::input::Inputs;
 use pymode_abi::names;
 use pymode_abi::object::{ComdatMember, FuncIndex, Object, SegmentIndex, SymbolIndex, SymbolKind, SymbolTarget};
+use crate::hash::FxHashMap;
 use std::collections::{HashMap, HashSet};
 use wasmparser::{FuncType, GlobalType, TableType};
 
@@ -122,7 +123,7 @@ pub struct Resolution<'a> {
     /// For each object, what comdat resolution dropped.
     pub discarded: Vec<Discarded>,
     /// Global names to their symbol.
-    pub by_name: HashMap<&'a str, SymId>,
+    pub by_name: FxHashMap<&'a str, SymId>,
 }
 
 impl<'a> Resolution<'a> {
@@ -159,7 +160,7 @@ pub fn resolve<'a>(inputs: &Inputs<'a>) -> Result<Resolution<'a>> {
         symbols: Vec::with_capacity(symbol_count),
         file_symbols: Vec::with_capacity(inputs.objects.len()),
         discarded: Vec::with_capacity(inputs.objects.len()),
-        by_name: HashMap::with_capacity(symbol_count),
+        by_name: FxHashMap::with_capacity_and_hasher(symbol_count, Default::default()),
     };
     let mut comdat_owner: HashMap<&str, FileId> = HashMap::new();
     for (i, obj) in inputs.objects.iter().enumerate() {

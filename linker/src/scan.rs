@@ -11,7 +11,7 @@ use crate::error::{LinkError, Result};
 use crate::input::Inputs;
 use crate::options::Binding;
 use crate::resolve::{Definition, FileId, Resolution, ResolvedSymbol, SymId};
-use indexmap::IndexSet;
+use crate::hash::FxIndexSet;
 use pymode_abi::object::{Object, Relocation, SegmentIndex, SymbolKind};
 use pymode_abi::reloc::{RelocBase, RelocKind, RelocTarget};
 
@@ -51,13 +51,13 @@ pub struct Scan {
     /// Located relocations of kept code and data, per object.
     pub sites: Vec<Vec<Site>>,
     /// Symbols read through a GOT global, in first-use order.
-    pub got: IndexSet<SymId>,
+    pub got: FxIndexSet<SymId>,
     /// Functions that need a slot in the module's table range, in first-use order.
-    pub table_slots: IndexSet<SymId>,
+    pub table_slots: FxIndexSet<SymId>,
     /// Undefined functions that are called (become `env` imports).
-    pub func_imports: IndexSet<SymId>,
+    pub func_imports: FxIndexSet<SymId>,
     /// Undefined globals that are used (`__stack_pointer`, `__memory_base`, ...).
-    pub global_imports: IndexSet<SymId>,
+    pub global_imports: FxIndexSet<SymId>,
     /// Some code uses the indirect function table.
     pub uses_table: bool,
     /// Some data holds an address: `__wasm_apply_data_relocs` is needed.
