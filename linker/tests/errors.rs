@@ -25,10 +25,23 @@ fn strong_definition_beats_weak_and_first_weak_wins() {
     let weak = compile(dir.path(), "weak", "__attribute__((weak)) int pick(void) { return 1; }\nint use_pick(void) { return pick(); }\n", &[]);
     let weak2 = compile(dir.path(), "weak2", "__attribute__((weak)) int pick(void) { return 3; }\n", &[]);
     let strong = compile(dir.path(), "strong", "int pick(void) { return 2; }\n", &[]);
-    // Two weak definitions and a strong one link; so do two weak ones.
-    let bytes = link_ok(&options(&[&weak, &weak2, &strong]));
-    assert!(export_names(&bytes).contains(&"pick".to_owned()));
-    link_ok(&options(&[&weak, &weak2]));
+    // Two weak definitions and a strong one: the strong one is kept, wherever it comes.
+    assert_eq!(pick_constant(&link_ok(&options(&[&weak, &weak2, &strong]))), 2);
+    // Two weak ones: the first is kept.
+    assert_eq!(pick_constant(&link_ok(&options(&[&weak, &weak2]))), 1);
+    assert_eq!(pick_constant(&link_ok(&options(&[&weak2, &weak]))), 3);
+}
+
+/// The constant that the exported `pick` (`return N;`) returns: its body is
+/// `locals; i32.const N; end`.
+fn pick_constant(bytes: &[u8]) -> u8 {
+    let module = Object::parse("out", bytes).unwrap();
+    let export = module.exports.iter().find(|e| e.name == "pick").expect("pick exported");
+    let body = &module.functions[export.index as usize - module.imported_funcs.len()].body;
+    match &bytes[body.clone()] {
+        [0, 0x41, n, 0x0b] => *n,
+        other => panic!("unexpected body of pick: {other:02x?}"),
+    }
 }
 
 #[test]
