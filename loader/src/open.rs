@@ -32,6 +32,21 @@ struct Txn {
     promoted: Vec<Handle>,
 }
 
+/// Times the steps of one load for the `load` span's debug events.
+struct Step(Instant);
+
+impl Step {
+    fn start() -> Self {
+        Step(Instant::now())
+    }
+
+    /// Logs the time since the last step and starts the next one.
+    fn done(&mut self, step: &'static str) {
+        tracing::debug!(step, elapsed_us = self.0.elapsed().as_micros() as u64);
+        self.0 = Instant::now();
+    }
+}
+
 /// How one import of the module being loaded is satisfied.
 enum Plan {
     Ready(Extern),
@@ -139,6 +154,9 @@ impl Loader {
             return Err(err(OpenErrorKind::NotLoaded));
         }
 
+        let span = tracing::debug_span!("load", library = %lib_name);
+        let _enter = span.enter();
+        let mut step = Step::start();
         let size = std::fs::metadata(canonical).map_err(|e| err(e.into()))?.len();
         if size > self.config.max_file_size {
             return Err(err(OpenErrorKind::TooLarge { what: "file size", requested: size, limit: self.config.max_file_size }));
@@ -160,7 +178,9 @@ impl Loader {
                 limit: self.config.max_table_size.into(),
             }));
         }
+        step.done("read");
         let module = self.cache.get_or_compile(store.engine(), &bytes).map_err(|e| err(OpenErrorKind::Invalid(e)))?;
+        step.done("compile");
 
         let forbidden: Vec<String> = module
             .imports()
@@ -199,6 +219,7 @@ impl Loader {
             }
         }
         stack.pop();
+        step = Step::start();
 
         let plans = self.plan_imports(store, &module, &dylink, &deps).map_err(err)?;
 
@@ -215,6 +236,7 @@ impl Loader {
             got_values.push(v);
         }
 
+        step.done("resolve");
         let align = mi.memory_align().unwrap_or(1);
         let block = memory::alloc_zeroed(&mut *store, &self.main.memory, &self.main.malloc, mi.memory_size, align).map_err(err)?;
         let table = self.main.table;
@@ -225,9 +247,11 @@ impl Loader {
                 return Err(err(OpenErrorKind::TableGrow { slots: mi.table_size.into(), source }));
             }
         };
+        step.done("allocate");
         let mut own_extra = Vec::new();
         match self.instantiate(store, &module, plans, got_values, block, table_base, mi.table_size, &lib_name, &mut own_extra) {
             Ok((instance, symbols)) => {
+                step.done("instantiate+init");
                 let handle = self.fresh_handle();
                 let global = flags & rtld::GLOBAL != 0;
                 self.libs.insert(

@@ -6,6 +6,9 @@
 //!            MODULE.wasm [-- ARGS...]
 //! ```
 //!
+//! `PYMODE_LOG` sets a `tracing` filter for the host's log on stderr, e.g.
+//! `PYMODE_LOG=pymode_loader=debug` shows every load with its steps and timings.
+//!
 //! Every `--dir` is preopened for the guest and is also a library root mapped at its guest
 //! path; `--lib-root` adds a root the guest reaches by host path or relative name. The exit
 //! code is the guest's (`proc_exit`), 0 when `_start` returns, 134 after a trap, 2 for a usage
@@ -155,6 +158,10 @@ fn tracing_note(msg: &str) {
 }
 
 fn main() -> ExitCode {
+    if let Some(filter) = std::env::var_os("PYMODE_LOG") {
+        let filter = tracing_subscriber::EnvFilter::new(filter.to_string_lossy());
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let args = match parse(argv) {
         Ok(a) => a,
