@@ -82,6 +82,16 @@ pub enum ErrorKind {
         /// How many there are.
         count: usize,
     },
+    /// A function (imported or defined) whose type index is not in the type section.
+    #[error("function {function} has type index {index}, but there are only {count} types")]
+    FunctionTypeOutOfRange {
+        /// The function index.
+        function: u32,
+        /// Its type index.
+        index: u32,
+        /// How many types there are.
+        count: usize,
+    },
     /// A defined data symbol that reaches past the end of its segment.
     #[error("data symbol {name} (offset {offset}, size {size}) reaches past its segment of {segment_len} bytes")]
     DataSymbolOutOfSegment {

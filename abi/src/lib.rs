@@ -4,6 +4,7 @@
 //!   segments) that also reads linked modules (imports, exports, `dylink.0`).
 //! - [`reloc`]: the relocation kinds, raw type byte to meaning, and the padded-LEB patcher.
 //! - [`dylink`]: the `dylink.0` model with our encoder and a decoder.
+//! - [`features`]: the wasm feature set of zig's output and of our side modules.
 //! - [`names`]: the ABI names (`__memory_base`, `GOT.mem`, ...).
 //! - [`host`]: the host-import ABI of module `pymode` (`dl_open`, `dl_sym`, ...); the guest
 //!   side of it is the C header and dlfcn shim under `abi/c/`.
@@ -13,6 +14,7 @@
 
 pub mod dylink;
 pub mod error;
+pub mod features;
 pub mod host;
 pub mod names;
 pub mod object;

@@ -254,3 +254,23 @@ fn every_single_byte_flip_is_handled() {
         }
     }
 }
+
+#[test]
+fn function_type_index_out_of_range() {
+    let mut module = Module::new();
+    let mut types = TypeSection::new();
+    types.ty().function([], []);
+    module.section(&types);
+    let mut funcs = FunctionSection::new();
+    funcs.function(3);
+    module.section(&funcs);
+    let mut code = CodeSection::new();
+    code.function(&Function::new([]));
+    module.section(&code);
+    let bytes = module.finish();
+    let err = Object::parse("ty.o", &bytes).expect_err("bad type index");
+    assert_eq!(err.kind, ErrorKind::FunctionTypeOutOfRange { function: 0, index: 3, count: 1 });
+    assert_eq!(err.location.section.as_deref(), Some("function"));
+    let obj_start = 8 + 2 + 4; // header, then the type section: id, size, and its 4 bytes
+    assert_eq!(err.location.offset, obj_start);
+}

@@ -24,14 +24,7 @@ use wasmparser::WasmFeatures;
 
 /// The features zig 0.17 targets by default (DESIGN §4), which our output may use.
 pub fn features() -> WasmFeatures {
-    WasmFeatures::MUTABLE_GLOBAL
-        | WasmFeatures::SATURATING_FLOAT_TO_INT
-        | WasmFeatures::SIGN_EXTENSION
-        | WasmFeatures::MULTI_VALUE
-        | WasmFeatures::BULK_MEMORY_OPT
-        | WasmFeatures::CALL_INDIRECT_OVERLONG
-        | WasmFeatures::EXTENDED_CONST
-        | WasmFeatures::FLOATS
+    pymode_abi::features::wasm_features()
 }
 
 const PAGE: u64 = 65536;

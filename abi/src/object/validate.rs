@@ -1,10 +1,24 @@
-//! Cross-reference checks that need the whole file: every relocation's target section, index
-//! and patch site.
+//! Cross-reference checks that need the whole file: function types, and every relocation's
+//! target section, index and patch site.
 
 use super::Object;
 use crate::error::{Error, ErrorKind, Result};
 
 pub(super) fn check(obj: &Object<'_>) -> Result<()> {
+    let defined = obj.functions.iter().map(|f| (f.ty, section_start(obj, 3)));
+    let imported = obj.imported_funcs.iter().map(|t| (*t, section_start(obj, 2)));
+    for (function, (ty, at)) in imported.chain(defined).enumerate() {
+        if ty.as_usize() >= obj.types.len() {
+            let section = if function < obj.imported_funcs.len() { "import" } else { "function" };
+            let function = u32::try_from(function).unwrap_or(u32::MAX);
+            return Err(Error::new(
+                &obj.name,
+                Some(section),
+                at,
+                ErrorKind::FunctionTypeOutOfRange { function, index: ty.0, count: obj.types.len() },
+            ));
+        }
+    }
     for section in &obj.relocations {
         let bad = |offset: usize, kind: ErrorKind| Error::new(&obj.name, Some(&section.name), offset, kind);
         let header = obj.section(section.section).map_or(0, |s| s.contents.start);
@@ -33,4 +47,8 @@ pub(super) fn check(obj: &Object<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn section_start(obj: &Object<'_>, id: u8) -> usize {
+    obj.sections.iter().find(|s| s.id == id).map_or(0, |s| s.start)
 }
