@@ -99,10 +99,10 @@ fn debian_uris() -> Result<String> {
     if let Ok(text) = fs::read_to_string("/etc/apt/sources.list") {
         for line in text.lines() {
             let mut words = line.split_whitespace().filter(|w| !w.starts_with('['));
-            if words.next() == Some("deb") {
-                if let Some(uri) = words.next() {
-                    return Ok(uri.to_owned());
-                }
+            if words.next() == Some("deb")
+                && let Some(uri) = words.next()
+            {
+                return Ok(uri.to_owned());
             }
         }
     }

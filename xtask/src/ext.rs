@@ -71,10 +71,10 @@ pub fn run(name: &str, tc: &Toolchain, py: &CPython) -> Result<PathBuf> {
 fn copy_python_files(from: &Path, to: &Path) -> Result<()> {
     for entry in fs::read_dir(from)? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "py" || e == "typed" || e == "pyi") {
-            if let Some(file) = path.file_name() {
-                fs::copy(&path, to.join(file))?;
-            }
+        if path.extension().is_some_and(|e| e == "py" || e == "typed" || e == "pyi")
+            && let Some(file) = path.file_name()
+        {
+            fs::copy(&path, to.join(file))?;
         }
     }
     Ok(())
