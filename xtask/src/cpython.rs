@@ -140,26 +140,72 @@ fn run_logged(cmd: &mut Command, log: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The repository files the cross build depends on; their contents key the cache.
-fn cross_inputs() -> Vec<PathBuf> {
+/// The repository files the cross build reads; their contents are part of the cache key.
+fn cross_inputs() -> [(&'static str, PathBuf); 4] {
     let ws = workspace_root();
-    vec![
-        ws.join("testdata/cpython/config.site-pymode"),
-        ws.join("testdata/cpython/pymode_wasi_fixes.c"),
-        ws.join("abi/c/pymode_dlfcn.c"),
-        ws.join("abi/c/pymode_dlfcn.h"),
-        ws.join("xtask/src/cpython.rs"),
+    [
+        ("config.site-pymode", ws.join("testdata/cpython/config.site-pymode")),
+        ("pymode_wasi_fixes.c", ws.join("testdata/cpython/pymode_wasi_fixes.c")),
+        ("pymode_dlfcn.c", ws.join("abi/c/pymode_dlfcn.c")),
+        ("pymode_dlfcn.h", ws.join("abi/c/pymode_dlfcn.h")),
     ]
 }
 
+/// Cross-builds CPython into `prefix` unless the stamp says a build with the same inputs is
+/// there. The key covers what goes into the build (the input files, configure's arguments and
+/// environment, the wrapper scripts, the export list) and nothing that varies with where the
+/// repository is checked out, so a fresh clone reuses the cache.
 fn cross(tc: &Toolchain, source: &Path, native_python: &Path, prefix: &Path) -> Result<()> {
     let root = root();
+    let tools = root.join("bin");
+    let inputs = root.join("inputs");
+    let zcc = tools.join("zcc");
+    let wrappers = wrapper_scripts(tc);
+
+    let exports = libc_exports(tc, &root.join("probe"))?;
+    println!("  exporting {} libc and compiler-rt symbols", exports.len());
+    let mut ldflags = vec!["-Wl,--export-dynamic".to_owned(), "-Wl,--export-table".to_owned(), "-Wl,--growable-table".to_owned()];
+    ldflags.extend(exports.iter().map(|s| format!("-Wl,--export={s}")));
+    let libs = [inputs.join("pymode_dlfcn.o"), inputs.join("pymode_wasi_fixes.o")];
+
+    let args = vec![
+        "--host=wasm32-unknown-wasi".to_owned(),
+        "--build=x86_64-pc-linux-gnu".to_owned(),
+        "--disable-test-modules".to_owned(),
+        format!("--with-build-python={}", native_python.display()),
+        format!("--prefix={}", prefix.display()),
+    ];
+    let env = vec![
+        (
+            "CONFIG_SITE",
+            format!("{} {}", source.join("Tools/wasm/config.site-wasm32-wasi").display(), inputs.join("config.site-pymode").display()),
+        ),
+        ("CC", zcc.display().to_string()),
+        ("CPP", format!("{} -E", zcc.display())),
+        ("AR", tools.join("zar").display().to_string()),
+        ("RANLIB", tools.join("zranlib").display().to_string()),
+        ("PKG_CONFIG_PATH", String::new()),
+        ("PKG_CONFIG_LIBDIR", "/nonexistent".to_owned()),
+        ("CFLAGS", "-fno-sanitize=undefined".to_owned()),
+        ("LDFLAGS", ldflags.join(" ")),
+        ("LIBS", libs.iter().map(|l| l.display().to_string()).collect::<Vec<_>>().join(" ")),
+    ];
+
     let mut key = Sha256::new();
-    for input in cross_inputs() {
+    for (_, input) in cross_inputs() {
         key.update(fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?);
     }
-    key.update(source.to_string_lossy().as_bytes());
-    key.update(tc.zig.to_string_lossy().as_bytes());
+    for (name, text) in &wrappers {
+        key.update(name.as_bytes());
+        key.update(text.as_bytes());
+    }
+    for arg in &args {
+        key.update(arg.as_bytes());
+    }
+    for (name, value) in &env {
+        key.update(name.as_bytes());
+        key.update(value.as_bytes());
+    }
     let key = format!("{:x}", key.finalize());
     let stamp = root.join("wasi.stamp");
     if fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == key) && prefix.join("bin/python3.13.wasm").is_file() {
@@ -167,60 +213,28 @@ fn cross(tc: &Toolchain, source: &Path, native_python: &Path, prefix: &Path) -> 
         return Ok(());
     }
     let _ = fs::remove_file(&stamp);
-    let tools = root.join("bin");
+
     fs::create_dir_all(&tools)?;
-    write_wrappers(tc, &tools)?;
-    let zcc = tools.join("zcc");
-
-    let objects = root.join("pymode-objects");
-    fs::create_dir_all(&objects)?;
-    let ws = workspace_root();
-    let mut libs = Vec::new();
-    for (src, obj) in [("abi/c/pymode_dlfcn.c", "pymode_dlfcn.o"), ("testdata/cpython/pymode_wasi_fixes.c", "pymode_wasi_fixes.o")] {
-        let out = objects.join(obj);
-        run_status(Command::new(&zcc).args(["-O2", "-g0", "-c"]).arg("-I").arg(ws.join("abi/c")).arg(ws.join(src)).arg("-o").arg(&out))?;
-        libs.push(out.display().to_string());
+    for (name, text) in &wrappers {
+        let path = tools.join(name);
+        fs::write(&path, text)?;
+        run_status(Command::new("chmod").arg("+x").arg(&path))?;
     }
-
-    let exports = libc_exports(tc, &root.join("probe"))?;
-    println!("  exporting {} libc and compiler-rt symbols", exports.len());
-    let mut ldflags = vec![
-        "-Wl,--export-dynamic".to_owned(),
-        "-Wl,--export-table".to_owned(),
-        "-Wl,--growable-table".to_owned(),
-    ];
-    ldflags.extend(exports.iter().map(|s| format!("-Wl,--export={s}")));
+    fs::create_dir_all(&inputs)?;
+    for (name, path) in cross_inputs() {
+        fs::copy(&path, inputs.join(name))?;
+    }
+    for (source_file, object) in [("pymode_dlfcn.c", &libs[0]), ("pymode_wasi_fixes.c", &libs[1])] {
+        run_status(Command::new(&zcc).args(["-O2", "-g0", "-c", "-I"]).arg(&inputs).arg(inputs.join(source_file)).arg("-o").arg(object))?;
+    }
 
     let build = root.join("wasi-build");
     if build.exists() {
         fs::remove_dir_all(&build)?;
     }
     fs::create_dir_all(&build)?;
-    let config_site = format!(
-        "{} {}",
-        source.join("Tools/wasm/config.site-wasm32-wasi").display(),
-        ws.join("testdata/cpython/config.site-pymode").display()
-    );
     let mut configure = Command::new(source.join("configure"));
-    configure
-        .current_dir(&build)
-        .args([
-            "--host=wasm32-unknown-wasi",
-            "--build=x86_64-pc-linux-gnu",
-            "--disable-test-modules",
-        ])
-        .arg(format!("--with-build-python={}", native_python.display()))
-        .arg(format!("--prefix={}", prefix.display()))
-        .env("CONFIG_SITE", config_site)
-        .env("CC", &zcc)
-        .env("CPP", format!("{} -E", zcc.display()))
-        .env("AR", tools.join("zar"))
-        .env("RANLIB", tools.join("zranlib"))
-        .env("PKG_CONFIG_PATH", "")
-        .env("PKG_CONFIG_LIBDIR", "/nonexistent")
-        .env("CFLAGS", "-fno-sanitize=undefined")
-        .env("LDFLAGS", ldflags.join(" "))
-        .env("LIBS", libs.join(" "));
+    configure.current_dir(&build).args(&args).envs(env.iter().map(|(k, v)| (k, v)));
     apply_zig_env(&mut configure);
     run_logged(&mut configure, &build.join("configure.log"))?;
     let mut make = Command::new("make");
@@ -235,24 +249,19 @@ fn cross(tc: &Toolchain, source: &Path, native_python: &Path, prefix: &Path) -> 
     Ok(())
 }
 
-/// `zcc`, `zar`, `zranlib`: configure wants each tool as one word.
-fn write_wrappers(tc: &Toolchain, dir: &Path) -> Result<()> {
+/// `zcc`, `zar`, `zranlib`, as (name, script): configure wants each tool as one word.
+fn wrapper_scripts(tc: &Toolchain) -> [(&'static str, String); 3] {
     let zig = tc.zig.display();
     // zig refuses -Wl,--stack-first (it passes --stack-first itself), and adds
     // -Werror=date-time in optimised builds, which Modules/getbuildinfo.c trips over.
     let zcc = format!(
         "#!/bin/sh\nfor a in \"$@\"; do\n  shift\n  [ \"$a\" = -Wl,--stack-first ] && continue\n  set -- \"$@\" \"$a\"\ndone\nexec \"{zig}\" cc -target wasm32-wasi -Wno-error=date-time \"$@\"\n"
     );
-    for (name, text) in [
+    [
         ("zcc", zcc),
         ("zar", format!("#!/bin/sh\nexec \"{zig}\" ar \"$@\"\n")),
         ("zranlib", format!("#!/bin/sh\nexec \"{zig}\" ranlib \"$@\"\n")),
-    ] {
-        let path = dir.join(name);
-        fs::write(&path, text)?;
-        run_status(Command::new("chmod").arg("+x").arg(&path))?;
-    }
-    Ok(())
+    ]
 }
 
 /// Every function and data symbol that the libc and compiler-rt archives zig links for
