@@ -11,7 +11,7 @@ use crate::cache::ModuleCache;
 use crate::config::LoaderConfig;
 use crate::error::AttachError;
 use crate::resolve::canonical_roots;
-use crate::state::{Loader, MainModule, Symbol};
+use crate::state::{FastMap, Loader, MainModule, Symbol};
 use crate::table::Slots;
 
 const HINT_MEMORY: &str = "link the main module with -Wl,--export-memory (wasm-ld exports `memory` by default unless --import-memory)";
@@ -82,7 +82,7 @@ impl Loader {
             None => return Err(missing(&config.free, "the allocator's free (i32) -> ()", HINT_ALLOC)),
         };
 
-        let mut symbols = HashMap::new();
+        let mut symbols = FastMap::default();
         let exports: Vec<(String, Extern)> =
             main.exports(&mut store).map(|e| (e.name().to_owned(), e.into_extern())).collect();
         for (name, ext) in exports {
@@ -110,7 +110,7 @@ impl Loader {
             roots,
             main: MainModule { memory, table, stack_pointer, malloc, free, symbols, instance: *main },
             slots,
-            libs: HashMap::new(),
+            libs: FastMap::default(),
             by_path: HashMap::new(),
             globals: Vec::new(),
             next_handle: 0,

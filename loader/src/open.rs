@@ -19,7 +19,7 @@ use wasmtime::{
 use crate::error::{OpenError, OpenErrorKind, boxed};
 use crate::memory::{self, Block};
 use crate::resolve::{resolve_needed, resolve_request};
-use crate::state::{Handle, Library, Loader, Provider, Symbol};
+use crate::state::{FastMap, Handle, Library, Loader, Provider, Symbol};
 
 /// What one `dl_open` call changed, to undo on failure.
 #[derive(Debug, Default)]
@@ -430,7 +430,7 @@ impl Loader {
         table_size: u32,
         lib_name: &str,
         own_extra: &mut Vec<u32>,
-    ) -> Result<(Instance, std::collections::HashMap<String, Symbol>), OpenErrorKind> {
+    ) -> Result<(Instance, FastMap<String, Symbol>), OpenErrorKind> {
         let store_err = |e: wasmtime::Error| OpenErrorKind::Store(boxed(e));
         let const_i32 = GlobalType::new(ValType::I32, Mutability::Const);
         let var_i32 = GlobalType::new(ValType::I32, Mutability::Var);
@@ -509,7 +509,7 @@ impl Loader {
             }
         }
 
-        let mut symbols = std::collections::HashMap::new();
+        let mut symbols = FastMap::default();
         let exports: Vec<(String, Extern)> =
             instance.exports(&mut *store).map(|e| (e.name().to_owned(), e.into_extern())).collect();
         for (name, ext) in exports {

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use rustc_hash::FxHashMap;
+
 use wasmtime::{Func, Global, Instance, Memory, Table, TypedFunc};
 
 use crate::cache::ModuleCache;
@@ -10,6 +12,10 @@ use crate::config::LoaderConfig;
 use crate::memory::Block;
 use crate::resolve::Root;
 use crate::table::Slots;
+
+/// The maps on the `dl_sym` path (symbol names, handles, funcref identities) use FxHash:
+/// SipHash's collision resistance would only protect a library from its own export names.
+pub(crate) type FastMap<K, V> = FxHashMap<K, V>;
 
 /// A library handle as the guest sees it (`>= 0`).
 pub type Handle = i32;
@@ -38,7 +44,7 @@ pub(crate) struct MainModule {
     pub(crate) stack_pointer: Global,
     pub(crate) malloc: TypedFunc<i32, i32>,
     pub(crate) free: TypedFunc<i32, ()>,
-    pub(crate) symbols: HashMap<String, Symbol>,
+    pub(crate) symbols: FastMap<String, Symbol>,
     /// Every export, for `env.*` imports that are not functions (e.g. `__tls_base`).
     pub(crate) instance: Instance,
 }
@@ -61,7 +67,7 @@ pub(crate) struct Library {
     pub(crate) table_range: (u32, u32),
     /// Single slots made later for this library's functions (GOT.func, dl_sym).
     pub(crate) extra_slots: Vec<u32>,
-    pub(crate) symbols: HashMap<String, Symbol>,
+    pub(crate) symbols: FastMap<String, Symbol>,
     /// Handles this library holds a reference on (its NEEDED libraries).
     pub(crate) deps: Vec<Handle>,
     #[allow(dead_code)] // kept alive for embedders that inspect it in a debugger
@@ -77,7 +83,7 @@ pub struct Loader {
     pub(crate) roots: Vec<Root>,
     pub(crate) main: MainModule,
     pub(crate) slots: Slots,
-    pub(crate) libs: HashMap<Handle, Library>,
+    pub(crate) libs: FastMap<Handle, Library>,
     pub(crate) by_path: HashMap<PathBuf, Handle>,
     /// RTLD_GLOBAL libraries in load order.
     pub(crate) globals: Vec<Handle>,

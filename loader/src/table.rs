@@ -2,11 +2,10 @@
 //! module (DESIGN §5.1), ranges for side modules' own `__table_base` areas, and a free list
 //! so that closed libraries' slots are reused instead of growing the table forever.
 
-use std::collections::HashMap;
-
 use wasmtime::{AsContextMut, Func, Ref, Table};
 
 use crate::error::{BoxError, boxed};
+use crate::state::FastMap;
 
 /// The identity of a function: wasmtime 48's `Func::to_raw` is the address of its
 /// `VMFuncRef`, which is the same for a defined function whether it is reached through an
@@ -18,9 +17,9 @@ pub(crate) fn func_key(store: impl AsContextMut, f: &Func) -> usize {
 #[derive(Debug, Default)]
 pub(crate) struct Slots {
     /// funcref identity → canonical slot.
-    canonical: HashMap<usize, u32>,
+    canonical: FastMap<usize, u32>,
     /// slot → funcref identity, to forget the canonical entry when the slot is freed.
-    by_slot: HashMap<u32, usize>,
+    by_slot: FastMap<u32, usize>,
     /// Free ranges `(start, len)`, sorted by start, never adjacent.
     free: Vec<(u32, u32)>,
 }

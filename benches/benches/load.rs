@@ -1,0 +1,263 @@
+//! `dl_open`, the module cache and `dl_sym` of `pymode-loader`, each against a reference
+//! measured in the same run.
+//!
+//! - `load/cold`: `dl_open` + `dl_close` of a side module with an empty cache (read, hash,
+//!   compile, resolve, allocate, instantiate, relocate, constructors, unload) against bare
+//!   `Module::new` + `Instance::new` of the same bytes with the same imports.
+//! - `load/cached`: `dl_open` + `dl_close` with the module in the in-memory cache, and with it
+//!   only in the disk cache (a fresh `ModuleCache` on a populated directory each time), against
+//!   the cold open.
+//! - `load/dl_sym`: `dl_sym` of a library's function (its canonical slot exists) and of the
+//!   main module's data symbol through `DEFAULT_HANDLE`, against a `HashMap<String, u32>` lookup of the same name.
+//!
+//! The side module is the `method_table` fixture (a PyMethodDef-like table: data relocations,
+//! function pointers, strings) linked by wasm-ld at `pic-O2`, 1.3 KB; markupsafe's
+//! `_speedups.so` is 3.0 KB. The main module is a WAT module with the loader tests' first-fit
+//! allocator. After the criterion groups a summary on stderr gives each figure and its ratio,
+//! from a plain timing loop of its own. Needs the fixtures (`cargo xtask fixtures`).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use pymode_abi::host::{DEFAULT_HANDLE, rtld};
+use pymode_loader::{Loader, LoaderConfig, ModuleCache};
+use pymode_testdata::{Mode, fixture_side_module};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use wasmtime::{Engine, Extern, Global, GlobalType, Instance, Module, Mutability, Store, Val, ValType};
+
+/// The loader tests' allocator (`loader/tests/common/mod.rs`): a 16-byte header per block,
+/// `free` pushes onto a list, `malloc` takes the smallest free block that fits, else bumps.
+const ALLOCATOR: &str = r#"
+  (global $heap (mut i32) (i32.const 65536))
+  (global $free_list (mut i32) (i32.const 0))
+  (func $malloc (export "malloc") (param $n i32) (result i32)
+    (local $p i32) (local $prev i32) (local $best i32) (local $best_prev i32) (local $next i32)
+    local.get $n i32.const 15 i32.add i32.const -16 i32.and local.set $n
+    global.get $free_list local.set $p
+    block $done
+      loop $l
+        local.get $p i32.eqz br_if $done
+        local.get $p i32.const 16 i32.sub i32.load local.get $n i32.ge_u
+        if
+          local.get $best
+          if (result i32)
+            local.get $p i32.const 16 i32.sub i32.load local.get $best i32.const 16 i32.sub i32.load i32.lt_u
+          else
+            i32.const 1
+          end
+          if local.get $p local.set $best local.get $prev local.set $best_prev end
+        end
+        local.get $p local.set $prev
+        local.get $p i32.const 12 i32.sub i32.load local.set $p
+        br $l
+      end
+    end
+    local.get $best
+    if
+      local.get $best i32.const 12 i32.sub i32.load local.set $next
+      local.get $best_prev i32.eqz
+      if local.get $next global.set $free_list
+      else local.get $best_prev i32.const 12 i32.sub local.get $next i32.store end
+      local.get $best return
+    end
+    global.get $heap i32.const 16 i32.add local.set $p
+    local.get $p local.get $n i32.add global.set $heap
+    block $ok
+      loop $g
+        global.get $heap memory.size i32.const 65536 i32.mul i32.le_u br_if $ok
+        i32.const 1 memory.grow i32.const -1 i32.eq if i32.const 0 return end
+        br $g
+      end
+    end
+    local.get $p i32.const 16 i32.sub local.get $n i32.store
+    local.get $p)
+  (func $free (export "free") (param $p i32)
+    local.get $p i32.eqz if return end
+    local.get $p i32.const 12 i32.sub global.get $free_list i32.store
+    local.get $p global.set $free_list)
+"#;
+
+/// What the loader needs of a main module, plus a data symbol.
+const MAIN: &str = r#"
+  (memory (export "memory") 2)
+  (table (export "__indirect_function_table") 3 funcref)
+  (global (export "__stack_pointer") (mut i32) (i32.const 60000))
+  (global (export "main_data") i32 (i32.const 1024))
+"#;
+
+const LIB: &str = "method_table.so";
+
+/// A main-module instance with the loader attached; the library root is `dir`.
+struct Env {
+    store: Store<()>,
+    main: Instance,
+    loader: Loader,
+}
+
+fn env(engine: &Engine, dir: &Path) -> Env {
+    let mut store = Store::new(engine, ());
+    let module = Module::new(engine, format!("(module {MAIN} {ALLOCATOR})")).expect("main module");
+    let main = Instance::new(&mut store, &module, &[]).expect("instantiate main");
+    let loader = Loader::attach(&mut store, &main, LoaderConfig::with_roots([dir])).expect("attach");
+    Env { store, main, loader }
+}
+
+impl Env {
+    fn open_close(&mut self) {
+        let h = self.loader.dl_open(&mut self.store, LIB, rtld::NOW).expect("dl_open");
+        self.loader.dl_close(&mut self.store, h).expect("dl_close");
+    }
+
+    fn cold(&mut self) {
+        self.loader.set_cache(ModuleCache::new(None));
+        self.open_close();
+    }
+
+    fn disk(&mut self, cache_dir: &Path) {
+        self.loader.set_cache(ModuleCache::new(Some(cache_dir.to_owned())));
+        self.open_close();
+    }
+
+    /// The reference: `Module::new` + `Instance::new` with the side module's imports taken
+    /// from the main module (memory, table, stack pointer, functions) or made as globals
+    /// (`__memory_base`, `__table_base`, `GOT.*`). No allocation, relocation or constructors.
+    fn bare(&mut self, bytes: &[u8]) {
+        let engine = self.store.engine().clone();
+        let module = Module::new(&engine, bytes).expect("Module::new");
+        let mut imports: Vec<Extern> = Vec::new();
+        for imp in module.imports() {
+            let ext = match (imp.module(), imp.name()) {
+                ("env", "__memory_base") => const_i32(&mut self.store, 4096),
+                ("env", "__table_base") => const_i32(&mut self.store, 0),
+                ("env", name) => self.main.get_export(&mut self.store, name).unwrap_or_else(|| panic!("main has no {name}")),
+                (m, _) if m.starts_with("GOT.") => {
+                    let ty = GlobalType::new(ValType::I32, Mutability::Var);
+                    Global::new(&mut self.store, ty, Val::I32(0)).expect("global").into()
+                }
+                (m, n) => panic!("unexpected import {m}.{n}"),
+            };
+            imports.push(ext);
+        }
+        black_box(Instance::new(&mut self.store, &module, &imports).expect("Instance::new"));
+    }
+}
+
+fn const_i32(store: &mut Store<()>, v: i32) -> Extern {
+    let ty = GlobalType::new(ValType::I32, Mutability::Const);
+    Global::new(store, ty, Val::I32(v)).expect("global").into()
+}
+
+/// Mean time per call of `f` over `n` calls, after `n / 10` warm-up calls.
+fn mean(n: u32, mut f: impl FnMut()) -> Duration {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    t.elapsed() / n
+}
+
+/// Mean time per call of `f` over `total` calls, in fresh environments of `per_env` calls
+/// each (a closed library's instance stays in its store until the store is dropped, so one
+/// store for the whole run only grows). `setup` runs untimed in each environment.
+fn mean_fresh(engine: &Engine, dir: &Path, total: u32, per_env: u32, setup: impl Fn(&mut Env), mut f: impl FnMut(&mut Env)) -> Duration {
+    let mut e = env(engine, dir);
+    setup(&mut e);
+    for _ in 0..per_env / 10 {
+        f(&mut e);
+    }
+    let mut spent = Duration::ZERO;
+    for _ in 0..total / per_env {
+        let mut e = env(engine, dir);
+        setup(&mut e);
+        let t = Instant::now();
+        for _ in 0..per_env {
+            f(&mut e);
+        }
+        spent += t.elapsed();
+    }
+    spent / (total / per_env * per_env)
+}
+
+fn load(c: &mut Criterion) {
+    let bytes = std::fs::read(fixture_side_module("method_table", Mode::PicO2)).expect("fixture");
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::write(root.path().join(LIB), &bytes).expect("write side module");
+    let cache_dir: PathBuf = root.path().join("cache");
+    let engine = Engine::default();
+    eprintln!("load: side module {LIB}, {} bytes", bytes.len());
+
+    // Populate the disk cache once.
+    env(&engine, root.path()).disk(&cache_dir);
+
+    let mut group = c.benchmark_group("load/cold");
+    group.sample_size(30).measurement_time(Duration::from_secs(5));
+    group.bench_function("dl_open+dl_close", |b| {
+        let mut e = env(&engine, root.path());
+        b.iter(|| e.cold())
+    });
+    group.bench_function("Module::new+Instance::new", |b| {
+        let mut e = env(&engine, root.path());
+        b.iter(|| e.bare(&bytes))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("load/cached");
+    group.sample_size(30).measurement_time(Duration::from_secs(3));
+    group.bench_function("memory", |b| {
+        let mut e = env(&engine, root.path());
+        e.open_close();
+        b.iter(|| e.open_close())
+    });
+    group.bench_function("disk", |b| {
+        let mut e = env(&engine, root.path());
+        b.iter(|| e.disk(&cache_dir))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("load/dl_sym");
+    group.measurement_time(Duration::from_secs(2));
+    let mut e = env(&engine, root.path());
+    let h = e.loader.dl_open(&mut e.store, LIB, rtld::NOW).expect("dl_open");
+    let names: HashMap<String, u32> = [("method_table_check", 7), ("m_negate", 8)].map(|(k, v)| (k.to_owned(), v)).into();
+    group.bench_function("function", |b| b.iter(|| e.loader.dl_sym(&mut e.store, h, black_box("method_table_check")).expect("dl_sym")));
+    group.bench_function("data, default handle", |b| {
+        b.iter(|| e.loader.dl_sym(&mut e.store, DEFAULT_HANDLE, black_box("main_data")).expect("dl_sym"))
+    });
+    group.bench_function("HashMap<String,u32>::get", |b| b.iter(|| names.get(black_box("method_table_check")).copied()));
+    group.finish();
+
+    // The summary: a plain timing loop per figure, references interleaved in the same run.
+    let (dir, none) = (root.path(), |_: &mut Env| {});
+    let cold = mean_fresh(&engine, dir, 400, 200, none, Env::cold);
+    let bare = mean_fresh(&engine, dir, 400, 200, none, |e| e.bare(&bytes));
+    let memory = mean_fresh(&engine, dir, 4000, 2000, Env::open_close, Env::open_close);
+    let disk = mean_fresh(&engine, dir, 1000, 500, none, |e| e.disk(&cache_dir));
+    let sym_fn = mean(1_000_000, || {
+        black_box(e.loader.dl_sym(&mut e.store, h, black_box("method_table_check")).ok());
+    });
+    let sym_data = mean(1_000_000, || {
+        black_box(e.loader.dl_sym(&mut e.store, DEFAULT_HANDLE, black_box("main_data")).ok());
+    });
+    let map = mean(1_000_000, || {
+        black_box(names.get(black_box("method_table_check")));
+    });
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    eprintln!("\nload summary ({LIB}, {} bytes; mean per call)", bytes.len());
+    eprintln!(
+        "  cold dl_open+dl_close   {:>10.1?}   bare Module::new+Instance::new {:>10.1?}   ratio {:.3} (target <= 1.05)",
+        cold,
+        bare,
+        ratio(cold, bare)
+    );
+    eprintln!("  dl_open, memory cache   {:>10.1?}   {:.4} of cold (target <= 50 us)", memory, ratio(memory, cold));
+    eprintln!("  dl_open, disk cache     {:>10.1?}   {:.4} of cold (target <= 1 ms)", disk, ratio(disk, cold));
+    eprintln!("  dl_sym function         {:>10.1?}   {:.1}x a HashMap<String,u32> get of {:.1?} (target <= 100 ns)", sym_fn, ratio(sym_fn, map), map);
+    eprintln!("  dl_sym data (default)   {:>10.1?}   {:.1}x the HashMap get", sym_data, ratio(sym_data, map));
+}
+
+criterion_group!(benches, load);
+criterion_main!(benches);
