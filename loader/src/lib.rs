@@ -42,6 +42,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 mod host_imports;
+mod lazy;
 mod memory;
 mod open;
 mod resolve;

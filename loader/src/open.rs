@@ -17,6 +17,7 @@ use wasmtime::{
 };
 
 use crate::error::{OpenError, OpenErrorKind, boxed};
+use crate::lazy::LazyBinding;
 use crate::memory::{self, Block};
 use crate::resolve::{resolve_needed, resolve_request};
 use crate::state::{FastMap, Handle, Library, Loader, Provider, Symbol};
@@ -58,6 +59,8 @@ enum Plan {
     GotExternal { found: Option<(Symbol, Provider)> },
     /// A weak undefined function: a stub that traps naming it.
     WeakStub { ty: FuncType, name: String },
+    /// An undefined function of a library opened with `RTLD_LAZY`: a stub bound later.
+    Lazy { ty: FuncType, name: String },
     /// A function the module imports and also exports (wasm-ld does this for interposable
     /// definitions, e.g. weak ones): a stub that forwards to the module's own export once it
     /// exists, since a module cannot import from itself.
@@ -75,8 +78,10 @@ impl Loader {
     /// reference count raised).
     ///
     /// `path` is a guest path under a root's guest prefix, a host path inside a root, or a
-    /// name relative to the roots. `RTLD_LAZY` binds as `RTLD_NOW` does: every required
-    /// symbol must resolve at load time.
+    /// name relative to the roots. With `RTLD_LAZY` (and not `RTLD_NOW`), a function the
+    /// library calls directly may still be undefined: the call binds to a definition from a
+    /// library loaded later with `RTLD_GLOBAL`, and traps naming the symbol until then.
+    /// Addresses (`GOT.mem`, `GOT.func`) must resolve at load time in either mode.
     ///
     /// # Errors
     /// [`OpenError`] naming the library and the cause; the message is also kept for
@@ -99,7 +104,10 @@ impl Loader {
             }
         };
         match &result {
-            Ok(h) => tracing::debug!(handle = h, elapsed_us = start.elapsed().as_micros() as u64, "loaded"),
+            Ok(h) => {
+                self.bind_lazy(&mut store);
+                tracing::debug!(handle = h, elapsed_us = start.elapsed().as_micros() as u64, "loaded")
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "dl_open failed");
                 self.last_error = Some(e.to_string());
@@ -206,7 +214,8 @@ impl Loader {
                 tracing::debug!(needed = name, "NEEDED cycle, edge ignored");
                 continue;
             }
-            let dep_flags = (flags & rtld::GLOBAL) | rtld::NOW;
+            // Dependencies inherit visibility and binding mode, as with glibc.
+            let dep_flags = flags & (rtld::GLOBAL | rtld::LAZY | rtld::NOW);
             let h = self.open_path(store, &dep, dep_flags, txn, stack).map_err(|e| err(OpenErrorKind::Needed(Box::new(e))))?;
             if !deps.contains(&h) {
                 deps.push(h);
@@ -221,7 +230,9 @@ impl Loader {
         stack.pop();
         step = Step::start();
 
-        let plans = self.plan_imports(store, &module, &dylink, &deps).map_err(err)?;
+        let lazy = flags & rtld::LAZY != 0 && flags & rtld::NOW == 0;
+        let mut providers = Vec::new();
+        let plans = self.plan_imports(store, &module, &dylink, &deps, lazy, &mut providers).map_err(err)?;
 
         // Canonical slots for GOT.func entries defined elsewhere. They belong to the
         // provider, not to this library, so they stay if this load fails.
@@ -249,9 +260,28 @@ impl Loader {
         };
         step.done("allocate");
         let mut own_extra = Vec::new();
-        match self.instantiate(store, &module, plans, got_values, block, table_base, mi.table_size, &lib_name, &mut own_extra) {
+        let mut lazy_bindings = Vec::new();
+        match self.instantiate(
+            store,
+            &module,
+            plans,
+            got_values,
+            block,
+            table_base,
+            mi.table_size,
+            &lib_name,
+            &mut own_extra,
+            &mut lazy_bindings,
+        ) {
             Ok((instance, symbols)) => {
                 step.done("instantiate+init");
+                for &h in &providers {
+                    if let Some(lib) = self.libs.get_mut(&h) {
+                        lib.refcount = lib.refcount.saturating_add(1);
+                        txn.bumped.push(h);
+                        deps.push(h);
+                    }
+                }
                 let handle = self.fresh_handle();
                 let global = flags & rtld::GLOBAL != 0;
                 self.libs.insert(
@@ -266,6 +296,7 @@ impl Loader {
                         extra_slots: own_extra,
                         symbols,
                         deps,
+                        lazy: lazy_bindings,
                         instance,
                     },
                 );
@@ -306,6 +337,8 @@ impl Loader {
         module: &Module,
         dylink: &Dylink0,
         deps: &[Handle],
+        lazy: bool,
+        providers: &mut Vec<Handle>,
     ) -> Result<Vec<Plan>, OpenErrorKind> {
         // Weakness belongs to the symbol: wasm-ld marks `env.f` weak in IMPORT_INFO but not
         // the `GOT.func.f` entry for the same symbol.
@@ -317,6 +350,16 @@ impl Loader {
             .collect();
         let own: HashSet<&str> = module.exports().map(|e| e.name()).collect();
         let scope = self.dep_closure(deps);
+        // Libraries outside the dependency closure that this one binds to (RTLD_GLOBAL
+        // ones): it holds a reference on them, so they cannot be unloaded under it.
+        let mut bind_to = |provider: Provider| {
+            if let Provider::Lib(h) = provider
+                && !scope.contains(&h)
+                && !providers.contains(&h)
+            {
+                providers.push(h);
+            }
+        };
         let mut plans = Vec::new();
         let mut missing = Vec::new();
         let mut mismatched = Vec::new();
@@ -336,8 +379,9 @@ impl Loader {
                         Plan::SelfForward { ty: fty, name: name.to_owned() }
                     }
                     (_, ExternType::Func(fty)) => match self.lookup(name, &scope) {
-                        Some((Symbol::Func(f), _)) => {
+                        Some((Symbol::Func(f), provider)) => {
                             if f.ty(&*store).matches(&fty) {
+                                bind_to(provider);
                                 Plan::Ready(f.into())
                             } else {
                                 mismatched.push(format!("{label}: imported as {fty}, defined as {}", f.ty(&*store)));
@@ -349,6 +393,7 @@ impl Loader {
                             continue;
                         }
                         None if is_weak => Plan::WeakStub { ty: fty, name: name.to_owned() },
+                        None if lazy => Plan::Lazy { ty: fty, name: name.to_owned() },
                         None => {
                             missing.push(label);
                             continue;
@@ -389,7 +434,10 @@ impl Loader {
                             mismatched.push(format!("{label}: data used as a function"));
                             continue;
                         }
-                        Some(found) => Plan::GotExternal { found: Some(found) },
+                        Some(found) => {
+                            bind_to(found.1);
+                            Plan::GotExternal { found: Some(found) }
+                        }
                         None if is_weak => Plan::GotExternal { found: None },
                         None => {
                             missing.push(label);
@@ -430,6 +478,7 @@ impl Loader {
         table_size: u32,
         lib_name: &str,
         own_extra: &mut Vec<u32>,
+        lazy_bindings: &mut Vec<Arc<LazyBinding>>,
     ) -> Result<(Instance, FastMap<String, Symbol>), OpenErrorKind> {
         let store_err = |e: wasmtime::Error| OpenErrorKind::Store(boxed(e));
         let const_i32 = GlobalType::new(ValType::I32, Mutability::Const);
@@ -453,6 +502,12 @@ impl Loader {
                 Plan::WeakStub { ty, name } => {
                     let msg = format!("called weak undefined symbol `{name}` (imported by {lib_name})");
                     Func::new(&mut *store, ty, move |_, _, _| Err(wasmtime::Error::msg(msg.clone()))).into()
+                }
+                Plan::Lazy { ty, name } => {
+                    let binding = Arc::new(LazyBinding::new(name, ty));
+                    let stub = binding.stub(&mut *store, lib_name);
+                    lazy_bindings.push(binding);
+                    stub.into()
                 }
                 Plan::SelfForward { ty, name } => {
                     let target: Arc<OnceLock<Func>> = Arc::default();

@@ -68,8 +68,11 @@ pub(crate) struct Library {
     /// Single slots made later for this library's functions (GOT.func, dl_sym).
     pub(crate) extra_slots: Vec<u32>,
     pub(crate) symbols: FastMap<String, Symbol>,
-    /// Handles this library holds a reference on (its NEEDED libraries).
+    /// Handles this library holds a reference on: its NEEDED libraries and the global
+    /// libraries it binds to, which therefore stay loaded while it is.
     pub(crate) deps: Vec<Handle>,
+    /// Its direct-call imports left for later under `RTLD_LAZY`.
+    pub(crate) lazy: Vec<std::sync::Arc<crate::lazy::LazyBinding>>,
     #[allow(dead_code)] // kept alive for embedders that inspect it in a debugger
     pub(crate) instance: Instance,
 }

@@ -92,6 +92,8 @@ impl Loader {
             self.unload(&mut store, h);
             pending.extend(deps);
         }
+        // Another library may define what the closed one provided to lazy imports.
+        self.bind_lazy(&mut store);
         Ok(())
     }
 
