@@ -17,12 +17,15 @@ use crate::error::{LinkError, Result};
 use crate::input::Inputs;
 use crate::options::{Binding, Options};
 use crate::resolve::{Definition, FileId, ImportType, Resolution, SymId, Synthetic};
-use crate::scan::{Scan, binds_externally};
-use crate::hash::{FxHashMap, FxIndexMap, FxIndexSet};
+use crate::scan::{FxIndexSet, Scan, binds_externally};
 use pymode_abi::MemInfo;
 use pymode_abi::names;
 use pymode_abi::object::{FuncIndex, SymbolKind, SymbolTarget};
+use rustc_hash::FxHashMap;
 use wasmparser::{FuncType, GlobalType, ValType};
+
+/// An insertion-ordered map with FxHash (the order is the output order).
+type FxIndexMap<K, V> = indexmap::IndexMap<K, V, rustc_hash::FxBuildHasher>;
 
 /// One input segment's place in an output segment.
 #[derive(Debug, Clone, Copy)]

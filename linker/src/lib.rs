@@ -13,7 +13,6 @@
 
 pub mod emit;
 pub mod error;
-pub mod hash;
 pub mod input;
 pub mod layout;
 pub mod options;

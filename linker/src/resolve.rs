@@ -12,7 +12,7 @@ use crate::error::{LinkError, Result};
 use crate::input::Inputs;
 use pymode_abi::names;
 use pymode_abi::object::{ComdatMember, FuncIndex, Object, SegmentIndex, SymbolIndex, SymbolKind, SymbolTarget};
-use crate::hash::FxHashMap;
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet};
 use wasmparser::{FuncType, GlobalType, TableType};
 

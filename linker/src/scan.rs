@@ -11,9 +11,12 @@ use crate::error::{LinkError, Result};
 use crate::input::Inputs;
 use crate::options::Binding;
 use crate::resolve::{Definition, FileId, Resolution, ResolvedSymbol, SymId};
-use crate::hash::FxIndexSet;
 use pymode_abi::object::{Object, Relocation, SegmentIndex, SymbolKind};
 use pymode_abi::reloc::{RelocBase, RelocKind, RelocTarget};
+
+/// An insertion-ordered set with FxHash: the order is the output order, and SipHash's
+/// collision resistance buys a linker nothing.
+pub type FxIndexSet<T> = indexmap::IndexSet<T, rustc_hash::FxBuildHasher>;
 
 /// Where a relocation site is, in terms of what the linker copies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
