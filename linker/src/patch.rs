@@ -44,7 +44,7 @@ pub fn patch_functions(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, l
             let range = obj.functions[function].body.clone(); // ok: layout only lists real functions
             let body = obj.bytes.get(range).ok_or_else(|| bug(obj, "function body outside the file"))?;
             let size = u32::try_from(body.len()).map_err(|_| LinkError::TooLarge("function body"))?;
-            leb_u32(&mut out, size);
+            pymode_abi::write_uleb(&mut out, size);
             let start = out.len();
             out.extend_from_slice(body);
             for site in &by_function[position] { // ok: one entry per defined function
@@ -60,18 +60,6 @@ pub fn patch_functions(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, l
         code.extend_from_slice(&chunk?);
     }
     Ok(code)
-}
-
-fn leb_u32(out: &mut Vec<u8>, mut value: u32) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 /// Builds the bytes of every non-bss output segment (bss ones get an empty vector).
