@@ -116,6 +116,9 @@ impl Loader {
             next_handle: 0,
             last_error: None,
             cache: ModuleCache::default(),
+            dtor_registry: Default::default(),
+            dtor_runner_slot: None,
+            next_dtor_id: 0,
         })
     }
 

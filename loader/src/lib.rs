@@ -29,8 +29,7 @@
 //!
 //! Limits, documented rather than hidden: wasmtime cannot free an instance before its store
 //! is dropped, so a closed library's compiled code and instance stay in the store (its guest
-//! memory and table slots are reused); `RTLD_LAZY` binds eagerly; destructors registered
-//! with `__cxa_atexit` are not run by `dl_close`.
+//! memory and table slots are reused).
 
 // Load errors carry the library name and a cause; they are on the cold path, so their size
 // (128 bytes) does not matter more than their readability.
@@ -40,6 +39,7 @@
 mod attach;
 pub mod cache;
 pub mod config;
+mod dtors;
 pub mod error;
 mod host_imports;
 mod lazy;

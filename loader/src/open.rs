@@ -17,6 +17,7 @@ use wasmtime::{
 };
 
 use crate::error::{OpenError, OpenErrorKind, boxed};
+use crate::dtors::Destructors;
 use crate::lazy::LazyBinding;
 use crate::memory::{self, Block};
 use crate::resolve::{resolve_needed, resolve_request};
@@ -59,6 +60,9 @@ enum Plan {
     GotExternal { found: Option<(Symbol, Provider)> },
     /// A weak undefined function: a stub that traps naming it.
     WeakStub { ty: FuncType, name: String },
+    /// `env.__cxa_atexit` or `env.atexit`: the loader's own, keeping the handlers with the
+    /// library so that `dl_close` runs them.
+    AtExit { name: String },
     /// An undefined function of a library opened with `RTLD_LAZY`: a stub bound later.
     Lazy { ty: FuncType, name: String },
     /// A function the module imports and also exports (wasm-ld does this for interposable
@@ -261,6 +265,7 @@ impl Loader {
         step.done("allocate");
         let mut own_extra = Vec::new();
         let mut lazy_bindings = Vec::new();
+        let mut dtors = None;
         match self.instantiate(
             store,
             &module,
@@ -272,6 +277,7 @@ impl Loader {
             &lib_name,
             &mut own_extra,
             &mut lazy_bindings,
+            &mut dtors,
         ) {
             Ok((instance, symbols)) => {
                 step.done("instantiate+init");
@@ -281,6 +287,9 @@ impl Loader {
                         txn.bumped.push(h);
                         deps.push(h);
                     }
+                }
+                if let Some(d) = &dtors {
+                    self.register_destructors(d);
                 }
                 let handle = self.fresh_handle();
                 let global = flags & rtld::GLOBAL != 0;
@@ -296,6 +305,7 @@ impl Loader {
                         extra_slots: own_extra,
                         symbols,
                         deps,
+                        dtors,
                         lazy: lazy_bindings,
                         instance,
                     },
@@ -378,6 +388,7 @@ impl Loader {
                     (_, ExternType::Func(fty)) if matches!(module.get_export(name), Some(ExternType::Func(_))) => {
                         Plan::SelfForward { ty: fty, name: name.to_owned() }
                     }
+                    (_, ExternType::Func(fty)) if crate::dtors::interposed(name, &fty) => Plan::AtExit { name: name.to_owned() },
                     (_, ExternType::Func(fty)) => match self.lookup(name, &scope) {
                         Some((Symbol::Func(f), provider)) => {
                             if f.ty(&*store).matches(&fty) {
@@ -479,6 +490,7 @@ impl Loader {
         lib_name: &str,
         own_extra: &mut Vec<u32>,
         lazy_bindings: &mut Vec<Arc<LazyBinding>>,
+        dtors: &mut Option<Arc<Destructors>>,
     ) -> Result<(Instance, FastMap<String, Symbol>), OpenErrorKind> {
         let store_err = |e: wasmtime::Error| OpenErrorKind::Store(boxed(e));
         let const_i32 = GlobalType::new(ValType::I32, Mutability::Const);
@@ -503,6 +515,7 @@ impl Loader {
                     let msg = format!("called weak undefined symbol `{name}` (imported by {lib_name})");
                     Func::new(&mut *store, ty, move |_, _, _| Err(wasmtime::Error::msg(msg.clone()))).into()
                 }
+                Plan::AtExit { name } => self.registration_stub(store, &name, dtors).map_err(store_err)?.into(),
                 Plan::Lazy { ty, name } => {
                     let binding = Arc::new(LazyBinding::new(name, ty));
                     let stub = binding.stub(&mut *store, lib_name);

@@ -71,6 +71,8 @@ pub(crate) struct Library {
     /// Handles this library holds a reference on: its NEEDED libraries and the global
     /// libraries it binds to, which therefore stay loaded while it is.
     pub(crate) deps: Vec<Handle>,
+    /// Handlers it registered with `__cxa_atexit` / `atexit`, run when it is unloaded.
+    pub(crate) dtors: Option<std::sync::Arc<crate::dtors::Destructors>>,
     /// Its direct-call imports left for later under `RTLD_LAZY`.
     pub(crate) lazy: Vec<std::sync::Arc<crate::lazy::LazyBinding>>,
     #[allow(dead_code)] // kept alive for embedders that inspect it in a debugger
@@ -93,6 +95,11 @@ pub struct Loader {
     pub(crate) next_handle: Handle,
     pub(crate) last_error: Option<String>,
     pub(crate) cache: ModuleCache,
+    /// Loaded libraries' destructor lists, shared with the exit-time runner.
+    pub(crate) dtor_registry: crate::dtors::Registry,
+    /// The table slot of the exit-time runner, once made.
+    pub(crate) dtor_runner_slot: Option<u32>,
+    pub(crate) next_dtor_id: u32,
 }
 
 /// Counters for tests and monitoring.

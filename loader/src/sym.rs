@@ -65,8 +65,9 @@ impl Loader {
     /// Drops one reference to `handle`. On the last one the library is unloaded: its table
     /// slots are nulled and reused later, its memory goes back to the main module's
     /// allocator, its symbols are forgotten, and its dependencies lose the reference it
-    /// held. A library opened with `RTLD_NODELETE` stays. Destructors registered with
-    /// `__cxa_atexit` are not run (the main module owns that list).
+    /// held. A library opened with `RTLD_NODELETE` stays. Before it goes, the handlers it
+    /// registered with `__cxa_atexit` or `atexit` run, last first; a trapping one is
+    /// reported through [`Loader::take_error`] and the rest still run.
     ///
     /// # Errors
     /// [`HandleError::BadHandle`] if `handle` is not open.
@@ -89,6 +90,14 @@ impl Loader {
                 continue;
             }
             let deps = std::mem::take(&mut lib.deps);
+            if let Some(dtors) = lib.dtors.take() {
+                let library = lib.path.display().to_string();
+                let failures = self.run_destructors(&mut store, &dtors, &library);
+                if !failures.is_empty() {
+                    // The library is unloaded anyway; dl_error tells what went wrong.
+                    self.last_error = Some(format!("{library}: {}", failures.join("; ")));
+                }
+            }
             self.unload(&mut store, h);
             pending.extend(deps);
         }

@@ -87,6 +87,7 @@ fn run_checks(mode: Mode) {
         std::fs::copy(fixture_side_module(&name, mode), lib.join(format!("{name}.so"))).unwrap();
     }
     std::fs::copy(lib.join("static_fn_escape.so"), lib.join("static_fn_escape_copy.so")).unwrap();
+    std::fs::copy(lib.join("dtor.so"), lib.join("dtor_closed.so")).unwrap();
     build_chain(mode, tmp.path(), &lib);
 
     let out = Command::new(RUN).arg("--dir").arg(format!("{}::/lib", lib.display())).arg(&main).output().unwrap();
@@ -123,12 +124,16 @@ fn run_checks(mode: Mode) {
         "escape_refused",
         "open_close_heap_flat",
         "dtor_registered",
+        "dtor_ran_at_dlclose",
     ] {
         assert!(stdout.lines().any(|l| l == format!("ok {check}")), "{mode}: no `ok {check}` in:\n{stdout}");
     }
     assert!(stdout.contains("5 five\n"), "the side module's variadic call reached the main's printf");
-    // wasi-libc's exit runs the side module's destructor registered through __cxa_atexit.
-    assert!(stdout.trim_end().ends_with("unregister 9"), "{stdout}");
+    // dlclose ran the closed copy's destructor then and there ...
+    assert!(stdout.contains("dlclose dtor_closed.so\nunregister 9\nok dtor_ran_at_dlclose\n"), "{stdout}");
+    // ... and wasi-libc's exit runs the loader's runner for the library still open, which
+    // runs its destructor; the closed one's does not run twice.
+    assert!(stdout.trim_end().ends_with("failures 0\nunregister 9"), "{stdout}");
 }
 
 #[test]

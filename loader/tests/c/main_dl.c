@@ -162,6 +162,14 @@ int main(void) {
     void *dtor = open_lib("/lib/dtor.so", RTLD_NOW);
     if (dtor) CHECK("dtor_registered", call_int(dtor, "dtor_check") == 9);
 
+    /* dlclose runs a library's destructors before it unloads (as glibc does). */
+    void *dtor_closed = open_lib("/lib/dtor_closed.so", RTLD_NOW);
+    if (dtor_closed) {
+        printf("dlclose dtor_closed.so\n");
+        fflush(stdout);
+        CHECK("dtor_ran_at_dlclose", dlclose(dtor_closed) == 0);
+    }
+
     printf("failures %d\n", failures);
     return failures;
 }
