@@ -10,11 +10,14 @@
 //! - `load/dl_sym`: `dl_sym` of a library's function (its canonical slot exists) and of the
 //!   main module's data symbol through `DEFAULT_HANDLE`, against a `HashMap<String, u32>` lookup of the same name.
 //!
-//! The side module is the `method_table` fixture (a PyMethodDef-like table: data relocations,
-//! function pointers, strings) linked by wasm-ld at `pic-O2`, 1.3 KB; markupsafe's
-//! `_speedups.so` is 3.0 KB. The main module is a WAT module with the loader tests' first-fit
-//! allocator. After the criterion groups a summary on stderr gives each figure and its ratio,
-//! from a plain timing loop of its own. Needs the fixtures (`cargo xtask fixtures`).
+//! The criterion groups use the `method_table` fixture (a PyMethodDef-like table: data
+//! relocations, function pointers, strings) linked by wasm-ld at `pic-O2`, 1.3 KB. The summary
+//! after them, a plain timing loop per figure with its reference interleaved in the same run,
+//! covers that fixture and markupsafe's real `_speedups` side module as linked by `pymode-ld`
+//! (the issue's "markupsafe-sized module"). The main module is a WAT module with the loader
+//! tests' first-fit allocator and, for each function the side module imports, a stub of the
+//! same type (the reference instantiation gets the same ones). Needs the fixtures (`cargo
+//! xtask fixtures`) and the built markupsafe (`cargo xtask build-ext markupsafe`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use pymode_abi::host::{DEFAULT_HANDLE, rtld};
@@ -81,12 +84,35 @@ const ALLOCATOR: &str = r#"
 /// What the loader needs of a main module, plus a data symbol.
 const MAIN: &str = r#"
   (memory (export "memory") 2)
-  (table (export "__indirect_function_table") 3 funcref)
+  (table (export "__indirect_function_table") 64 funcref)
   (global (export "__stack_pointer") (mut i32) (i32.const 60000))
   (global (export "main_data") i32 (i32.const 1024))
 "#;
 
-const LIB: &str = "method_table.so";
+/// The side module's file name inside each library root.
+const LIB: &str = "side.so";
+
+/// The main module for `side`: [`MAIN`], the allocator, and an exported stub (it traps) for
+/// every function `side` imports from `env`, with the imported type, so that both the loader
+/// and the reference instantiation resolve every import.
+fn main_module_wat(engine: &Engine, side: &[u8]) -> String {
+    let module = Module::new(engine, side).expect("side module compiles");
+    let mut stubs = String::new();
+    for imp in module.imports() {
+        // The allocator is real; everything else the side module calls is a stub.
+        if let ("env", wasmtime::ExternType::Func(ty)) = (imp.module(), imp.ty())
+            && !matches!(imp.name(), "malloc" | "free")
+        {
+            let params: String = ty.params().map(|p| format!(" {p}")).collect();
+            let results: String = ty.results().map(|r| format!(" {r}")).collect();
+            stubs.push_str(&format!(
+                "  (func (export \"{}\") (param{params}) (result{results}) unreachable)\n",
+                imp.name()
+            ));
+        }
+    }
+    format!("(module {MAIN} {ALLOCATOR}\n{stubs})")
+}
 
 /// A main-module instance with the loader attached; the library root is `dir`.
 struct Env {
@@ -97,10 +123,19 @@ struct Env {
 
 fn env(engine: &Engine, dir: &Path) -> Env {
     let mut store = Store::new(engine, ());
-    let module = Module::new(engine, format!("(module {MAIN} {ALLOCATOR})")).expect("main module");
+    let wat = std::fs::read_to_string(dir.join("main.wat")).expect("main.wat");
+    let module = Module::new(engine, wat).expect("main module");
     let main = Instance::new(&mut store, &module, &[]).expect("instantiate main");
     let loader = Loader::attach(&mut store, &main, LoaderConfig::with_roots([dir])).expect("attach");
     Env { store, main, loader }
+}
+
+/// A library root holding `side.so` and the matching `main.wat`.
+fn root_for(engine: &Engine, bytes: &[u8]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::write(root.path().join(LIB), bytes).expect("write side module");
+    std::fs::write(root.path().join("main.wat"), main_module_wat(engine, bytes)).expect("write main.wat");
+    root
 }
 
 impl Env {
@@ -183,12 +218,11 @@ fn mean_fresh(engine: &Engine, dir: &Path, total: u32, per_env: u32, setup: impl
 }
 
 fn load(c: &mut Criterion) {
-    let bytes = std::fs::read(fixture_side_module("method_table", Mode::PicO2)).expect("fixture");
-    let root = tempfile::tempdir().expect("tempdir");
-    std::fs::write(root.path().join(LIB), &bytes).expect("write side module");
-    let cache_dir: PathBuf = root.path().join("cache");
     let engine = Engine::default();
-    eprintln!("load: side module {LIB}, {} bytes", bytes.len());
+    let bytes = std::fs::read(fixture_side_module("method_table", Mode::PicO2)).expect("fixture");
+    let root = root_for(&engine, &bytes);
+    let cache_dir: PathBuf = root.path().join("cache");
+    eprintln!("load: side module method_table.so, {} bytes", bytes.len());
 
     // Populate the disk cache once.
     env(&engine, root.path()).disk(&cache_dir);
@@ -230,12 +264,49 @@ fn load(c: &mut Criterion) {
     group.bench_function("HashMap<String,u32>::get", |b| b.iter(|| names.get(black_box("method_table_check")).copied()));
     group.finish();
 
-    // The summary: a plain timing loop per figure, references interleaved in the same run.
-    let (dir, none) = (root.path(), |_: &mut Env| {});
-    let cold = mean_fresh(&engine, dir, 400, 200, none, Env::cold);
-    let bare = mean_fresh(&engine, dir, 400, 200, none, |e| e.bare(&bytes));
-    let memory = mean_fresh(&engine, dir, 4000, 2000, Env::open_close, Env::open_close);
-    let disk = mean_fresh(&engine, dir, 1000, 500, none, |e| e.disk(&cache_dir));
+    drop(e);
+
+    summary(&engine, "method_table.so (fixture, wasm-ld)", &bytes, true);
+    let markupsafe = markupsafe_speedups();
+    let speedups = std::fs::read(&markupsafe).expect("read markupsafe's _speedups");
+    summary(&engine, "markupsafe _speedups (pymode-ld)", &speedups, false);
+}
+
+/// markupsafe's `_speedups` side module as `cargo xtask build-ext markupsafe` installed it.
+fn markupsafe_speedups() -> PathBuf {
+    let dir = pymode_testdata::ext_site("markupsafe").join("markupsafe");
+    std::fs::read_dir(&dir)
+        .expect("markupsafe package directory")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("_speedups") && n.ends_with(".so")))
+        .unwrap_or_else(|| panic!("no _speedups*.so in {}; run `cargo xtask build-ext markupsafe`", dir.display()))
+}
+
+/// A plain timing loop per figure, references interleaved in the same run, on stderr.
+fn summary(engine: &Engine, label: &str, bytes: &[u8], with_sym: bool) {
+    let root = root_for(engine, bytes);
+    let (dir, cache_dir, none) = (root.path(), root.path().join("cache"), |_: &mut Env| {});
+    env(engine, dir).disk(&cache_dir);
+    let cold = mean_fresh(engine, dir, 400, 200, none, Env::cold);
+    let bare = mean_fresh(engine, dir, 400, 200, none, |e| e.bare(bytes));
+    let memory = mean_fresh(engine, dir, 4000, 2000, Env::open_close, Env::open_close);
+    let disk = mean_fresh(engine, dir, 1000, 500, none, |e| e.disk(&cache_dir));
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    eprintln!("\nload summary: {label}, {} bytes; mean per call", bytes.len());
+    eprintln!(
+        "  cold dl_open+dl_close   {:>10.1?}   bare Module::new+Instance::new {:>10.1?}   ratio {:.3} (target <= 1.05)",
+        cold,
+        bare,
+        ratio(cold, bare)
+    );
+    eprintln!("  dl_open, memory cache   {:>10.1?}   {:.4} of cold (target <= 50 us)", memory, ratio(memory, cold));
+    eprintln!("  dl_open, disk cache     {:>10.1?}   {:.4} of cold (target <= 1 ms)", disk, ratio(disk, cold));
+    if !with_sym {
+        return;
+    }
+    let mut e = env(engine, dir);
+    let h = e.loader.dl_open(&mut e.store, LIB, rtld::NOW).expect("dl_open");
+    let names: HashMap<String, u32> = [("method_table_check", 7), ("m_negate", 8)].map(|(k, v)| (k.to_owned(), v)).into();
     let sym_fn = mean(1_000_000, || {
         black_box(e.loader.dl_sym(&mut e.store, h, black_box("method_table_check")).ok());
     });
@@ -245,16 +316,6 @@ fn load(c: &mut Criterion) {
     let map = mean(1_000_000, || {
         black_box(names.get(black_box("method_table_check")));
     });
-    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
-    eprintln!("\nload summary ({LIB}, {} bytes; mean per call)", bytes.len());
-    eprintln!(
-        "  cold dl_open+dl_close   {:>10.1?}   bare Module::new+Instance::new {:>10.1?}   ratio {:.3} (target <= 1.05)",
-        cold,
-        bare,
-        ratio(cold, bare)
-    );
-    eprintln!("  dl_open, memory cache   {:>10.1?}   {:.4} of cold (target <= 50 us)", memory, ratio(memory, cold));
-    eprintln!("  dl_open, disk cache     {:>10.1?}   {:.4} of cold (target <= 1 ms)", disk, ratio(disk, cold));
     eprintln!("  dl_sym function         {:>10.1?}   {:.1}x a HashMap<String,u32> get of {:.1?} (target <= 100 ns)", sym_fn, ratio(sym_fn, map), map);
     eprintln!("  dl_sym data (default)   {:>10.1?}   {:.1}x the HashMap get", sym_data, ratio(sym_data, map));
 }
