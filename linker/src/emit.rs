@@ -10,15 +10,16 @@ use crate::error::{LinkError, Result};
 use crate::input::Inputs;
 use crate::layout::Layout;
 use crate::options::Options;
+use crate::patch;
 use crate::resolve::Resolution;
+use crate::scan::Scan;
 use crate::synth::Synthesized;
 use pymode_abi::names;
 use std::io::Write;
 use std::path::Path;
 use wasm_encoder::{
-    ConstExpr, DataSection, ElementSection, Elements, Encode, EntityType, ExportKind, ExportSection, FunctionSection, GlobalSection,
-    GlobalType, ImportSection, MemoryType, Module, NameMap, NameSection, RawSection, RefType, SectionId, TableType, TypeSection,
-    ValType,
+    ConstExpr, ElementSection, Elements, Encode, EntityType, ExportKind, ExportSection, FunctionSection, GlobalSection, GlobalType,
+    ImportSection, MemoryType, NameMap, NameSection, RefType, Section, SectionId, TableType, TypeSection, ValType,
 };
 use wasmparser::WasmFeatures;
 
@@ -48,21 +49,29 @@ fn global_type(ty: wasmparser::GlobalType) -> Result<GlobalType> {
     Ok(GlobalType { val_type: val_type(ty.content_type)?, mutable: ty.mutable, shared: ty.shared })
 }
 
-/// Encodes the module: `dylink.0` first, then everything else. `code_entries` are the
-/// patched function bodies, already encoded (see [`crate::patch::patch_functions`]).
+/// Encodes the module into one buffer: the header, `dylink.0`, then the standard sections,
+/// with the objects' function bodies and data patched straight into their place (see
+/// [`crate::patch`]), so the bulk of the output is copied once.
 ///
 /// # Errors
-/// A type we cannot re-encode.
-pub fn encode(
-    inputs: &Inputs<'_>,
-    res: &Resolution<'_>,
-    layout: &Layout<'_>,
-    synth: &Synthesized,
-    code_entries: &[u8],
-    segments: &[Vec<u8>],
-    opts: &Options,
-) -> Result<Vec<u8>> {
-    let mut module = Module::new();
+/// A type we cannot re-encode, or a patching error.
+pub fn encode(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>, synth: &Synthesized, opts: &Options) -> Result<Vec<u8>> {
+    let entry_sizes = patch::code_entry_sizes(inputs, layout)?;
+    let code_bytes: usize = entry_sizes.iter().sum();
+    let data_bytes: usize = layout.segments.iter().filter(|s| !s.bss).map(|s| s.size as usize).sum();
+    // The rest (types, imports, exports, names) is small next to code and data; a generous
+    // guess saves regrowing the large buffer.
+    let mut synthesized = Vec::new();
+    synth.call_ctors.encode(&mut synthesized);
+    if let Some(f) = &synth.apply_data_relocs {
+        f.encode(&mut synthesized);
+    }
+    let names_guess = layout.defined_funcs.len() * 24;
+    let mut out = Vec::with_capacity(code_bytes + data_bytes + synthesized.len() + names_guess + 64 * 1024);
+    out.extend_from_slice(b"\0asm");
+    out.extend_from_slice(&1u32.to_le_bytes());
+    // dylink.0 must be the first section.
+    out.extend_from_slice(&synth.dylink0.encode_section());
 
     let mut types = TypeSection::new();
     for ty in &layout.types {
@@ -70,7 +79,7 @@ pub fn encode(
         let results = ty.results().iter().map(|&t| val_type(t)).collect::<Result<Vec<_>>>()?;
         types.ty().function(params, results);
     }
-    module.section(&types);
+    types.append_to(&mut out);
 
     let mut imports = ImportSection::new();
     let pages = u64::from(layout.mem_info.memory_size).div_ceil(PAGE);
@@ -85,7 +94,7 @@ pub fn encode(
     for func in &layout.func_imports {
         imports.import(func.module, func.field, EntityType::Function(func.ty));
     }
-    module.section(&imports);
+    imports.append_to(&mut out);
 
     let empty_type = layout.types.get_index_of(&wasmparser::FuncType::new([], [])).unwrap_or(0) as u32;
     let mut functions = FunctionSection::new();
@@ -101,14 +110,14 @@ pub fn encode(
     if layout.apply_data_relocs.is_some() {
         functions.function(empty_type);
     }
-    module.section(&functions);
+    functions.append_to(&mut out);
 
     if !synth.global_inits.is_empty() {
         let mut globals = GlobalSection::new();
         for init in &synth.global_inits {
             globals.global(GlobalType { val_type: ValType::I32, mutable: false, shared: false }, init);
         }
-        module.section(&globals);
+        globals.append_to(&mut out);
     }
 
     let mut exports = ExportSection::new();
@@ -116,7 +125,7 @@ pub fn encode(
         let kind = if export.kind == wasmparser::ExternalKind::Global { ExportKind::Global } else { ExportKind::Func };
         exports.export(export.name, kind, export.index);
     }
-    module.section(&exports);
+    exports.append_to(&mut out);
 
     if !layout.table_slots.is_empty() {
         let slots = layout
@@ -128,49 +137,64 @@ pub fn encode(
         let table_base = layout.table_base.ok_or(LinkError::InvalidOutput("no __table_base".into()))?;
         let mut elements = ElementSection::new();
         elements.active(None, &ConstExpr::global_get(table_base), Elements::Functions(slots.into()));
-        module.section(&elements);
+        elements.append_to(&mut out);
     }
 
-    // The patched bodies are already encoded; append the synthesized ones and the count.
+    // Code: the count, the objects' bodies patched in place, then the synthesized ones.
     let count = layout.defined_funcs.len() + 1 + usize::from(synth.apply_data_relocs.is_some());
     let count = u32::try_from(count).map_err(|_| LinkError::TooLarge("functions"))?;
-    let mut code = Vec::with_capacity(code_entries.len() + 64);
-    count.encode(&mut code);
-    code.extend_from_slice(code_entries);
-    synth.call_ctors.encode(&mut code);
-    if let Some(f) = &synth.apply_data_relocs {
-        f.encode(&mut code);
-    }
-    module.section(&RawSection { id: SectionId::Code as u8, data: &code });
+    let mut head = Vec::with_capacity(5);
+    count.encode(&mut head);
+    let size = head.len() + code_bytes + synthesized.len();
+    out.push(SectionId::Code as u8);
+    u32::try_from(size).map_err(|_| LinkError::TooLarge("code section"))?.encode(&mut out);
+    out.extend_from_slice(&head);
+    let start = out.len();
+    out.resize(start + code_bytes, 0);
+    patch::patch_functions(inputs, res, scan, layout, &entry_sizes, &mut out[start..])?;
+    out.extend_from_slice(&synthesized);
 
+    // Data: each non-bss output segment at `__memory_base + start`, its bytes written and
+    // patched in place.
     let memory_base = layout.memory_base.ok_or(LinkError::InvalidOutput("no __memory_base".into()))?;
-    let mut data = DataSection::new();
-    for (segment, bytes) in layout.segments.iter().zip(segments) {
-        if segment.bss {
-            continue;
-        }
+    let mut headers = Vec::new();
+    let mut count = 0u32;
+    for segment in layout.segments.iter().filter(|s| !s.bss) {
         let offset = if segment.start == 0 {
             ConstExpr::global_get(memory_base)
         } else {
             ConstExpr::global_get(memory_base).with_i32_const(segment.start as i32).with_i32_add()
         };
-        data.active(0, &offset, bytes.iter().copied());
+        let mut header = vec![0x00]; // active, memory 0
+        offset.encode(&mut header);
+        segment.size.encode(&mut header);
+        headers.push(header);
+        count += 1;
     }
-    if !data.is_empty() {
-        module.section(&data);
+    if count > 0 {
+        let mut head = Vec::with_capacity(5);
+        count.encode(&mut head);
+        let size = head.len() + headers.iter().map(Vec::len).sum::<usize>() + data_bytes;
+        out.push(SectionId::Data as u8);
+        u32::try_from(size).map_err(|_| LinkError::TooLarge("data section"))?.encode(&mut out);
+        out.extend_from_slice(&head);
+        let section_start = out.len();
+        let mut at = vec![None; layout.segments.len()];
+        let mut headers = headers.into_iter();
+        for (s, segment) in layout.segments.iter().enumerate() {
+            if segment.bss {
+                continue;
+            }
+            out.extend_from_slice(&headers.next().unwrap_or_default());
+            at[s] = Some(out.len() - section_start);
+            out.resize(out.len() + segment.size as usize, 0);
+        }
+        patch::patch_segments(inputs, res, scan, layout, &at, &mut out[section_start..])?;
     }
 
     if !opts.strip_all {
-        module.section(&name_section(inputs, layout));
+        name_section(inputs, layout).append_to(&mut out);
     }
-
-    let bytes = module.finish();
-    // Splice dylink.0 in right after the 8-byte header: it must be the first section.
-    let dylink = synth.dylink0.encode_section();
-    let mut out = Vec::with_capacity(bytes.len() + dylink.len());
-    out.extend_from_slice(&bytes[..8]); // ok: Module::finish always writes the header
-    out.extend_from_slice(&dylink);
-    out.extend_from_slice(&bytes[8..]);
     Ok(out)
 }
 
@@ -224,17 +248,31 @@ pub fn validate(bytes: &[u8]) -> Result<()> {
     let mut bodies = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(invalid)?;
+        if let wasmparser::Payload::CodeSectionStart { count, .. } = payload {
+            bodies.reserve(count as usize);
+        }
         if let wasmparser::ValidPayload::Func(to_validate, body) = validator.payload(&payload).map_err(invalid)? {
-            bodies.push(std::sync::Mutex::new(Some((to_validate, body))));
+            bodies.push((to_validate, body));
         }
     }
-    let results = crate::parallel::map(&bodies, 256, |slot| {
-        // Each slot is taken exactly once, by the one worker whose chunk holds it.
-        let taken = slot.lock().ok().and_then(|mut s| s.take());
-        match taken {
-            Some((to_validate, body)) => to_validate.into_validator(Default::default()).validate(&body),
-            None => Ok(()),
+    // Pieces of about equal bytes, each handed whole to the thread that takes it.
+    let weights: Vec<usize> = bodies.iter().map(|(_, body)| body.range().len()).collect();
+    let ranges = crate::parallel::balanced_ranges(&weights, crate::parallel::pieces(), 64 * 1024);
+    let mut chunks = Vec::with_capacity(ranges.len());
+    for range in ranges.iter().rev() {
+        chunks.push(bodies.split_off(range.start));
+    }
+    chunks.reverse();
+    let results = crate::parallel::run(chunks, |chunk| {
+        // One set of validator stacks per thread, reused for every body: allocating them
+        // afresh per function cost more than many small bodies take to validate.
+        let mut allocations = wasmparser::FuncValidatorAllocations::default();
+        for (to_validate, body) in chunk {
+            let mut func = to_validate.into_validator(allocations);
+            func.validate(&body)?;
+            allocations = func.into_allocations();
         }
+        Ok(())
     });
     results.into_iter().collect::<Result<(), _>>().map_err(invalid)
 }
@@ -244,6 +282,29 @@ pub fn validate(bytes: &[u8]) -> Result<()> {
 /// # Errors
 /// The directory is not writable, or the rename fails.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = write_temporary(path, bytes)?;
+    persist(path, tmp)
+}
+
+/// Validates `bytes` (as [`validate`]) while writing them to a temporary file next to
+/// `path`, and renames that file to `path` only when both succeeded: writing and
+/// validating are independent, and validation's first pass leaves a core idle. On any
+/// error the temporary file is removed and an existing output is kept.
+///
+/// # Errors
+/// As [`validate`] (reported first), then as [`write_atomically`].
+pub fn validate_and_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let (valid, written) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| write_temporary(path, bytes));
+        let valid = validate(bytes);
+        // A panic in the writer is a bug; re-raise it here.
+        (valid, writer.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+    });
+    valid?;
+    persist(path, written?)
+}
+
+fn write_temporary(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
     let err = |source| LinkError::Write { path: path.to_owned(), source };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -257,8 +318,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o755)).map_err(err)?;
     }
     tmp.write_all(bytes).map_err(err)?;
+    Ok(tmp)
+}
+
+fn persist(path: &Path, tmp: tempfile::NamedTempFile) -> Result<()> {
     // No fsync: like other linkers, protect against our own errors (rename only after a
     // complete write), not against power loss; an fsync per link costs more than the link.
-    tmp.persist(path).map_err(|e| err(e.error))?;
+    tmp.persist(path).map_err(|e| LinkError::Write { path: path.to_owned(), source: e.error })?;
     Ok(())
 }

@@ -195,11 +195,12 @@ fn lay_out_memory(out: &mut Layout<'_>, inputs: &Inputs<'_>, res: &Resolution<'_
     // Group pieces by output segment, in order of first appearance, then sort by rank.
     // Output name → (largest alignment, members as (file, segment, alignment)).
     type Members = Vec<(FileId, usize, u32)>;
-    let mut groups: FxIndexMap<String, (u32, Members)> = FxIndexMap::default();
+    let mut groups: FxIndexMap<&str, (u32, Members)> = FxIndexMap::default();
     for (i, obj) in inputs.objects.iter().enumerate() {
         let file = FileId(i as u32); // ok: resolve() checked the count
+        let discarded = res.discarded.get(i).filter(|d| !d.is_empty());
         for (s, seg) in obj.data.iter().enumerate() {
-            if res.discarded.get(i).is_some_and(|d| d.segments.contains(&pymode_abi::object::SegmentIndex(s as u32))) {
+            if discarded.is_some_and(|d| d.segments.contains(&pymode_abi::object::SegmentIndex(s as u32))) {
                 continue;
             }
             let (name, align_log2) = match &seg.info {
@@ -214,7 +215,7 @@ fn lay_out_memory(out: &mut Layout<'_>, inputs: &Inputs<'_>, res: &Resolution<'_
             if align_log2 >= 32 {
                 return Err(LinkError::Unsupported { file: obj.name.clone(), what: format!("segment alignment 2^{align_log2}") });
             }
-            let group = groups.entry(name.to_owned()).or_insert((0, Vec::new()));
+            let group = groups.entry(name).or_insert((0, Vec::new()));
             group.0 = group.0.max(align_log2);
             group.1.push((file, s, align_log2));
         }
@@ -238,7 +239,7 @@ fn lay_out_memory(out: &mut Layout<'_>, inputs: &Inputs<'_>, res: &Resolution<'_
         }
         let size = u32::try_from(cursor - start).map_err(|_| LinkError::TooLarge("memory"))?;
         let start = u32::try_from(start).map_err(|_| LinkError::TooLarge("memory"))?;
-        out.segments.push(OutputSegment { bss: name == ".bss", name, start, size, pieces });
+        out.segments.push(OutputSegment { bss: name == ".bss", name: name.to_owned(), start, size, pieces });
     }
     out.mem_info.memory_size = u32::try_from(cursor).map_err(|_| LinkError::TooLarge("memory"))?;
     out.mem_info.memory_align_log2 = max_align;
@@ -290,9 +291,10 @@ fn assign_functions<'a>(out: &mut Layout<'a>, inputs: &Inputs<'a>, res: &Resolut
     for (i, obj) in inputs.objects.iter().enumerate() {
         let imported = obj.imported_funcs.len();
         let mut map = Vec::with_capacity(obj.functions.len());
+        let discarded = res.discarded.get(i).filter(|d| !d.is_empty());
         for f in 0..obj.functions.len() {
             let index = FuncIndex(u32_of(imported + f, "functions")?);
-            if res.discarded.get(i).is_some_and(|d| d.functions.contains(&index)) {
+            if discarded.is_some_and(|d| d.functions.contains(&index)) {
                 map.push(None);
             } else {
                 map.push(Some(u32_of(next, "functions")?));

@@ -8,8 +8,8 @@
 //! [`input`] (read objects, archive members on demand, side modules) → [`resolve`]
 //! (symbols) → [`scan`] (what relocations need: GOT entries, table slots, imports) →
 //! [`layout`] (memory, table, index spaces) → [`synth`] (GOT globals, data-relocation and
-//! constructor functions, `dylink.0`) → [`patch`] (copy code and data, patch sites in place)
-//! → [`emit`] (encode, validate, write atomically).
+//! constructor functions, `dylink.0`) → [`emit`] (encode, with [`patch`] copying code and
+//! data straight into the output and patching sites in place; validate; write atomically).
 
 pub mod emit;
 pub mod error;
@@ -31,17 +31,20 @@ pub use options::{Binding, Options};
 /// # Errors
 /// Any input, resolution, relocation or validation error, as a [`LinkError`].
 pub fn link_to_bytes(opts: &Options) -> Result<Vec<u8>> {
+    let bytes = build(opts)?;
+    emit::validate(&bytes)?;
+    Ok(bytes)
+}
+
+/// Every phase but validation.
+fn build(opts: &Options) -> Result<Vec<u8>> {
     let files = input::read_files(opts)?;
     let inputs = input::load(&files)?;
     let resolution = resolve::resolve(&inputs)?;
     let scan = scan::scan(&inputs, &resolution, opts.binding)?;
     let layout = layout::layout(&inputs, &resolution, &scan, opts)?;
     let synthesized = synth::synthesize(&inputs, &resolution, &scan, &layout, opts)?;
-    let code = patch::patch_functions(&inputs, &resolution, &scan, &layout)?;
-    let segments = patch::patch_segments(&inputs, &resolution, &scan, &layout)?;
-    let bytes = emit::encode(&inputs, &resolution, &layout, &synthesized, &code, &segments, opts)?;
-    emit::validate(&bytes)?;
-    Ok(bytes)
+    emit::encode(&inputs, &resolution, &scan, &layout, &synthesized, opts)
 }
 
 /// Links and writes the output file named by `-o` (atomically: on error nothing is written).
@@ -53,6 +56,6 @@ pub fn link(opts: &Options) -> Result<()> {
     if opts.inputs.is_empty() {
         return Err(LinkError::Usage("no input files".into()));
     }
-    let bytes = link_to_bytes(opts)?;
-    emit::write_atomically(output, &bytes)
+    let bytes = build(opts)?;
+    emit::validate_and_write(output, &bytes)
 }

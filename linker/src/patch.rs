@@ -13,89 +13,156 @@ use crate::resolve::{FileId, Resolution};
 use crate::scan::{Place, Scan, Site};
 use pymode_abi::object::{Object, SymbolKind};
 use pymode_abi::reloc::{RelocKind, RelocTarget};
-use std::collections::HashMap;
 
-/// Copies and patches every kept function body, in output order, straight into the code
-/// section's encoding: each body prefixed with its size, all in one buffer per chunk of
-/// functions (no per-function allocation; the chunks are patched in parallel).
+/// The bytes of the code section's entries for the objects' functions: each body with its
+/// size prefix, in output order. [`patch_functions`] fills exactly this many.
+///
+/// # Errors
+/// A body beyond 4 GiB.
+pub fn code_entry_sizes(inputs: &Inputs<'_>, layout: &Layout<'_>) -> Result<Vec<usize>> {
+    layout
+        .defined_funcs
+        .iter()
+        .map(|&(file, function)| {
+            let obj = &inputs.objects[file.as_usize()]; // ok: layout only lists loaded objects
+            let len = obj.functions[function].body.len(); // ok: layout only lists real functions
+            let size = u32::try_from(len).map_err(|_| LinkError::TooLarge("function body"))?;
+            Ok(uleb_len(size) + len)
+        })
+        .collect()
+}
+
+/// Bytes of `value` as a shortest unsigned LEB128.
+fn uleb_len(value: u32) -> usize {
+    (32 - value.leading_zeros() as usize).max(1).div_ceil(7)
+}
+
+/// Copies and patches every kept function body, in output order, straight into `out` (the
+/// code section's entries, sized by [`code_entry_sizes`]): each body prefixed with its
+/// size. Threads take contiguous runs of functions of about equal bytes and write disjoint
+/// parts of `out`, so every body is copied once.
 ///
 /// # Errors
 /// A value that does not fit its site, or a symbol without an index (reported, not
 /// panicked on).
-pub fn patch_functions(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>) -> Result<Vec<u8>> {
-    // Sites per output function, so each body is visited once.
-    let mut by_function: Vec<Vec<&Site>> = vec![Vec::new(); layout.defined_funcs.len()];
-    let first_defined = layout.func_imports.len();
-    for (file, sites) in scan.sites.iter().enumerate() {
-        for site in sites {
-            if let Place::Code { function, .. } = site.place {
-                let output = layout.file_funcs.get(file).and_then(|f| *f.get(function)?);
-                if let Some(slot) = output.and_then(|o| by_function.get_mut((o as usize).checked_sub(first_defined)?)) {
-                    slot.push(site);
-                }
-            }
-        }
+pub fn patch_functions(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>, sizes: &[usize], out: &mut [u8]) -> Result<()> {
+    let by_function = code_sites_by_function(inputs, scan);
+    let mut work = Vec::new();
+    let mut rest = out;
+    for range in crate::parallel::balanced_ranges(sizes, crate::parallel::pieces(), 128 * 1024) {
+        let bytes: usize = sizes[range.clone()].iter().sum(); // ok: ranges cover `sizes`
+        let rest_len = rest.len();
+        let (part, tail) = std::mem::take(&mut rest).split_at_mut(bytes.min(rest_len));
+        rest = tail;
+        work.push((range, part));
     }
-    let work: Vec<(usize, &(FileId, usize))> = layout.defined_funcs.iter().enumerate().collect();
-    let chunks = crate::parallel::map_chunks(&work, 256, |part| -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        for &(position, &(file, function)) in part {
+    let results = crate::parallel::run(work, |(range, part)| -> Result<()> {
+        let mut at = 0;
+        let mut leb = Vec::with_capacity(5);
+        for &(file, function) in &layout.defined_funcs[range] {
             let obj = &inputs.objects[file.as_usize()]; // ok: layout only lists loaded objects
-            let range = obj.functions[function].body.clone(); // ok: layout only lists real functions
-            let body = obj.bytes.get(range).ok_or_else(|| bug(obj, "function body outside the file"))?;
+            let body = obj.bytes.get(obj.functions[function].body.clone()).ok_or_else(|| bug(obj, "function body outside the file"))?;
             let size = u32::try_from(body.len()).map_err(|_| LinkError::TooLarge("function body"))?;
-            pymode_abi::write_uleb(&mut out, size);
-            let start = out.len();
-            out.extend_from_slice(body);
-            for site in &by_function[position] { // ok: one entry per defined function
+            leb.clear();
+            pymode_abi::write_uleb(&mut leb, size);
+            let end = at + leb.len() + body.len();
+            let entry = part.get_mut(at..end).ok_or_else(|| bug(obj, "code entry sizes changed"))?;
+            let (prefix, copy) = entry.split_at_mut(leb.len());
+            prefix.copy_from_slice(&leb);
+            copy.copy_from_slice(body);
+            for site in by_function.sites(scan, file, function) {
                 let Place::Code { offset, .. } = site.place else { continue };
                 let value = code_value(inputs, res, layout, file, obj, site)?;
-                write(&mut out[start..], offset, obj, res, site, value)?;
+                write(copy, offset, obj, res, site, value)?;
             }
+            at = end;
         }
-        Ok(out)
+        Ok(())
     });
-    let mut code = Vec::new();
-    for chunk in chunks {
-        code.extend_from_slice(&chunk?);
-    }
-    Ok(code)
+    results.into_iter().collect()
 }
 
-/// Builds the bytes of every non-bss output segment (bss ones get an empty vector).
+/// Each object's code sites grouped by function (a counting sort of their positions in
+/// [`Scan::sites`]), so a body finds its sites without a search or a list of its own.
+struct CodeSites {
+    /// Per object: for function `f`, `order[first[f]..first[f + 1]]`.
+    first: Vec<Vec<u32>>,
+    /// Per object: positions in that object's site list.
+    order: Vec<Vec<u32>>,
+}
+
+impl CodeSites {
+    fn sites<'s>(&'s self, scan: &'s Scan, file: FileId, function: usize) -> impl Iterator<Item = &'s Site> + 's {
+        let file = file.as_usize(); // ok below: one entry per object
+        let range = match (self.first[file].get(function), self.first[file].get(function + 1)) {
+            (Some(&a), Some(&b)) => a as usize..b as usize,
+            _ => 0..0,
+        };
+        self.order[file][range].iter().map(move |&i| &scan.sites[file][i as usize]) // ok: positions of that list
+    }
+}
+
+fn code_sites_by_function(inputs: &Inputs<'_>, scan: &Scan) -> CodeSites {
+    let mut first = Vec::with_capacity(scan.sites.len());
+    let mut order = Vec::with_capacity(scan.sites.len());
+    for (file, sites) in scan.sites.iter().enumerate() {
+        let functions = inputs.objects.get(file).map_or(0, |o| o.functions.len());
+        let mut start = vec![0u32; functions + 1];
+        for site in sites {
+            if let Place::Code { function, .. } = site.place {
+                start[function + 1] += 1; // ok: scan located the site in one of these functions
+            }
+        }
+        let mut sum = 0;
+        for count in &mut start {
+            sum += *count;
+            *count = sum;
+        }
+        let mut fill = start.clone();
+        let mut positions = vec![0u32; start[functions] as usize];
+        for (i, site) in sites.iter().enumerate() {
+            if let Place::Code { function, .. } = site.place {
+                positions[fill[function] as usize] = i as u32; // ok: counted above
+                fill[function] += 1;
+            }
+        }
+        first.push(start);
+        order.push(positions);
+    }
+    CodeSites { first, order }
+}
+
+/// Writes every non-bss output segment's bytes into `out`, segment `s` at `at[s]` (bss ones
+/// have no bytes), and patches its pointer-sized sites.
 ///
 /// # Errors
 /// As [`patch_functions`].
-pub fn patch_segments(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>) -> Result<Vec<Vec<u8>>> {
-    let mut place: HashMap<(usize, usize), (usize, usize)> = HashMap::new();
-    let mut out: Vec<Vec<u8>> = Vec::with_capacity(layout.segments.len());
+pub fn patch_segments(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>, at: &[Option<usize>], out: &mut [u8]) -> Result<()> {
+    // Per object, per input segment: (output segment, offset in `out`).
+    let mut place: Vec<Vec<Option<(usize, usize)>>> = inputs.objects.iter().map(|o| vec![None; o.data.len()]).collect();
     for (s, segment) in layout.segments.iter().enumerate() {
-        if segment.bss {
-            out.push(Vec::new());
-            continue;
-        }
-        let mut bytes = vec![0u8; segment.size as usize];
+        let Some(Some(base)) = at.get(s) else { continue };
         for piece in &segment.pieces {
             let data = inputs.objects[piece.file.as_usize()].data[piece.segment].data; // ok: layout's own indices
-            let at = piece.offset as usize;
-            bytes[at..at + data.len()].copy_from_slice(data); // ok: layout sized the segment to fit
-            place.insert((piece.file.as_usize(), piece.segment), (s, at));
+            let from = base + piece.offset as usize;
+            out[from..from + data.len()].copy_from_slice(data); // ok: layout sized the segment to fit
+            place[piece.file.as_usize()][piece.segment] = Some((s, from)); // ok: layout's own indices
         }
-        out.push(bytes);
     }
     for (file, sites) in scan.sites.iter().enumerate() {
         let obj = &inputs.objects[file]; // ok: one site list per object
         for site in sites {
             let Place::Data { segment, offset } = site.place else { continue };
-            let Some(&(s, at)) = place.get(&(file, segment.as_usize())) else {
+            let Some(&Some((s, from))) = place[file].get(segment.as_usize()) else {
                 return Err(bug(obj, "relocation in a bss segment"));
             };
-            let site_address = layout.segments[s].start as i64 + (at + offset) as i64; // ok: s from the loop above
+            let base = at[s].unwrap_or(0); // ok: `place` only holds segments with bytes
+            let site_address = layout.segments[s].start as i64 + (from - base + offset) as i64; // ok: s from the loop above
             let value = data_value(inputs, res, layout, site, site_address)?;
-            write(&mut out[s], at + offset, obj, res, site, value)?;
+            write(out, from + offset, obj, res, site, value)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn bug(obj: &Object<'_>, what: &str) -> LinkError {

@@ -12,8 +12,8 @@ use crate::error::{LinkError, Result};
 use crate::input::Inputs;
 use pymode_abi::names;
 use pymode_abi::object::{ComdatMember, FuncIndex, Object, SegmentIndex, SymbolIndex, SymbolKind, SymbolTarget};
-use rustc_hash::FxHashMap;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::HashMap;
 use wasmparser::{FuncType, GlobalType, TableType};
 
 /// An object's position in [`Inputs::objects`].
@@ -108,9 +108,16 @@ impl ResolvedSymbol<'_> {
 #[derive(Debug, Clone, Default)]
 pub struct Discarded {
     /// Functions not emitted.
-    pub functions: HashSet<FuncIndex>,
+    pub functions: FxHashSet<FuncIndex>,
     /// Data segments not emitted.
-    pub segments: HashSet<SegmentIndex>,
+    pub segments: FxHashSet<SegmentIndex>,
+}
+
+impl Discarded {
+    /// Whether the object lost nothing (the usual case: callers skip the lookups).
+    pub fn is_empty(&self) -> bool {
+        self.functions.is_empty() && self.segments.is_empty()
+    }
 }
 
 /// The result of resolution.
@@ -295,6 +302,9 @@ fn discard_comdats<'a>(obj: &Object<'a>, file: FileId, owner: &mut HashMap<&'a s
 }
 
 fn is_discarded(discarded: &Discarded, target: SymbolTarget) -> bool {
+    if discarded.is_empty() {
+        return false;
+    }
     match target {
         SymbolTarget::Function(f) => discarded.functions.contains(&f),
         SymbolTarget::Data(Some(d)) => discarded.segments.contains(&d.segment),

@@ -80,9 +80,13 @@ pub fn binds_externally(sym: &ResolvedSymbol<'_>, binding: Binding) -> bool {
 /// needs a symbol defined in this module when it is not.
 pub fn scan(inputs: &Inputs<'_>, res: &Resolution<'_>, binding: Binding) -> Result<Scan> {
     let mut scan = Scan::default();
-    for (i, obj) in inputs.objects.iter().enumerate() {
+    // Locating is per object and independent: in parallel. Classifying stays in link order,
+    // which decides the order of GOT entries, table slots and imports.
+    let files: Vec<usize> = (0..inputs.objects.len()).collect();
+    let located = crate::parallel::map(&files, 4, |&i| locate(&inputs.objects[i], FileId(i as u32), res)); // ok: resolve() checked the object count fits u32
+    for ((i, obj), sites) in inputs.objects.iter().enumerate().zip(located) {
         let file = FileId(i as u32); // ok: resolve() checked the object count fits u32
-        let sites = locate(obj, file, res)?;
+        let sites = sites?;
         // An object that names the table (call_indirect, or NO_STRIP) keeps it imported.
         scan.uses_table |= obj.symbols.iter().any(|s| s.kind() == SymbolKind::Table && s.name == pymode_abi::names::INDIRECT_FUNCTION_TABLE);
         for site in &sites {
@@ -103,8 +107,8 @@ pub fn scan(inputs: &Inputs<'_>, res: &Resolution<'_>, binding: Binding) -> Resu
 /// Finds the function body or data segment of every relocation in `reloc.CODE` and
 /// `reloc.DATA`, skipping what comdat resolution discarded.
 fn locate(obj: &Object<'_>, file: FileId, res: &Resolution<'_>) -> Result<Vec<Site>> {
-    let mut sites = Vec::new();
-    let discarded = res.discarded.get(file.as_usize());
+    let mut sites = Vec::with_capacity(obj.relocations.iter().map(|r| r.entries.len()).sum());
+    let discarded = res.discarded.get(file.as_usize()).filter(|d| !d.is_empty());
     for section in &obj.relocations {
         let Some(target) = obj.section(section.target) else { continue };
         let base = target.contents.start;
@@ -112,12 +116,18 @@ fn locate(obj: &Object<'_>, file: FileId, res: &Resolution<'_>) -> Result<Vec<Si
             10 => {
                 // Bodies lie in file order inside the code section: binary search by start.
                 let starts: Vec<usize> = obj.functions.iter().map(|f| f.body.start).collect();
+                // Entries usually come in offset order, several per body: try the last body
+                // found before searching.
+                let mut last = 0;
                 for reloc in &section.entries {
                     let at = base + reloc.offset as usize;
-                    let function = match starts.partition_point(|&s| s <= at).checked_sub(1) {
+                    let same = starts.get(last).is_some_and(|&s| s <= at) && starts.get(last + 1).is_none_or(|&next| next > at);
+                    let found = if same { Some(last) } else { starts.partition_point(|&s| s <= at).checked_sub(1) };
+                    let function = match found {
                         Some(f) if obj.functions.get(f).is_some_and(|b| b.body.end >= at + reloc.kind.width().bytes()) => f,
                         _ => return Err(outside(obj, reloc, "a function body")),
                     };
+                    last = function;
                     let index = obj.imported_funcs.len() + function;
                     if discarded.is_some_and(|d| d.functions.contains(&pymode_abi::object::FuncIndex(index as u32))) {
                         continue;
@@ -129,13 +139,16 @@ fn locate(obj: &Object<'_>, file: FileId, res: &Resolution<'_>) -> Result<Vec<Si
             11 => {
                 // Segments lie in file order too: binary search by where their bytes start.
                 let starts: Vec<usize> = obj.data.iter().map(|d| d.data_offset).collect();
+                let mut last = 0;
                 for reloc in &section.entries {
                     let at = base + reloc.offset as usize;
                     let width = reloc.kind.width().bytes();
-                    let found = starts.partition_point(|&s| s <= at).checked_sub(1);
+                    let same = starts.get(last).is_some_and(|&s| s <= at) && starts.get(last + 1).is_none_or(|&next| next > at);
+                    let found = if same { Some(last) } else { starts.partition_point(|&s| s <= at).checked_sub(1) };
                     let Some(segment) = found.filter(|&d| obj.data.get(d).is_some_and(|d| at + width <= d.data_offset + d.data.len())) else {
                         return Err(outside(obj, reloc, "a data segment"));
                     };
+                    last = segment;
                     let segment = SegmentIndex(segment as u32); // ok: fewer segments than bytes
                     if discarded.is_some_and(|d| d.segments.contains(&segment)) {
                         continue;

@@ -18,7 +18,7 @@ use pymode_abi::Dylink0;
 use pymode_abi::dylink::{ImportInfo, SymbolFlags};
 use pymode_abi::object::SymbolKind;
 use pymode_abi::reloc::RelocKind;
-use wasm_encoder::{ConstExpr, Function, MemArg};
+use wasm_encoder::{ConstExpr, Function};
 
 /// The synthesized parts of the output.
 #[derive(Debug)]
@@ -120,9 +120,10 @@ fn index_type(inputs: &Inputs<'_>, layout: &Layout<'_>, index: u32) -> Option<us
 fn apply_data_relocs(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>, opts: &Options) -> Result<Function> {
     let memory_base = layout.memory_base.ok_or(LinkError::InvalidOutput("no __memory_base".into()))?;
     let table_base = layout.table_base.ok_or(LinkError::InvalidOutput("no __table_base".into()))?;
-    let store = MemArg { offset: 0, align: 2, memory_index: 0 };
-    let mut f = Function::new([]);
-    let mut sink = f.instructions();
+    // One store per pointer in data, hundreds of thousands in a large link: the instructions
+    // are written as bytes (a dozen per store) rather than one encoder call each.
+    let count = scan.sites.iter().flatten().filter(|s| matches!(s.place, Place::Data { .. })).count();
+    let mut code = Code(Vec::with_capacity(count * 20));
     for (i, sites) in scan.sites.iter().enumerate() {
         for site in sites {
             let Place::Data { segment, offset } = site.place else { continue };
@@ -136,26 +137,65 @@ fn apply_data_relocs(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, lay
                 .and_then(|s| *s.get(segment.as_usize())?)
                 .ok_or_else(|| unknown(res, id, "segment address"))?;
             let site_address = segment_address + offset as u32; // ok: inside the laid-out memory
-            sink.i32_const(site_address as i32).global_get(memory_base).i32_add();
+            code.i32_const(site_address as i32).global_get(memory_base).i32_add();
             let addend = site.reloc.addend as i32;
             if binds_externally(res.get(id), opts.binding) {
                 let got = *layout.got_global.get(&id).ok_or_else(|| unknown(res, id, "GOT entry"))?;
-                sink.global_get(got);
+                code.global_get(got);
                 if addend != 0 {
-                    sink.i32_const(addend).i32_add();
+                    code.i32_const(addend).i32_add();
                 }
             } else if site.reloc.kind == RelocKind::TableIndexI32 {
                 let slot = layout.table_slot(id).ok_or_else(|| unknown(res, id, "table slot"))?;
-                sink.global_get(table_base).i32_const(slot as i32).i32_add();
+                code.global_get(table_base).i32_const(slot as i32).i32_add();
             } else {
                 let address = layout.data_address(inputs, res, id).ok_or_else(|| unknown(res, id, "address"))?;
-                sink.global_get(memory_base).i32_const(address.wrapping_add(addend as u32) as i32).i32_add();
+                code.global_get(memory_base).i32_const(address.wrapping_add(addend as u32) as i32).i32_add();
             }
-            sink.i32_store(store);
+            code.i32_store();
         }
     }
-    sink.end();
+    code.0.push(0x0b); // end
+    let mut f = Function::new([]);
+    f.raw(code.0);
     Ok(f)
+}
+
+/// The few instructions `__wasm_apply_data_relocs` uses, encoded as wasm-encoder encodes
+/// them (shortest LEBs).
+struct Code(Vec<u8>);
+
+impl Code {
+    fn i32_const(&mut self, value: i32) -> &mut Self {
+        self.0.push(0x41);
+        let mut value = value;
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7; // arithmetic: the sign is kept
+            let done = (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0);
+            self.0.push(if done { byte } else { byte | 0x80 });
+            if done {
+                return self;
+            }
+        }
+    }
+
+    fn global_get(&mut self, index: u32) -> &mut Self {
+        self.0.push(0x23);
+        pymode_abi::write_uleb(&mut self.0, index);
+        self
+    }
+
+    fn i32_add(&mut self) -> &mut Self {
+        self.0.push(0x6a);
+        self
+    }
+
+    /// `i32.store align=4 offset=0` in memory 0.
+    fn i32_store(&mut self) -> &mut Self {
+        self.0.extend_from_slice(&[0x36, 0x02, 0x00]);
+        self
+    }
 }
 
 fn dylink0(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, opts: &Options) -> Dylink0 {
