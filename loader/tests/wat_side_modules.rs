@@ -247,11 +247,43 @@ fn open_close_cycles_keep_memory_and_table_flat() {
     env.sym(h, "side_fn_unslotted").unwrap();
     env.close(h).unwrap();
     let (heap, table, live) = (env.heap_top(), env.table_size(), env.live_blocks());
-    for _ in 0..1000 {
+    for _ in 0..10_000 {
         let h = env.open("a.so", NOW).unwrap();
         assert_eq!(env.call_sym(h, "side_fn"), 100);
         env.close(h).unwrap();
     }
+    assert_eq!((env.heap_top(), env.table_size(), env.live_blocks()), (heap, table, live));
+    assert_eq!(env.loader().stats().libraries, 0);
+}
+
+#[test]
+fn the_store_instance_limit_is_a_clean_open_error() {
+    let mut env = env();
+    env.write("a.so", &lib_a());
+    let h = env.open("a.so", NOW).unwrap();
+    env.close(h).unwrap();
+    env.store.data_mut().limits = wasmtime::StoreLimitsBuilder::new().instances(5).build();
+    // wasmtime reads the counts when the limiter is installed.
+    env.store.limiter(|h| &mut h.limits);
+    // Every open makes an instance that stays in the store; one of them hits the limit.
+    let mut before = (env.heap_top(), env.table_size(), env.live_blocks());
+    let mut error = None;
+    for _ in 0..10 {
+        match env.open("a.so", NOW) {
+            Ok(h) => {
+                env.close(h).unwrap();
+                before = (env.heap_top(), env.table_size(), env.live_blocks());
+            }
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    let e = error.expect("the instance limit was reached");
+    let (heap, table, live) = before;
+    assert!(matches!(e.kind, OpenErrorKind::Instantiate(_)), "{e}");
+    assert!(e.to_string().contains("a.so") && e.to_string().contains("instance count too high"), "{e}");
     assert_eq!((env.heap_top(), env.table_size(), env.live_blocks()), (heap, table, live));
     assert_eq!(env.loader().stats().libraries, 0);
 }

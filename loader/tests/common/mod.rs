@@ -11,7 +11,13 @@ use wasmtime::{Engine, Instance, Linker, Module, Store};
 
 pub struct Host {
     pub loader: Option<Loader>,
+    /// wasmtime's per-store limits. A closed library's instance stays in the store, and the
+    /// default allows 10,000 instances; the open/close cycle test needs more.
+    pub limits: wasmtime::StoreLimits,
 }
+
+/// Instances a test store may hold.
+pub const INSTANCE_LIMIT: usize = 20_000;
 
 impl HasLoader for Host {
     fn loader_slot(&mut self) -> &mut Option<Loader> {
@@ -129,7 +135,9 @@ pub fn engine() -> Engine {
 /// Instantiates `main_wat` with the host imports, without attaching.
 pub fn instantiate(main_wat: &str) -> (Store<Host>, Instance) {
     let engine = engine();
-    let mut store = Store::new(&engine, Host { loader: None });
+    let limits = wasmtime::StoreLimitsBuilder::new().instances(INSTANCE_LIMIT).build();
+    let mut store = Store::new(&engine, Host { loader: None, limits });
+    store.limiter(|h| &mut h.limits);
     let mut linker = Linker::new(&engine);
     add_to_linker(&mut linker).unwrap();
     let module = Module::new(&engine, main_wat).unwrap();
