@@ -1,5 +1,7 @@
 //! Link time of `pymode-ld` against `wasm-ld` on the same inputs, in the same run.
 //!
+//! - `link/markupsafe`: markupsafe's `_speedups.o` as `cargo xtask build-ext markupsafe`
+//!   compiled it (-fPIC -O2): one real extension module.
 //! - `link/fixtures`: the twelve `pic-O2` fixture objects in one side module (small: the
 //!   size of one extension module).
 //! - `link/large`: a generated corpus of PIC objects over 20 MB (functions with calls,
@@ -8,7 +10,8 @@
 //!
 //! `pymode-ld` runs in-process (the library's `link`, including writing the output);
 //! `wasm-ld` runs as `zig wasm-ld`, a process, as it is used. Read the ratio of the two
-//! medians of one group. Needs the toolchain and fixtures (`cargo xtask fixtures`).
+//! medians of one group. Needs the toolchain and fixtures (`cargo xtask fixtures`) and the
+//! built markupsafe (`cargo xtask build-ext markupsafe`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use pymode_linker::{Options, options::InputSpec};
@@ -101,7 +104,15 @@ fn bench_group(c: &mut Criterion, name: &str, objects: &[PathBuf], samples: usiz
     group.finish();
 }
 
+/// markupsafe's object as `cargo xtask build-ext markupsafe` left it.
+fn markupsafe_object() -> PathBuf {
+    let object = pymode_testdata::ext_dir("markupsafe").join("_speedups.o");
+    assert!(object.is_file(), "{} is missing: run `cargo xtask build-ext markupsafe`", object.display());
+    object
+}
+
 fn link(c: &mut Criterion) {
+    bench_group(c, "markupsafe", &[markupsafe_object()], 50);
     let fixtures: Vec<PathBuf> = fixture_names().iter().map(|n| fixture_object(n, Mode::PicO2)).collect();
     bench_group(c, "fixtures", &fixtures, 50);
     bench_group(c, "large", &corpus(), 10);
