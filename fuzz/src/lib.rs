@@ -1,6 +1,8 @@
 //! The bodies of the fuzz targets, as plain functions, so that `cargo test` can replay the
 //! seed corpora through exactly the code the fuzzer runs.
 
+use std::path::PathBuf;
+
 use pymode_abi::Dylink0;
 use pymode_abi::object::Object;
 
@@ -40,4 +42,51 @@ pub fn parse_dylink0(data: &[u8]) {
         Err(e) => assert!(e.location.offset <= data.len(), "error offset past the input: {e}"),
     }
     let _ = Dylink0::from_module("fuzz.so", data);
+}
+
+/// Links `data` as the only input object of a side module with `pymode-ld`'s library entry
+/// point. An error is fine; a panic is a bug, and so is an output that does not validate or
+/// has no readable `dylink.0`. The seeds are real fixture objects (`fuzz/seeds/link`), so the
+/// fuzzer starts from inputs that link and mutates their relocations, symbols and sections.
+pub fn link(data: &[u8]) {
+    thread_local! {
+        // One scratch file per thread: the linker reads inputs from paths.
+        static SCRATCH: (tempfile_dir::Dir, PathBuf) = tempfile_dir::Dir::new("input.o");
+    }
+    SCRATCH.with(|(_, path)| {
+        std::fs::write(path, data).expect("write the scratch input");
+        let opts = pymode_linker::Options {
+            inputs: vec![pymode_linker::options::InputSpec::File(path.clone())],
+            ..pymode_linker::Options::default()
+        };
+        if let Ok(out) = pymode_linker::link_to_bytes(&opts) {
+            pymode_linker::emit::validate(&out).expect("a linked module validates");
+            let dylink = Dylink0::from_module("fuzz.so", &out).expect("our dylink.0 decodes");
+            assert!(dylink.is_some(), "a linked side module has dylink.0");
+        }
+    });
+}
+
+/// A private scratch directory removed on drop, without another dependency.
+mod tempfile_dir {
+    use std::path::PathBuf;
+
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new(file: &str) -> (Dir, PathBuf) {
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("pymode-fuzz-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("create the scratch directory");
+            let path = dir.join(file);
+            (Dir(dir), path)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }

@@ -27,3 +27,8 @@ fn parse_object_seeds() {
 fn parse_dylink0_seeds() {
     replay("parse_dylink0", pymode_fuzz::parse_dylink0);
 }
+
+#[test]
+fn link_seeds() {
+    replay("link", pymode_fuzz::link);
+}
