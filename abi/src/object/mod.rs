@@ -224,7 +224,10 @@ impl<'a> Object<'a> {
         let mut body_index = 0usize;
         for payload in Parser::new(0).parse_all(bytes) {
             let payload = payload.map_err(|e| {
-                let section = obj.sections.last().map(|s| s.name);
+                // An error past the last section read is in the header of the next one (a
+                // size past the end of the file, a truncated section): name no section
+                // rather than the previous one.
+                let section = obj.sections.last().filter(|s| e.offset() < s.contents.end).map(|s| s.name);
                 Error::from_parser(name, section, &e)
             })?;
             if let Some((id, range)) = payload.as_section() {
