@@ -189,6 +189,16 @@ fn side_cases() -> Vec<Case> {
                 ("b.so", side(&needs(&["a.so"]), &side_wat(r#"(func (export "b") (result i32) i32.const 2)"#))),
             ],
         ),
+        // `..` enough times to reach `/` from any root, then a file every Linux host has.
+        dir("needed-escapes-root", vec![("a.so", side(&needs(&[&format!("{}proc/self/exe", "../".repeat(20))]), &side_wat("")))]),
+        dir("needed-absolute-outside", vec![("a.so", side(&needs(&["/proc/self/exe"]), &side_wat("")))]),
+        dir(
+            "runtime-path-outside-root",
+            vec![("a.so", side(&Dylink0 { needed: vec!["exe".into()], runtime_path: vec!["/proc/self".into()], ..dylink(0, 0, 0) }, &side_wat("")))],
+        ),
+        one("memory-import-too-large", side(&dylink(0, 0, 0), r#"(module (import "env" "memory" (memory 1000)))"#)),
+        one("table-import-too-large", side(&dylink(0, 0, 0), r#"(module (import "env" "__indirect_function_table" (table 100000 funcref)))"#)),
+        one("mem-align-2-pow-31", side(&dylink(16, 31, 0), &side_wat(""))),
         dir("needed-self", vec![("a.so", side(&needs(&["a.so"]), &side_wat(r#"(func (export "a") (result i32) i32.const 1)"#)))]),
         one(
             "ctor-calls-dl-open",
@@ -324,6 +334,17 @@ fn guest_call_cases() {
             poke(env, SCRATCH as usize, b"\xff\xfe.so");
             guest_open(env, SCRATCH, 5)
         }),
+        ("dl-open-flags-unknown-bits", |env| {
+            env.write("good.so", &good());
+            poke(env, SCRATCH as usize, b"good.so");
+            let r = env.call_main::<(i32, i32, i32), i32>("g_dl_open_flags", (SCRATCH, 7, -1));
+            let err = env.loader().take_error();
+            if r >= 0 {
+                env.close(r).unwrap();
+            }
+            let err = normalize(env, err.as_deref().unwrap_or("(none)"));
+            format!("dl_open_flags(-1) -> {}; dl_error: {err}", if r >= 0 { "a handle".to_string() } else { r.to_string() })
+        }),
         ("dl-open-empty-path", |env| guest_open(env, SCRATCH, 0)),
         ("dl-open-dotdot", |env| guest_open_str(env, "../outside.so")),
         ("dl-open-dotdot-to-existing-file", |env| {
@@ -400,7 +421,7 @@ fn guest_call_cases() {
         check_expected("guest-calls", name, &outcome);
         // The dl_sym case loads and closes the good module first, which leaves its block on
         // the allocator's free list and may grow the table once.
-        let before = if name.starts_with("dl-sym-pointer") {
+        let before = if name.starts_with("dl-sym-pointer") || name == "dl-open-flags-unknown-bits" {
             assert_eq!(env.live_blocks(), before.live, "{name}: live blocks");
             baseline(&mut env)
         } else {
