@@ -122,6 +122,10 @@ pub enum ErrorKind {
     /// More than one `dylink.0` section.
     #[error("more than one dylink.0 section")]
     DuplicateDylink0,
+    /// More than one `linking` section (a second one would silently replace the first's
+    /// symbol table).
+    #[error("more than one linking section")]
+    DuplicateLinking,
     /// A `dylink.0` subsection appears twice.
     #[error("dylink.0 subsection {0} appears twice")]
     DuplicateDylink0Subsection(u8),

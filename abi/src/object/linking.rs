@@ -343,16 +343,17 @@ impl<'a> LinkingSection<'a> {
         }
         for (comdat, offset) in self.comdats {
             for member in &comdat.members {
-                let (index, count) = match *member {
-                    ComdatMember::Data(s) => (s.0, obj.data.len()),
-                    ComdatMember::Function(f) => (f.0, obj.func_count()),
-                    ComdatMember::Global(g) => (g.0, obj.global_count()),
-                    ComdatMember::Tag(t) => (t.0, obj.tag_count()),
-                    ComdatMember::Table(t) => (t.0, obj.table_count()),
-                    ComdatMember::Section(s) => (s.0, obj.sections.len()),
+                let (what, index, count) = match *member {
+                    ComdatMember::Data(s) => ("data segment", s.0, obj.data.len()),
+                    ComdatMember::Function(f) => ("function", f.0, obj.func_count()),
+                    ComdatMember::Global(g) => ("global", g.0, obj.global_count()),
+                    ComdatMember::Tag(t) => ("tag", t.0, obj.tag_count()),
+                    ComdatMember::Table(t) => ("table", t.0, obj.table_count()),
+                    ComdatMember::Section(s) => ("section", s.0, obj.sections.len()),
                 };
                 if index as usize >= count {
-                    return Err(bad(offset, ErrorKind::BadLinkingReference(format!("comdat {} member {member:?} does not exist", comdat.name))));
+                    let msg = format!("comdat {} member {what} {index} does not exist (there are {count})", comdat.name);
+                    return Err(bad(offset, ErrorKind::BadLinkingReference(msg)));
                 }
             }
             obj.comdats.push(comdat);

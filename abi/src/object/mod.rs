@@ -334,6 +334,10 @@ impl<'a> Object<'a> {
                 Payload::CustomSection(custom) => {
                     let section_index = SectionIndex(u32::try_from(obj.sections.len() - 1).unwrap_or(u32::MAX));
                     if custom.name() == names::LINKING {
+                        if linking.is_some() {
+                            let at = section_start(bytes, custom.range().start);
+                            return Err(Error::new(name, Some(names::LINKING), at, ErrorKind::DuplicateLinking));
+                        }
                         linking = Some(linking::read(name, custom.data(), custom.data_offset())?);
                     } else if custom.name().starts_with(names::RELOC_PREFIX) {
                         pending_relocs.push(relocs::read(name, custom.name(), custom.data(), custom.data_offset(), section_index)?);
