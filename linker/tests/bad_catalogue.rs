@@ -71,6 +71,10 @@ struct Knobs {
     reloc_symbol: u32,
     reloc_section: u32,
     data_symbol_size: u32,
+    segment_count: u32,
+    /// Raw subsections appended to the linking section: `(id, contents)`.
+    extra_linking: Option<(u8, &'static [u8])>,
+    symbol_count: u32,
 }
 
 const OK: Knobs = Knobs {
@@ -83,6 +87,9 @@ const OK: Knobs = Knobs {
     reloc_symbol: 0,
     reloc_section: 4,
     data_symbol_size: 4,
+    segment_count: 1,
+    extra_linking: None,
+    symbol_count: 2,
 };
 
 /// A relocatable object that pymode-ld links as is: `f` calls itself through a 5-byte padded
@@ -113,7 +120,7 @@ fn object(k: Knobs) -> Vec<u8> {
     let mut linking = Vec::new();
     leb(&mut linking, k.linking_version);
     let mut symtab = Vec::new();
-    leb(&mut symtab, 2);
+    leb(&mut symtab, k.symbol_count);
     symtab.push(0); // SYMTAB_FUNCTION
     leb(&mut symtab, 0);
     leb(&mut symtab, k.func_symbol_target);
@@ -128,13 +135,18 @@ fn object(k: Knobs) -> Vec<u8> {
     leb(&mut linking, symtab.len() as u32);
     linking.extend(symtab);
     let mut segs = Vec::new();
-    leb(&mut segs, 1);
+    leb(&mut segs, k.segment_count);
     name(&mut segs, ".data.d");
     leb(&mut segs, 2);
     leb(&mut segs, 0);
     linking.push(5); // WASM_SEGMENT_INFO
     leb(&mut linking, segs.len() as u32);
     linking.extend(segs);
+    if let Some((id, contents)) = k.extra_linking {
+        linking.push(id);
+        leb(&mut linking, contents.len() as u32);
+        linking.extend_from_slice(contents);
+    }
     m.section(&CustomSection { name: "linking".into(), data: linking.into() });
 
     let mut reloc = Vec::new();
@@ -215,6 +227,21 @@ fn object_cases() -> Vec<(&'static str, Vec<u8>)> {
         ("function-type-out-of-range", object(Knobs { func_type: 3, ..OK })),
         ("data-symbol-past-segment", object(Knobs { data_symbol_size: 1000, ..OK })),
         ("no-linking-section", plain),
+        ("symbol-count-past-table", object(Knobs { symbol_count: 3, ..OK })),
+        ("segment-info-count-past-segments", object(Knobs { segment_count: 2, ..OK })),
+        // WASM_INIT_FUNCS: priority 0, symbol 1, which is the data symbol `d`.
+        ("init-func-is-data-symbol", object(Knobs { extra_linking: Some((6, &[1, 0, 1])), ..OK })),
+        ("init-func-symbol-out-of-range", object(Knobs { extra_linking: Some((6, &[1, 0, 9])), ..OK })),
+        // WASM_COMDAT_INFO: one comdat "c" holding data segment 5 (there is one segment).
+        ("comdat-segment-out-of-range", object(Knobs { extra_linking: Some((7, &[1, 1, b'c', 0, 1, 0, 5])), ..OK })),
+        ("unknown-linking-subsection", object(Knobs { extra_linking: Some((42, &[1, 2, 3])), ..OK })),
+        ("two-linking-sections", {
+            let ok = object(OK);
+            let at = ok.windows(7).position(|w| w == b"linking").unwrap();
+            let start = at - 3; // id, one-byte size, name length
+            let len = 2 + usize::from(ok[start + 1]);
+            [&ok[..start + len], &ok[start..start + len], &ok[start + len..]].concat()
+        }),
     ];
     cases.sort_by_key(|c| c.0);
     cases
