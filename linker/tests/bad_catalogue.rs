@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use common::options;
 use pymode_abi::RelocKind;
+use pymode_testdata::golden;
 use pymode_abi::object::Object;
 use wasm_encoder::{
     CodeSection, ConstExpr, CustomSection, DataSection, EntityType, Function, FunctionSection, ImportSection,
@@ -18,34 +19,17 @@ use wasm_encoder::{
 };
 
 fn bad_dir() -> PathBuf {
-    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/bad")).unwrap()
-}
-
-fn bless() -> bool {
-    std::env::var_os("BLESS").is_some_and(|v| v != "0")
+    std::fs::canonicalize(golden::bad_dir()).unwrap()
 }
 
 fn check_expected(kind: &str, name: &str, actual: &str) {
-    let path = bad_dir().join(kind).join(format!("{name}.expected"));
-    let actual = format!("{actual}\n");
-    if bless() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with BLESS=1)", path.display()));
-    assert_eq!(actual, expected, "{kind}/{name}: the outcome differs from {} (BLESS=1 rewrites it)", path.display());
+    golden::check_text(&bad_dir().join(kind).join(format!("{name}.expected")), &format!("{actual}\n"));
 }
 
 /// The committed case file (written from `generated` with BLESS); it must equal its generator.
 fn case_file(kind: &str, file: &str, generated: &[u8]) -> PathBuf {
     let path = bad_dir().join(kind).join(file);
-    if bless() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, generated).unwrap();
-    }
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run with BLESS=1)", path.display()));
-    assert!(bytes == generated, "{} differs from its generator (BLESS=1 rewrites it)", path.display());
+    golden::check_bytes(&path, generated);
     path
 }
 

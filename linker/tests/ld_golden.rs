@@ -14,7 +14,7 @@ fn golden_dir() -> PathBuf {
 
 #[test]
 fn pymode_ld_outputs_match_golden() {
-    let bless = std::env::var_os("BLESS").is_some();
+    let bless = pymode_testdata::golden::bless();
     let mut mismatches = Vec::new();
     for mode in [Mode::PicO0, Mode::PicO2] {
         for name in fixture_names() {

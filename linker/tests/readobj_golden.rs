@@ -22,7 +22,7 @@ fn describe_file(path: &Path, display: &str) -> String {
 
 fn check_golden(display: &str, actual: &str, mismatches: &mut Vec<String>) {
     let path = golden_dir().join(format!("{display}.txt"));
-    if std::env::var_os("BLESS").is_some() {
+    if pymode_testdata::golden::bless() {
         std::fs::create_dir_all(path.parent().expect("golden files live in a directory")).expect("create golden dir");
         std::fs::write(&path, actual).expect("write golden");
         return;

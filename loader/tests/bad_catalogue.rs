@@ -8,44 +8,21 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 
 use common::*;
 use pymode_abi::Dylink0;
 use pymode_abi::host::rtld;
-
-fn bad_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/bad")
-}
-
-fn bless() -> bool {
-    std::env::var_os("BLESS").is_some_and(|v| v != "0")
-}
+use pymode_testdata::golden;
 
 /// Compares `actual` with `testdata/bad/<kind>/<name>.expected` (or writes it with BLESS).
 fn check_expected(kind: &str, name: &str, actual: &str) {
-    let path = bad_dir().join(kind).join(format!("{name}.expected"));
-    let actual = format!("{actual}\n");
-    if bless() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with BLESS=1)", path.display()));
-    assert_eq!(actual, expected, "{kind}/{name}: the outcome differs from {} (BLESS=1 rewrites it)", path.display());
+    golden::check_text(&golden::bad_dir().join(kind).join(format!("{name}.expected")), &format!("{actual}\n"));
 }
 
 /// The committed bytes of a case file; with BLESS, writes `generated` there first. Without
 /// BLESS the file must still equal what the generator makes.
 fn case_file(rel: &str, generated: &[u8]) -> Vec<u8> {
-    let path = bad_dir().join("side-modules").join(rel);
-    if bless() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, generated).unwrap();
-    }
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run with BLESS=1)", path.display()));
-    assert!(bytes == generated, "{} differs from its generator (BLESS=1 rewrites it)", path.display());
-    bytes
+    golden::check_bytes(&golden::bad_dir().join("side-modules").join(rel), generated)
 }
 
 /// Replaces the temporary root (as given and canonical) with `$ROOT`.

@@ -7,6 +7,8 @@
 //! the xtask command to run, so a test that needs a missing tool fails loudly instead of skipping.
 
 use std::env;
+pub mod golden;
+
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
