@@ -83,9 +83,24 @@ pub struct OpenError {
 }
 
 impl OpenError {
-    pub(crate) fn new(library: impl Into<String>, kind: OpenErrorKind) -> Self {
-        OpenError { library: library.into(), kind }
+    pub(crate) fn new(library: impl AsRef<str>, kind: OpenErrorKind) -> Self {
+        OpenError { library: shown_path(library.as_ref()), kind }
     }
+}
+
+/// A path as error messages show it: a guest may pass an empty or a megabyte-long one, and
+/// the message (kept for `dl_error`) should stay readable and small.
+pub(crate) fn shown_path(path: &str) -> String {
+    const KEEP: usize = 120;
+    if path.is_empty() {
+        return "(empty path)".to_owned();
+    }
+    if path.len() <= 3 * KEEP {
+        return path.to_owned();
+    }
+    let head_end = (0..=KEEP).rev().find(|&i| path.is_char_boundary(i)).unwrap_or(0);
+    let tail_start = (path.len() - KEEP..path.len()).find(|&i| path.is_char_boundary(i)).unwrap_or(path.len());
+    format!("{}...({} bytes in all)...{}", &path[..head_end], path.len(), &path[tail_start..])
 }
 
 /// The cause of an [`OpenError`].

@@ -6,7 +6,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::config::LibRoot;
-use crate::error::{AttachError, OpenErrorKind};
+use crate::error::{AttachError, OpenErrorKind, shown_path};
 
 /// A root with its canonical host directory.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ fn roots_list(roots: &[Root]) -> String {
 /// Canonicalizes `candidate` and checks that it is a file inside a root.
 fn confine(roots: &[Root], candidate: &Path) -> Result<PathBuf, OpenErrorKind> {
     let canonical = std::fs::canonicalize(candidate).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => OpenErrorKind::NotFound { searched: candidate.display().to_string() },
+        std::io::ErrorKind::NotFound => OpenErrorKind::NotFound { searched: shown_path(&candidate.to_string_lossy()) },
         _ => OpenErrorKind::Io(e),
     })?;
     if !roots.iter().any(|r| canonical.starts_with(&r.canonical)) {
