@@ -51,16 +51,18 @@ fn lock(registry: &Registry) -> MutexGuard<'_, FastMap<u32, Arc<Destructors>>> {
     registry.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Which of the two registration functions an import is, if it has the C signature.
+/// Whether an import is `__cxa_atexit` or `atexit` with the C signature. Checks the name
+/// first: it runs for every `env` function a library imports.
 pub(crate) fn interposed(name: &str, ty: &FuncType) -> bool {
-    let params: Vec<ValType> = ty.params().collect();
-    let results: Vec<ValType> = ty.results().collect();
-    let i32s = |v: &[ValType], n: usize| v.len() == n && v.iter().all(|t| matches!(t, ValType::I32));
-    match name {
-        "__cxa_atexit" => i32s(&params, 3) && i32s(&results, 1),
-        "atexit" => i32s(&params, 1) && i32s(&results, 1),
-        _ => false,
-    }
+    let params = match name {
+        "__cxa_atexit" => 3,
+        "atexit" => 1,
+        _ => return false,
+    };
+    ty.params().len() == params
+        && ty.params().all(|t| matches!(t, ValType::I32))
+        && ty.results().len() == 1
+        && ty.results().all(|t| matches!(t, ValType::I32))
 }
 
 /// Runs `list`'s handlers, last registered first, and empties it. A trap is logged and the
