@@ -1,6 +1,11 @@
 //! The bodies of the fuzz targets, as plain functions, so that `cargo test` can replay the
 //! seed corpora through exactly the code the fuzzer runs.
 
+pub mod load;
+pub mod mutate;
+
+pub use load::load;
+
 use std::path::PathBuf;
 
 use pymode_abi::Dylink0;
@@ -68,7 +73,7 @@ pub fn link(data: &[u8]) {
 }
 
 /// A private scratch directory removed on drop, without another dependency.
-mod tempfile_dir {
+pub(crate) mod tempfile_dir {
     use std::path::PathBuf;
 
     pub struct Dir(PathBuf);
@@ -81,6 +86,10 @@ mod tempfile_dir {
             std::fs::create_dir_all(&dir).expect("create the scratch directory");
             let path = dir.join(file);
             (Dir(dir), path)
+        }
+
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
         }
     }
 

@@ -32,3 +32,8 @@ fn parse_dylink0_seeds() {
 fn link_seeds() {
     replay("link", pymode_fuzz::link);
 }
+
+#[test]
+fn load_seeds() {
+    replay("load", pymode_fuzz::load);
+}

@@ -30,6 +30,12 @@ pub fn run(args: &[String]) -> Result<()> {
         step("cargo test (fuzz smoke tests)", || {
             let mut cmd = cargo();
             cmd.args(["test", "--manifest-path"]).arg(&fuzz);
+            // The fuzz crate pins wasmtime exactly as the workspace does and its lock file
+            // starts from the workspace's: in the workspace's target directory the wasmtime
+            // just built for the tests above is reused instead of compiled a second time.
+            if std::env::var_os("CARGO_TARGET_DIR").is_none() {
+                cmd.env("CARGO_TARGET_DIR", workspace_root().join("target"));
+            }
             if full {
                 cmd.env("PYMODE_FULL", "1");
             }
