@@ -73,8 +73,11 @@ fn name(id: usize) -> String {
     format!("soak_{id:03}")
 }
 
-fn module_source(id: usize) -> String {
+/// `dtor`: whether `fini` is a destructor (registered through `__cxa_atexit` by the
+/// constructors clang generates, run at dlclose).
+fn module_source(id: usize, dtor: bool) -> String {
     let n = name(id);
+    let fini_attr = if dtor { "__attribute__((destructor))" } else { "__attribute__((unused))" };
     let mut table = String::new();
     for i in 0..table_len(id) {
         let _ = write!(table, "{}u,", table_value(id, i));
@@ -107,7 +110,7 @@ __attribute__((constructor)) static void fill(void) {{
 }}
 
 /* Runs at dlclose; the driver sums what every module adds. */
-__attribute__((destructor)) static void fini(void) {{
+{fini_attr} static void fini(void) {{
     if (dtor_counter) *dtor_counter += ID + 1u;
 }}
 
@@ -336,17 +339,25 @@ static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "soakdrv", NULL, -1, met
 PyMODINIT_FUNC PyInit_soakdrv(void) { return PyModule_Create(&def); }
 "#;
 
-/// Runs inside wasm CPython: `argv[1]` module count, `argv[2]` their directory, `argv[3]` rounds.
+/// Runs inside wasm CPython: `argv[1]` module count, `argv[2]` their directory, `argv[3]` rounds,
+/// `argv[4]` the rounds to measure (comma-separated, at most 7).
 const SCRIPT: &str = r#"
 import gc, sys, tracemalloc
 import soakdrv as drv
 
 N, D, ROUNDS = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+MEASURED = [int(x) for x in sys.argv[4].split(",")]
 tracemalloc.start()
 drv.setup(tracemalloc.get_traced_memory)
 
+def slot(r, k):
+    # The j-th measured round takes slots 4 * j + 1 .. 4 * j + 4.
+    return 4 * MEASURED.index(r) + k if r in MEASURED else None
+
 def mark(slot):
-    gc.collect()
+    gc.collect()  # always, measured or not: the rounds must not differ
+    if slot is None:
+        return
     sys.stdout.flush()  # no output pending in the TextIOWrapper when measuring
     drv.mark(slot)
 
@@ -354,22 +365,23 @@ def soak_round(r):
     for i in range(N):
         drv.open(i, f"{D}/soak_{i:03}.so")
     mods = [drv.init(i, f"soak_{i:03}") for i in range(N)]
-    mark(4 * r + 1)  # all N loaded and initialized
+    mark(slot(r, 1))  # all N loaded and initialized
     for i, m in enumerate(mods):
         t0 = drv.load_u32(drv.sym(i, f"soak_{i:03}_table"))
         print("module", r, i, m.__name__, m.ident(), m.checksum(), t0, drv.handle(i))
-    mark(4 * r + 2)  # every module used
+    mark(slot(r, 2))  # every module used
     # A module and its functions form a cycle (module dict -> function -> module): collect it
     # before dlclose frees the PyModuleDef and PyMethodDefs they point into.
     del m, mods
-    mark(4 * r + 3)  # module objects gone, libraries still loaded
+    gc.collect()
+    mark(slot(r, 3))  # module objects gone, libraries still loaded
     for i in range(N):
         drv.close(i)
 
 mark(0)
 for r in range(ROUNDS):
     soak_round(r)
-    mark(4 * r + 4)  # all N closed again
+    mark(slot(r, 4))  # all N closed again
 for m in drv.marks():
     print("mark", *m)
 print("done")
@@ -405,7 +417,7 @@ fn link(object: &Path, output: &Path) {
 }
 
 /// Writes, compiles and links modules `0..n` into `dir/mods`, on every core.
-fn build_modules(dir: &Path, n: usize) {
+fn build_modules(dir: &Path, n: usize, dtor: bool) {
     let mods = dir.join("mods");
     let objs = dir.join("obj");
     std::fs::create_dir_all(&mods).expect("mods dir");
@@ -422,7 +434,7 @@ fn build_modules(dir: &Path, n: usize) {
                     }
                     let source = objs.join(format!("{}.c", name(id)));
                     let object = objs.join(format!("{}.o", name(id)));
-                    std::fs::write(&source, module_source(id)).expect("write source");
+                    std::fs::write(&source, module_source(id, dtor)).expect("write source");
                     compile(&source, &object, &[]);
                     link(&object, &mods.join(format!("{}.so", name(id))));
                 }
@@ -474,7 +486,7 @@ struct Run {
     memory_pages: u64,
 }
 
-fn run_python(dir: &Path, n: usize) -> Run {
+fn run_python(dir: &Path, n: usize, rounds: usize, measured: &[usize]) -> Run {
     let prefix = pymode_testdata::cpython_prefix();
     let python = pymode_testdata::python_wasm();
     let mut config = Config::new();
@@ -485,7 +497,7 @@ fn run_python(dir: &Path, n: usize) -> Run {
     let stderr = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(1 << 24);
     let mut wasi = WasiCtxBuilder::new();
     wasi.stdout(stdout.clone()).stderr(stderr.clone());
-    wasi.args(&[python.display().to_string(), "-c".to_owned(), SCRIPT.to_owned(), n.to_string(), "/soak/mods".to_owned(), ROUNDS.to_string()]);
+    wasi.args(&[python.display().to_string(), "-c".to_owned(), SCRIPT.to_owned(), n.to_string(), "/soak/mods".to_owned(), rounds.to_string(), measured.iter().map(usize::to_string).collect::<Vec<_>>().join(",")]);
     wasi.env("PYTHONPATH", "/soak");
     let guest_prefix = prefix.display().to_string();
     wasi.preopened_dir(&prefix, &guest_prefix, FsPerms::ReadOnly).expect("preopen prefix");
@@ -562,10 +574,10 @@ fn side_modules_load_and_unload_in_one_cpython_back_to_baseline() {
 
     let t0 = Instant::now();
     build_driver(&dir);
-    build_modules(&dir, n);
+    build_modules(&dir, n, true);
     let built = t0.elapsed();
     let t1 = Instant::now();
-    let run = run_python(&dir, n);
+    let run = run_python(&dir, n, ROUNDS, &[0, 1, 2]);
     let ran = t1.elapsed();
     let Run { stdout, stderr, loader, table_size, memory_pages } = run;
     assert!(stdout.lines().any(|l| l == "done"), "the script did not finish\nstdout:\n{stdout}\nstderr:\n{stderr}");
@@ -643,4 +655,67 @@ fn side_modules_load_and_unload_in_one_cpython_back_to_baseline() {
     // kept for the store's life (loader/src/dtors.rs).
     let grown = (open0.table - base.table) as u64;
     assert!(stats.free_table_slots + 1 >= grown, "free slots {} but the table grew by {grown} for the soak modules", stats.free_table_slots);
+}
+
+/// Rounds before the long runs measure: the heap allocator (zig's size-class free lists, no
+/// coalescing) settles within them; without destructors memory grew once, by one page,
+/// somewhere in rounds 2 to 10 (which round depends on the script's own allocations), then
+/// stayed flat for 80 rounds.
+const LONG_WARMUP: usize = 10;
+
+/// 9,000 loads in one store (wasmtime's default limit is 10,000 instances): 90 rounds of the
+/// 100 modules (`PYMODE_FULL`; otherwise 20 rounds of 5). After the warm-up nothing may grow.
+/// `dtor`: whether the modules have a destructor.
+fn many_rounds(dtor: bool) {
+    let (n, rounds) = if full() { (FULL_MODULES, 90) } else { (GATED_MODULES, 20) };
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("soak-many-{n}-{}", if dtor { "dtor" } else { "plain" }));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("soak dir");
+    build_driver(&dir);
+    build_modules(&dir, n, dtor);
+    let t = Instant::now();
+    let Run { stdout, stderr, .. } = run_python(&dir, n, rounds, &[LONG_WARMUP, rounds - 1]);
+    assert!(stdout.lines().any(|l| l == "done"), "the script did not finish\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let checked = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("module "))
+        .inspect(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let id: usize = f[1].parse().expect("id");
+            assert_eq!(f[4].parse::<u32>().expect("checksum"), expected_checksum(id), "checksum of {l}");
+        })
+        .count();
+    assert_eq!(checked, rounds * n);
+    let marks = parse_marks(&stdout);
+    let (warm, last) = (marks[&4], marks[&8]);
+    println!(
+        "soak: {n} modules x {rounds} rounds, destructors {dtor}: {:.1} s; after round {LONG_WARMUP} {warm:?}; after round {} {last:?}",
+        t.elapsed().as_secs_f64(),
+        rounds - 1
+    );
+    if dtor {
+        assert_eq!(last.dtors, rounds as i64 * (1..=n as i64).sum::<i64>(), "destructor sum");
+    }
+    assert_eq!(
+        (last.pages, last.table, last.traced),
+        (warm.pages, warm.table, warm.traced),
+        "(pages, table, traced heap) after round {} vs after round {LONG_WARMUP}",
+        rounds - 1
+    );
+}
+
+#[test]
+fn many_rounds_without_destructors_stay_flat() {
+    many_rounds(false);
+}
+
+/// Fails with PYMODE_FULL=1: every load of a library with a destructor leaves one entry in the
+/// main module's libc `__cxa_atexit` list (the loader's exit-time runner, registered per
+/// library in loader/src/dtors.rs `registration_stub`), which dl_close cannot remove; musl
+/// callocs 260 bytes per 32 entries, so the guest heap grows by about 8 bytes per load (one
+/// 64 KiB page per ~40 rounds of 100 here) and exit calls the runner once per load ever made.
+#[test]
+#[ignore = "loader bug: __cxa_atexit entries accumulate per load of a library with destructors (run with --ignored)"]
+fn many_rounds_with_destructors_stay_flat() {
+    many_rounds(true);
 }
