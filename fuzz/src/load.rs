@@ -149,6 +149,8 @@ pub const MAIN_WAT: &str = r#"
 /// Fuel for everything one input runs in the store (the allocator, initializers). Large
 /// enough for real fixtures' constructors, small enough that a loop ends in milliseconds.
 const STORE_FUEL: u64 = 20_000_000;
+/// Fuel for one library's start function, data relocations and constructors.
+const INIT_FUEL: u64 = 5_000_000;
 /// Limits that keep one input cheap: the loader refuses bigger `dylink.0` claims, the store
 /// refuses to grow memory or the table past these.
 const MAX_LIB_MEMORY: u32 = 16 << 20;
@@ -372,6 +374,7 @@ fn run(h: &Harness, data: &[u8], check_all: bool) -> Result<(), String> {
         roots: vec![LibRoot::host(h.root.path())],
         max_memory_size: MAX_LIB_MEMORY,
         max_table_size: MAX_LIB_TABLE,
+        init_fuel: Some(INIT_FUEL),
         ..LoaderConfig::default()
     };
     let mut loader = Loader::attach(&mut store, &instance, config).expect("the loader attaches");

@@ -28,7 +28,8 @@ impl Loader {
     /// already in it keep their slots, and canonicalizes the library roots.
     ///
     /// # Errors
-    /// [`AttachError`] naming the missing or wrong export and how to link the main module.
+    /// [`AttachError`] naming the missing or wrong export and how to link the main module;
+    /// [`AttachError::FuelNotEnabled`] if `config.init_fuel` is set on an engine without fuel.
     pub fn attach<T: 'static>(
         mut store: impl AsContextMut<Data = T>,
         main: &Instance,
@@ -100,6 +101,9 @@ impl Loader {
             }
         }
 
+        if config.init_fuel.is_some() && store.get_fuel().is_err() {
+            return Err(AttachError::FuelNotEnabled);
+        }
         let roots = canonical_roots(&config.roots)?;
         let mut slots = Slots::default();
         let len = u32::try_from(size).map_err(|e| AttachError::Table(Box::new(e)))?;

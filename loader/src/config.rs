@@ -48,6 +48,21 @@ pub struct LoaderConfig {
     pub max_table_size: u32,
     /// Largest library file read, in bytes.
     pub max_file_size: u64,
+    /// Budget for the `dylink.0` memory of all loaded libraries together, in bytes. A
+    /// `dl_open` that would take the sum past it fails with
+    /// [`OpenErrorKind::OverBudget`](crate::OpenErrorKind::OverBudget).
+    pub max_total_memory: u64,
+    /// Budget for the table slots held by all loaded libraries together (their own ranges
+    /// and the single slots made for their functions).
+    pub max_total_table: u64,
+    /// Fuel for one library's start function, `__wasm_apply_data_relocs` and
+    /// `__wasm_call_ctors` together. A constructor that runs out fails the `dl_open` with
+    /// [`OpenErrorKind::InitOutOfFuel`](crate::OpenErrorKind::InitOutOfFuel) instead of
+    /// hanging the host. Needs an engine built with `Config::consume_fuel(true)`
+    /// ([`Loader::attach`](crate::Loader::attach) checks); the store's own fuel is set aside
+    /// while the library initializes and given back less what the library used. `None`
+    /// (the default) runs initializers unmetered.
+    pub init_fuel: Option<u64>,
 }
 
 impl Default for LoaderConfig {
@@ -61,6 +76,9 @@ impl Default for LoaderConfig {
             max_memory_size: 256 << 20,
             max_table_size: 1 << 20,
             max_file_size: 512 << 20,
+            max_total_memory: 1 << 30,
+            max_total_table: 1 << 22,
+            init_fuel: None,
         }
     }
 }

@@ -5,10 +5,12 @@
 //!
 //! So the loader gives every side module its own `env.__cxa_atexit` and `env.atexit` (when it
 //! imports them with the C signatures): the handlers are kept per library and run, last
-//! registered first, when `dl_close` unloads it, as glibc does for a shared object. For a
-//! library still loaded at exit, the first registration also registers one runner with the
-//! main module's `__cxa_atexit` (when it exports one), which runs that library's handlers
-//! then, in the main module's order.
+//! registered first, when `dl_close` unloads it, as glibc does for a shared object. For the
+//! libraries still loaded at exit, the first handler any library registers also registers
+//! one runner with the main module's `__cxa_atexit` (when it exports one), once per loader:
+//! at exit it runs the handlers of every library still loaded, the last loaded first. (One
+//! registration per library would grow the main module's atexit list with every load, and
+//! `dl_close` cannot take an entry back out.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,11 +32,10 @@ enum Handler {
 /// The handlers one library registered.
 #[derive(Debug)]
 pub(crate) struct Destructors {
-    /// Identifies the library to the exit-time runner; never reused.
+    /// Identifies the library to the exit-time runner; grows with each load, so the runner
+    /// can run the last loaded first.
     id: u32,
     handlers: Mutex<Vec<Handler>>,
-    /// Whether the runner is registered with the main module for this library.
-    at_exit_registered: AtomicBool,
 }
 
 impl Destructors {
@@ -44,11 +45,20 @@ impl Destructors {
     }
 }
 
-/// Libraries with handlers, by id, shared with the exit-time runner.
-pub(crate) type Registry = Arc<Mutex<FastMap<u32, Arc<Destructors>>>>;
+/// What the loader shares with the exit-time runner.
+#[derive(Debug, Default)]
+pub(crate) struct ExitState {
+    /// Loaded libraries with handlers, by id.
+    libraries: Mutex<FastMap<u32, Arc<Destructors>>>,
+    /// Whether the runner is in the main module's atexit list.
+    runner_registered: AtomicBool,
+}
 
-fn lock(registry: &Registry) -> MutexGuard<'_, FastMap<u32, Arc<Destructors>>> {
-    registry.lock().unwrap_or_else(|p| p.into_inner())
+/// The loader's [`ExitState`], shared with the runner.
+pub(crate) type Registry = Arc<ExitState>;
+
+fn lock(registry: &ExitState) -> MutexGuard<'_, FastMap<u32, Arc<Destructors>>> {
+    registry.libraries.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Whether an import is `__cxa_atexit` or `atexit` with the C signature. Checks the name
@@ -101,20 +111,25 @@ impl Loader {
             None => {
                 let id = self.next_dtor_id;
                 self.next_dtor_id = self.next_dtor_id.wrapping_add(1);
-                let d = Arc::new(Destructors { id, handlers: Mutex::new(Vec::new()), at_exit_registered: AtomicBool::new(false) });
+                let d = Arc::new(Destructors { id, handlers: Mutex::new(Vec::new()) });
                 *list = Some(Arc::clone(&d));
                 d
             }
         };
         let at_exit = self.exit_runner(store)?;
+        let registry = Arc::clone(&self.dtor_registry);
         let register = move |caller: &mut Caller<'_, T>, handler: Handler| -> wasmtime::Result<i32> {
             dtors.handlers().push(handler);
             if let Some((main_cxa_atexit, runner_slot)) = at_exit
-                && !dtors.at_exit_registered.swap(true, Ordering::Relaxed)
+                && !registry.runner_registered.swap(true, Ordering::Relaxed)
             {
                 let mut rc = [Val::I32(0)];
-                let args = [Val::I32(runner_slot as i32), Val::I32(dtors.id as i32), Val::I32(0)];
-                main_cxa_atexit.call(&mut *caller, &args, &mut rc)?;
+                let args = [Val::I32(runner_slot as i32), Val::I32(0), Val::I32(0)];
+                if let Err(e) = main_cxa_atexit.call(&mut *caller, &args, &mut rc) {
+                    // Not registered after all: the next library's first handler tries again.
+                    registry.runner_registered.store(false, Ordering::Relaxed);
+                    return Err(e);
+                }
             }
             Ok(0)
         };
@@ -142,9 +157,10 @@ impl Loader {
         }
         let registry = Arc::clone(&self.dtor_registry);
         let table = self.main.table;
-        let runner = Func::wrap(&mut *store, move |mut caller: Caller<'_, T>, id: i32| {
-            let list = lock(&registry).remove(&(id as u32));
-            if let Some(list) = list {
+        let runner = Func::wrap(&mut *store, move |mut caller: Caller<'_, T>, _arg: i32| {
+            let mut remaining: Vec<Arc<Destructors>> = lock(&registry).drain().map(|(_, list)| list).collect();
+            remaining.sort_unstable_by_key(|list| std::cmp::Reverse(list.id));
+            for list in remaining {
                 run_handlers(&mut caller, &table, &list, "at exit");
             }
         });

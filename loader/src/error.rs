@@ -70,6 +70,10 @@ pub enum AttachError {
     /// Reading the main module's table failed.
     #[error("reading the main module's table: {0}")]
     Table(#[source] BoxError),
+    /// [`LoaderConfig::init_fuel`](crate::LoaderConfig::init_fuel) is set but the engine
+    /// does not meter fuel.
+    #[error("init_fuel is set but the engine does not consume fuel; build it with Config::consume_fuel(true)")]
+    FuelNotEnabled,
 }
 
 /// A failed `dl_open`: which library, and why.
@@ -146,6 +150,43 @@ pub enum OpenErrorKind {
         /// The configured limit.
         limit: u64,
     },
+    /// Loading the library would take the loaded libraries together past a configured budget
+    /// ([`LoaderConfig::max_total_memory`](crate::LoaderConfig::max_total_memory),
+    /// [`LoaderConfig::max_total_table`](crate::LoaderConfig::max_total_table)).
+    #[error("{what}: the library needs {requested}, {in_use} are in use, the budget is {limit}")]
+    OverBudget {
+        /// "memory of all libraries (bytes)" or "table slots of all libraries".
+        what: &'static str,
+        /// What this library asks for.
+        requested: u64,
+        /// What the loaded libraries hold now.
+        in_use: u64,
+        /// The configured budget.
+        limit: u64,
+    },
+    /// The module defines a memory or a table of its own instead of importing the main
+    /// module's: it would hold host memory outside every budget, and data the main module
+    /// cannot see.
+    #[error("defines its own {what}; a side module must import the main module's `env.{import}`")]
+    OwnStorage {
+        /// "memory" or "table".
+        what: &'static str,
+        /// The import it should use instead.
+        import: &'static str,
+    },
+    /// An active data or element segment is placed outside the memory or table range the
+    /// library's `dylink.0` asks for.
+    #[error("{kind} segment {index} (at byte offset {file_offset:#x}) {detail}")]
+    SegmentOutOfRange {
+        /// "data" or "element".
+        kind: &'static str,
+        /// The segment's index in its section.
+        index: usize,
+        /// Where the segment starts in the file.
+        file_offset: usize,
+        /// Where it is placed and the library's range.
+        detail: String,
+    },
     /// Imports from modules other than `env`, `GOT.mem`, `GOT.func` (and configured ones).
     #[error("forbidden imports: {}", .0.join(", "))]
     ForbiddenImports(Vec<String>),
@@ -183,6 +224,15 @@ pub enum OpenErrorKind {
         function: &'static str,
         /// The trap.
         source: BoxError,
+    },
+    /// The start function, `__wasm_apply_data_relocs` or `__wasm_call_ctors` used up
+    /// [`LoaderConfig::init_fuel`](crate::LoaderConfig::init_fuel).
+    #[error("`{function}` ran out of fuel (the budget for initializing one library is {fuel})")]
+    InitOutOfFuel {
+        /// The function that was running: an init function's name, or "start".
+        function: &'static str,
+        /// The configured budget.
+        fuel: u64,
     },
     /// A NEEDED library failed to load.
     #[error("needed library failed: {0}")]

@@ -46,6 +46,7 @@ mod lazy;
 mod memory;
 mod open;
 mod resolve;
+mod segments;
 mod state;
 mod sym;
 mod table;

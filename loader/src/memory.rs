@@ -6,15 +6,17 @@ use wasmtime::{AsContextMut, Memory, TypedFunc};
 use crate::error::OpenErrorKind;
 
 /// One allocation: `raw` is what `malloc` returned and what `free` gets back; `base` is the
-/// aligned address given to the module as `__memory_base`.
+/// aligned address given to the module as `__memory_base`; `size` is what the module asked
+/// for (the memory budget counts it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Block {
     pub(crate) raw: u32,
     pub(crate) base: u32,
+    pub(crate) size: u32,
 }
 
 /// Allocates `size` zeroed bytes aligned to `align` (a power of two). A zero size needs no
-/// memory: the block is `{0, 0}` and nothing is freed later.
+/// memory: the block is all zeros and nothing is freed later.
 pub(crate) fn alloc_zeroed<T: 'static>(
     mut store: impl AsContextMut<Data = T>,
     memory: &Memory,
@@ -23,7 +25,7 @@ pub(crate) fn alloc_zeroed<T: 'static>(
     align: u32,
 ) -> Result<Block, OpenErrorKind> {
     if size == 0 {
-        return Ok(Block { raw: 0, base: 0 });
+        return Ok(Block { raw: 0, base: 0, size: 0 });
     }
     let fail = |detail: Option<String>| OpenErrorKind::Allocation { size: u64::from(size), align: u64::from(align), detail };
     let align = align.max(1);
@@ -42,7 +44,7 @@ pub(crate) fn alloc_zeroed<T: 'static>(
         return Err(fail(Some(format!("the allocator returned {raw:#x}, outside memory"))));
     };
     bytes.fill(0);
-    Ok(Block { raw, base: base as u32 }) // ok: base < end <= memory size <= 4 GiB
+    Ok(Block { raw, base: base as u32, size }) // ok: base < end <= memory size <= 4 GiB
 }
 
 /// Returns a block to the main module's allocator.

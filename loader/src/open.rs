@@ -71,6 +71,11 @@ enum Plan {
     SelfForward { ty: FuncType, name: String },
 }
 
+/// `Some(budget)` if `e` is the out-of-fuel trap and an init budget is configured.
+fn out_of_fuel(e: &wasmtime::Error, budget: Option<u64>) -> Option<u64> {
+    budget.filter(|_| e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel))
+}
+
 /// Names that are the loader's business, not symbols other modules may bind to.
 fn is_internal_export(name: &str) -> bool {
     matches!(name, names::APPLY_DATA_RELOCS | names::CALL_CTORS | names::APPLY_GLOBAL_RELOCS)
@@ -193,6 +198,14 @@ impl Loader {
         step.done("read");
         let module = self.cache.get_or_compile(store.engine(), &bytes).map_err(|e| err(OpenErrorKind::Invalid(e)))?;
         step.done("compile");
+        let own = module.resources_required();
+        if own.num_memories > 0 {
+            return Err(err(OpenErrorKind::OwnStorage { what: "memory", import: names::MEMORY }));
+        }
+        if own.num_tables > 0 {
+            return Err(err(OpenErrorKind::OwnStorage { what: "table", import: names::INDIRECT_FUNCTION_TABLE }));
+        }
+        crate::segments::check(&bytes, mi.memory_size, mi.table_size).map_err(err)?;
 
         let forbidden: Vec<String> = module
             .imports()
@@ -252,6 +265,7 @@ impl Loader {
         }
 
         step.done("resolve");
+        self.check_budgets(mi.memory_size, mi.table_size).map_err(err)?;
         let align = mi.memory_align().unwrap_or(1);
         let block = memory::alloc_zeroed(&mut *store, &self.main.memory, &self.main.malloc, mi.memory_size, align).map_err(err)?;
         let table = self.main.table;
@@ -266,7 +280,15 @@ impl Loader {
         let mut own_extra = Vec::new();
         let mut lazy_bindings = Vec::new();
         let mut dtors = None;
-        match self.instantiate(
+        let fuel = match self.begin_init_fuel(store) {
+            Ok(f) => f,
+            Err(kind) => {
+                self.slots.release(&mut *store, &table, table_base, mi.table_size);
+                self.free_block(store, block);
+                return Err(err(kind));
+            }
+        };
+        let instantiated = self.instantiate(
             store,
             &module,
             plans,
@@ -278,7 +300,9 @@ impl Loader {
             &mut own_extra,
             &mut lazy_bindings,
             &mut dtors,
-        ) {
+        );
+        self.end_init_fuel(store, fuel);
+        match instantiated {
             Ok((instance, symbols)) => {
                 step.done("instantiate+init");
                 for &h in &providers {
@@ -536,7 +560,11 @@ impl Loader {
             };
             externs.push(ext);
         }
-        let instance = Instance::new(&mut *store, module, &externs).map_err(|e| OpenErrorKind::Instantiate(boxed(e)))?;
+        let fuel = self.config.init_fuel;
+        let instance = Instance::new(&mut *store, module, &externs).map_err(|e| match out_of_fuel(&e, fuel) {
+            Some(fuel) => OpenErrorKind::InitOutOfFuel { function: "start", fuel },
+            None => OpenErrorKind::Instantiate(boxed(e)),
+        })?;
         for (target, name) in forwards {
             if let Some(f) = instance.get_func(&mut *store, &name) {
                 // A fresh cell, set once: cannot already hold a value.
@@ -573,7 +601,10 @@ impl Loader {
         for function in [names::APPLY_DATA_RELOCS, names::CALL_CTORS] {
             if let Some(f) = instance.get_func(&mut *store, function) {
                 let typed = f.typed::<(), ()>(&*store).map_err(|e| OpenErrorKind::Init { function, source: boxed(e) })?;
-                typed.call(&mut *store, ()).map_err(|e| OpenErrorKind::Init { function, source: boxed(e) })?;
+                typed.call(&mut *store, ()).map_err(|e| match out_of_fuel(&e, fuel) {
+                    Some(fuel) => OpenErrorKind::InitOutOfFuel { function, fuel },
+                    None => OpenErrorKind::Init { function, source: boxed(e) },
+                })?;
             }
         }
 
@@ -597,6 +628,43 @@ impl Loader {
             }
         }
         Ok((instance, symbols))
+    }
+
+    /// Refuses a library whose memory or table would take the loaded libraries together past
+    /// the configured budgets.
+    fn check_budgets(&self, memory: u32, table: u32) -> Result<(), OpenErrorKind> {
+        let (memory_in_use, table_in_use) = self.libs.values().fold((0u64, 0u64), |(m, t), lib| {
+            (m + u64::from(lib.block.size), t + u64::from(lib.table_range.1) + lib.extra_slots.len() as u64)
+        });
+        let checks = [
+            ("memory of all libraries (bytes)", u64::from(memory), memory_in_use, self.config.max_total_memory),
+            ("table slots of all libraries", u64::from(table), table_in_use, self.config.max_total_table),
+        ];
+        for (what, requested, in_use, limit) in checks {
+            if in_use + requested > limit {
+                return Err(OpenErrorKind::OverBudget { what, requested, in_use, limit });
+            }
+        }
+        Ok(())
+    }
+
+    /// With an init fuel budget: sets the store's fuel aside and gives the library the
+    /// budget. Returns `(saved, budget)` for [`Loader::end_init_fuel`].
+    fn begin_init_fuel<T: 'static>(&self, store: &mut StoreContextMut<'_, T>) -> Result<Option<(u64, u64)>, OpenErrorKind> {
+        let Some(budget) = self.config.init_fuel else { return Ok(None) };
+        let saved = store.get_fuel().map_err(|e| OpenErrorKind::Store(boxed(e)))?;
+        store.set_fuel(budget).map_err(|e| OpenErrorKind::Store(boxed(e)))?;
+        Ok(Some((saved, budget)))
+    }
+
+    /// Gives the store its fuel back, less what the library's initializers used, so that a
+    /// host metering the guest still pays for them.
+    fn end_init_fuel<T: 'static>(&self, store: &mut StoreContextMut<'_, T>, fuel: Option<(u64, u64)>) {
+        let Some((saved, budget)) = fuel else { return };
+        let used = budget.saturating_sub(store.get_fuel().unwrap_or(0));
+        if let Err(e) = store.set_fuel(saved.saturating_sub(used)) {
+            tracing::warn!(error = %crate::error::describe(&e), "restoring the store's fuel failed");
+        }
     }
 
     /// The canonical slot of `f`; a new slot is owned by the library that defines `f`.

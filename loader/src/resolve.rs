@@ -1,7 +1,9 @@
 //! Path resolution: a requested path (guest or host spelling) or a NEEDED name becomes a
-//! canonical host path inside one of the library roots. Canonicalizing first and then
-//! checking the prefix refuses `..` escapes, symlinks that leave a root and absolute paths
-//! elsewhere in one rule.
+//! canonical host path inside one of the library roots. Two checks, both needed:
+//! - lexically, before the file system is asked anything: a path whose `..` components
+//!   leave every root is refused as outside, whether or not a file is there, so that a
+//!   guest cannot probe which files exist outside the roots;
+//! - after canonicalizing: a symlink inside a root that leads out of it is refused too.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -12,6 +14,9 @@ use crate::error::{AttachError, OpenErrorKind, shown_path};
 #[derive(Debug, Clone)]
 pub(crate) struct Root {
     pub(crate) canonical: PathBuf,
+    /// The root as configured, made absolute but not canonical: host paths the embedder
+    /// passes may spell it through a symlink.
+    pub(crate) configured: PathBuf,
     pub(crate) guest: Option<String>,
 }
 
@@ -22,7 +27,8 @@ pub(crate) fn canonical_roots(roots: &[LibRoot]) -> Result<Vec<Root>, AttachErro
             let canonical = std::fs::canonicalize(&r.host)
                 .map_err(|source| AttachError::BadRoot { path: r.host.clone(), source })?;
             let guest = r.guest.as_ref().map(|g| normalize_guest(g));
-            Ok(Root { canonical, guest })
+            let configured = lexical(&std::path::absolute(&r.host).unwrap_or_else(|_| canonical.clone()));
+            Ok(Root { canonical, configured, guest })
         })
         .collect()
 }
@@ -40,8 +46,31 @@ fn roots_list(roots: &[Root]) -> String {
     roots.iter().map(|r| r.canonical.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// Canonicalizes `candidate` and checks that it is a file inside a root.
+/// `path` with `.` and `..` resolved by spelling alone (`a/b/../c` is `a/c`), as the
+/// first, file-system-free confinement check sees it.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                // `..` at the top of an absolute path stays at the top, as the kernel does.
+                if !out.pop() && !out.has_root() {
+                    out.push(c);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Checks that `candidate` is a file inside a root: first by spelling, then canonicalized.
 fn confine(roots: &[Root], candidate: &Path) -> Result<PathBuf, OpenErrorKind> {
+    let spelled = lexical(&std::path::absolute(candidate).map_err(OpenErrorKind::Io)?);
+    if !roots.iter().any(|r| spelled.starts_with(&r.canonical) || spelled.starts_with(&r.configured)) {
+        return Err(OpenErrorKind::OutsideRoots { roots: roots_list(roots) });
+    }
     let canonical = std::fs::canonicalize(candidate).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => OpenErrorKind::NotFound { searched: shown_path(&candidate.to_string_lossy()) },
         _ => OpenErrorKind::Io(e),

@@ -147,6 +147,13 @@ fn side_cases() -> Vec<Case> {
             side(&dylink(0, 0, 1), &side_wat(r#"(func $f) (elem (global.get $tb) $f $f $f $f $f $f $f $f)"#)),
         ),
         one("data-past-memory-range", side(&dylink(4, 0, 0), &side_wat(r#"(data (i32.const -4) "abcdefgh")"#))),
+        // Inside the main memory but past the library's own block: instantiating it would
+        // overwrite whatever the allocator placed after the block.
+        one("data-past-own-block", side(&dylink(4, 0, 0), &side_wat(r#"(data (global.get $mb) "abcdefgh")"#))),
+        one(
+            "data-past-own-block-extended-const",
+            side(&dylink(16, 0, 0), &side_wat(r#"(data (offset (i32.add (global.get $mb) (i32.const 12))) "abcdefgh")"#)),
+        ),
         one("invalid-function-body", {
             // `i32.const 1` (0x41 0x01) replaced by two `nop`s: the body returns nothing.
             let mut b = good_body_i32();

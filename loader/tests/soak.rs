@@ -709,13 +709,10 @@ fn many_rounds_without_destructors_stay_flat() {
     many_rounds(false);
 }
 
-/// Fails with PYMODE_FULL=1: every load of a library with a destructor leaves one entry in the
-/// main module's libc `__cxa_atexit` list (the loader's exit-time runner, registered per
-/// library in loader/src/dtors.rs `registration_stub`), which dl_close cannot remove; musl
-/// callocs 260 bytes per 32 entries, so the guest heap grows by about 8 bytes per load (one
-/// 64 KiB page per ~40 rounds of 100 here) and exit calls the runner once per load ever made.
+/// The loader registers its exit-time runner with the main module's `__cxa_atexit` once, not
+/// once per load: an entry per load could never be taken out by dl_close, and musl's list
+/// grew by about 8 bytes of guest heap per load before that was fixed.
 #[test]
-#[ignore = "loader bug: __cxa_atexit entries accumulate per load of a library with destructors (run with --ignored)"]
 fn many_rounds_with_destructors_stay_flat() {
     many_rounds(true);
 }

@@ -18,6 +18,8 @@ pub struct Host {
 
 /// Instances a test store may hold.
 pub const INSTANCE_LIMIT: usize = 20_000;
+/// The fuel a store on a fuel-metering engine starts with.
+pub const STORE_FUEL: u64 = 1_000_000_000_000;
 
 impl HasLoader for Host {
     fn loader_slot(&mut self) -> &mut Option<Loader> {
@@ -134,10 +136,17 @@ pub fn engine() -> Engine {
 
 /// Instantiates `main_wat` with the host imports, without attaching.
 pub fn instantiate(main_wat: &str) -> (Store<Host>, Instance) {
-    let engine = engine();
+    instantiate_on(&engine(), main_wat)
+}
+
+/// [`instantiate`] on a given engine (one that meters fuel starts with all the fuel there is).
+pub fn instantiate_on(engine: &Engine, main_wat: &str) -> (Store<Host>, Instance) {
+    let engine = engine.clone();
     let limits = wasmtime::StoreLimitsBuilder::new().instances(INSTANCE_LIMIT).build();
     let mut store = Store::new(&engine, Host { loader: None, limits });
     store.limiter(|h| &mut h.limits);
+    // Fails (and there is nothing to set) on an engine without fuel.
+    let _ = store.set_fuel(STORE_FUEL);
     let mut linker = Linker::new(&engine);
     add_to_linker(&mut linker).unwrap();
     let module = Module::new(&engine, main_wat).unwrap();
@@ -154,10 +163,23 @@ pub fn env_with(tweak: impl FnOnce(&mut LoaderConfig)) -> Env {
     env_main(&default_main_wat(), tweak)
 }
 
+/// The default main module on an engine that meters fuel, attached.
+pub fn env_fueled(tweak: impl FnOnce(&mut LoaderConfig)) -> Env {
+    let mut config = wasmtime::Config::new();
+    config.consume_fuel(true);
+    let engine = Engine::new(&config).unwrap();
+    env_on(&engine, &default_main_wat(), tweak)
+}
+
 /// `main_wat` instantiated and attached, with a temporary directory as the only root.
 pub fn env_main(main_wat: &str, tweak: impl FnOnce(&mut LoaderConfig)) -> Env {
+    env_on(&engine(), main_wat, tweak)
+}
+
+/// [`env_main`] on a given engine.
+pub fn env_on(engine: &Engine, main_wat: &str, tweak: impl FnOnce(&mut LoaderConfig)) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let (mut store, instance) = instantiate(main_wat);
+    let (mut store, instance) = instantiate_on(engine, main_wat);
     let mut config = LoaderConfig::with_roots([dir.path()]);
     tweak(&mut config);
     let loader = Loader::attach(&mut store, &instance, config).unwrap();
