@@ -12,6 +12,7 @@ use crate::layout::Layout;
 use crate::options::Options;
 use crate::patch;
 use crate::resolve::Resolution;
+use crate::rewrite::Rewritten;
 use crate::scan::Scan;
 use crate::synth::Synthesized;
 use pymode_abi::names;
@@ -51,12 +52,21 @@ fn global_type(ty: wasmparser::GlobalType) -> Result<GlobalType> {
 
 /// Encodes the module into one buffer: the header, `dylink.0`, then the standard sections,
 /// with the objects' function bodies and data patched straight into their place (see
-/// [`crate::patch`]), so the bulk of the output is copied once.
+/// [`crate::patch`]; bodies the PIC rewrite replaced come from `rewritten`), so the bulk of
+/// the output is copied once.
 ///
 /// # Errors
 /// A type we cannot re-encode, or a patching error.
-pub fn encode(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>, synth: &Synthesized, opts: &Options) -> Result<Vec<u8>> {
-    let entry_sizes = patch::code_entry_sizes(inputs, layout)?;
+pub fn encode(
+    inputs: &Inputs<'_>,
+    res: &Resolution<'_>,
+    scan: &Scan,
+    layout: &Layout<'_>,
+    rewritten: &Rewritten,
+    synth: &Synthesized,
+    opts: &Options,
+) -> Result<Vec<u8>> {
+    let entry_sizes = patch::code_entry_sizes(inputs, layout, rewritten)?;
     let code_bytes: usize = entry_sizes.iter().sum();
     let data_bytes: usize = layout.segments.iter().filter(|s| !s.bss).map(|s| s.size as usize).sum();
     // The rest (types, imports, exports, names) is small next to code and data; a generous
@@ -151,7 +161,7 @@ pub fn encode(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &L
     out.extend_from_slice(&head);
     let start = out.len();
     out.resize(start + code_bytes, 0);
-    patch::patch_functions(inputs, res, scan, layout, &entry_sizes, &mut out[start..])?;
+    patch::patch_functions(inputs, res, scan, layout, rewritten, &entry_sizes, &mut out[start..])?;
     out.extend_from_slice(&synthesized);
 
     // Data: each non-bss output segment at `__memory_base + start`, its bytes written and

@@ -83,6 +83,23 @@ pub enum LinkError {
         /// The symbol the relocation names.
         symbol: String,
     },
+    /// A relocation in a non-PIC function body that the PIC rewrite cannot express (see
+    /// [`crate::rewrite`]): named precisely so that the object can be rebuilt with `-fPIC`.
+    #[error("{file}: cannot rewrite function `{function}` to position-independent code: relocation {kind} against `{symbol}` at body offset 0x{offset:x}: {reason}")]
+    PicRewrite {
+        /// The object.
+        file: String,
+        /// The function's symbol name (or `#N`, its index among the object's functions).
+        function: String,
+        /// The `R_WASM_*` name.
+        kind: &'static str,
+        /// The symbol the relocation names.
+        symbol: String,
+        /// Offset of the site from the body's start (after the size prefix).
+        offset: usize,
+        /// Why.
+        reason: String,
+    },
     /// A relocation kind we do not handle at this place.
     #[error("{file}: unsupported relocation {kind} in {section} against symbol `{symbol}`")]
     UnsupportedRelocation {

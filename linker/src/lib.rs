@@ -7,7 +7,8 @@
 //! [`link`] runs the pipeline, one module per phase, in this order:
 //! [`input`] (read objects, archive members on demand, side modules) → [`resolve`]
 //! (symbols) → [`scan`] (what relocations need: GOT entries, table slots, imports) →
-//! [`layout`] (memory, table, index spaces) → [`synth`] (GOT globals, data-relocation and
+//! [`layout`] (memory, table, index spaces) → [`rewrite`] (non-PIC function bodies into
+//! position-independent form) → [`synth`] (GOT globals, data-relocation and
 //! constructor functions, `dylink.0`) → [`emit`] (encode, with [`patch`] copying code and
 //! data straight into the output and patching sites in place; validate; write atomically).
 
@@ -20,11 +21,12 @@ mod parallel;
 pub mod patch;
 pub mod readobj;
 pub mod resolve;
+pub mod rewrite;
 pub mod scan;
 pub mod synth;
 
 pub use error::{LinkError, Result};
-pub use options::{Binding, Options};
+pub use options::{Binding, Options, PicRewrite};
 
 /// Links `opts.inputs` into a side module and returns its bytes, validated.
 ///
@@ -41,10 +43,11 @@ fn build(opts: &Options) -> Result<Vec<u8>> {
     let files = input::read_files(opts)?;
     let inputs = input::load(&files)?;
     let resolution = resolve::resolve(&inputs)?;
-    let scan = scan::scan(&inputs, &resolution, opts.binding)?;
+    let scan = scan::scan(&inputs, &resolution, opts.binding, opts.pic_rewrite)?;
     let layout = layout::layout(&inputs, &resolution, &scan, opts)?;
+    let rewritten = rewrite::rewrite(&inputs, &resolution, &scan, &layout, opts.binding)?;
     let synthesized = synth::synthesize(&inputs, &resolution, &scan, &layout, opts)?;
-    emit::encode(&inputs, &resolution, &scan, &layout, &synthesized, opts)
+    emit::encode(&inputs, &resolution, &scan, &layout, &rewritten, &synthesized, opts)
 }
 
 /// Links and writes the output file named by `-o` (atomically: on error nothing is written).

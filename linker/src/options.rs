@@ -20,6 +20,17 @@ pub enum Binding {
     Interposable,
 }
 
+/// What to do with a non-PIC object's code (`--pic-rewrite=on|off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PicRewrite {
+    /// Rewrite function bodies that use absolute addresses into position-independent form
+    /// (see [`crate::rewrite`]): third-party static libraries often come without `-fPIC`.
+    #[default]
+    On,
+    /// Refuse absolute-address relocations with wasm-ld's "recompile with -fPIC" error.
+    Off,
+}
+
 /// What to link and how.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
@@ -41,6 +52,8 @@ pub struct Options {
     pub strip_all: bool,
     /// Symbol binding.
     pub binding: Binding,
+    /// `--pic-rewrite=on|off`: rewrite non-PIC code, or refuse it as wasm-ld does.
+    pub pic_rewrite: PicRewrite,
     /// `--no-entry` (the default for side modules; accepted for wasm-ld compatibility).
     pub no_entry: bool,
     /// `--version`: print the version and stop.
@@ -79,6 +92,8 @@ dylink.0 side module.
   --strip-debug             drop debug sections (always done)
   -Bsymbolic                bind own symbols locally (default)
   --no-bsymbolic            keep wasm-ld's interposable GOT imports for own symbols
+  --pic-rewrite=on|off      rewrite non-PIC objects' code to position-independent form
+                            (default on; off refuses them as wasm-ld does)
   --no-entry                accepted (side modules have no entry)
   --version, --help
   @FILE                     read more arguments from FILE
@@ -168,6 +183,8 @@ impl Options {
                 _ if flag.starts_with("-o") && !arg.starts_with("--") => opts.output = Some(PathBuf::from(&arg[2..])),
                 _ if arg.starts_with("-L") => opts.search_paths.push(PathBuf::from(&arg[2..])),
                 _ if arg.starts_with("-l") => opts.inputs.push(InputSpec::Library(arg[2..].to_owned())),
+                "-pic-rewrite" => opts.pic_rewrite = pic_rewrite(&value("--pic-rewrite")?)?,
+                _ if flag.starts_with("-pic-rewrite=") => opts.pic_rewrite = pic_rewrite(&flag["-pic-rewrite=".len()..])?,
                 _ if flag.starts_with("-export=") => {
                     let v = &flag["-export=".len()..];
                     opts.exports.push(v.to_owned());
@@ -189,6 +206,14 @@ impl Options {
             }
         }
         Ok((opts, warnings))
+    }
+}
+
+fn pic_rewrite(value: &str) -> Result<PicRewrite> {
+    match value {
+        "on" => Ok(PicRewrite::On),
+        "off" => Ok(PicRewrite::Off),
+        other => Err(LinkError::Usage(format!("--pic-rewrite={other}: expected on or off"))),
     }
 }
 
@@ -268,6 +293,15 @@ mod tests {
         assert_eq!(o.rpath, vec!["$ORIGIN".to_owned()]);
         assert_eq!(o.binding, Binding::Interposable);
         assert_eq!(w.len(), 3);
+    }
+
+    #[test]
+    fn pic_rewrite_flag() {
+        assert_eq!(Options::parse(["a.o"]).unwrap().0.pic_rewrite, PicRewrite::On);
+        assert_eq!(Options::parse(["--pic-rewrite=off"]).unwrap().0.pic_rewrite, PicRewrite::Off);
+        assert_eq!(Options::parse(["-pic-rewrite", "off", "--pic-rewrite=on"]).unwrap().0.pic_rewrite, PicRewrite::On);
+        let err = Options::parse(["--pic-rewrite=maybe"]).unwrap_err();
+        assert_eq!(err.to_string(), "--pic-rewrite=maybe: expected on or off");
     }
 
     #[test]

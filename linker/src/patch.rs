@@ -10,6 +10,7 @@ use crate::error::{LinkError, Result};
 use crate::input::Inputs;
 use crate::layout::Layout;
 use crate::resolve::{FileId, Resolution};
+use crate::rewrite::Rewritten;
 use crate::scan::{Place, Scan, Site};
 use pymode_abi::object::{Object, SymbolKind};
 use pymode_abi::reloc::{RelocKind, RelocTarget};
@@ -19,13 +20,16 @@ use pymode_abi::reloc::{RelocKind, RelocTarget};
 ///
 /// # Errors
 /// A body beyond 4 GiB.
-pub fn code_entry_sizes(inputs: &Inputs<'_>, layout: &Layout<'_>) -> Result<Vec<usize>> {
+pub fn code_entry_sizes(inputs: &Inputs<'_>, layout: &Layout<'_>, rewritten: &Rewritten) -> Result<Vec<usize>> {
     layout
         .defined_funcs
         .iter()
         .map(|&(file, function)| {
             let obj = &inputs.objects[file.as_usize()]; // ok: layout only lists loaded objects
-            let len = obj.functions[function].body.len(); // ok: layout only lists real functions
+            let len = match rewritten.body(file, function) {
+                Some(body) => body.bytes.len(),
+                None => obj.functions[function].body.len(), // ok: layout only lists real functions
+            };
             let size = u32::try_from(len).map_err(|_| LinkError::TooLarge("function body"))?;
             Ok(uleb_len(size) + len)
         })
@@ -39,13 +43,21 @@ fn uleb_len(value: u32) -> usize {
 
 /// Copies and patches every kept function body, in output order, straight into `out` (the
 /// code section's entries, sized by [`code_entry_sizes`]): each body prefixed with its
-/// size. Threads take contiguous runs of functions of about equal bytes and write disjoint
+/// size. A body the PIC rewrite replaced is taken, with its sites, from `rewritten`. Threads take contiguous runs of functions of about equal bytes and write disjoint
 /// parts of `out`, so every body is copied once.
 ///
 /// # Errors
 /// A value that does not fit its site, or a symbol without an index (reported, not
 /// panicked on).
-pub fn patch_functions(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>, sizes: &[usize], out: &mut [u8]) -> Result<()> {
+pub fn patch_functions(
+    inputs: &Inputs<'_>,
+    res: &Resolution<'_>,
+    scan: &Scan,
+    layout: &Layout<'_>,
+    rewritten: &Rewritten,
+    sizes: &[usize],
+    out: &mut [u8],
+) -> Result<()> {
     let by_function = code_sites_by_function(inputs, scan);
     let mut work = Vec::new();
     let mut rest = out;
@@ -61,7 +73,11 @@ pub fn patch_functions(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, l
         let mut leb = Vec::with_capacity(5);
         for &(file, function) in &layout.defined_funcs[range] {
             let obj = &inputs.objects[file.as_usize()]; // ok: layout only lists loaded objects
-            let body = obj.bytes.get(obj.functions[function].body.clone()).ok_or_else(|| bug(obj, "function body outside the file"))?;
+            let new = rewritten.body(file, function);
+            let body = match new {
+                Some(new) => &new.bytes[..],
+                None => obj.bytes.get(obj.functions[function].body.clone()).ok_or_else(|| bug(obj, "function body outside the file"))?,
+            };
             let size = u32::try_from(body.len()).map_err(|_| LinkError::TooLarge("function body"))?;
             leb.clear();
             pymode_abi::write_uleb(&mut leb, size);
@@ -70,10 +86,14 @@ pub fn patch_functions(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, l
             let (prefix, copy) = entry.split_at_mut(leb.len());
             prefix.copy_from_slice(&leb);
             copy.copy_from_slice(body);
-            for site in by_function.sites(scan, file, function) {
-                let Place::Code { offset, .. } = site.place else { continue };
+            let patch = |site: &Site, copy: &mut [u8]| -> Result<()> {
+                let Place::Code { offset, .. } = site.place else { return Ok(()) };
                 let value = code_value(inputs, res, layout, file, obj, site)?;
-                write(copy, offset, obj, res, site, value)?;
+                write(copy, offset, obj, res, site, value)
+            };
+            match new {
+                Some(new) => new.sites.iter().try_for_each(|site| patch(site, copy))?,
+                None => by_function.sites(scan, file, function).try_for_each(|site| patch(site, copy))?,
             }
             at = end;
         }

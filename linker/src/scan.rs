@@ -9,7 +9,7 @@
 
 use crate::error::{LinkError, Result};
 use crate::input::Inputs;
-use crate::options::Binding;
+use crate::options::{Binding, PicRewrite};
 use crate::resolve::{Definition, FileId, Resolution, ResolvedSymbol, SymId};
 use pymode_abi::object::{Object, Relocation, SegmentIndex, SymbolKind};
 use pymode_abi::reloc::{RelocBase, RelocKind, RelocTarget};
@@ -65,6 +65,8 @@ pub struct Scan {
     pub uses_table: bool,
     /// Some data holds an address: `__wasm_apply_data_relocs` is needed.
     pub has_data_relocs: bool,
+    /// Some code relocation assumes absolute placement: [`crate::rewrite`] has work to do.
+    pub has_absolute_code: bool,
 }
 
 /// Whether references to a symbol must go through the loader (an import) rather than be
@@ -76,9 +78,10 @@ pub fn binds_externally(sym: &ResolvedSymbol<'_>, binding: Binding) -> bool {
 /// Scans every kept relocation.
 ///
 /// # Errors
-/// Non-PIC relocations, relocations this linker does not support, or a relocation that
-/// needs a symbol defined in this module when it is not.
-pub fn scan(inputs: &Inputs<'_>, res: &Resolution<'_>, binding: Binding) -> Result<Scan> {
+/// Non-PIC relocations (with `--pic-rewrite=off`, or 64-bit ones), relocations this linker
+/// does not support, or a relocation that needs a symbol defined in this module when it is
+/// not.
+pub fn scan(inputs: &Inputs<'_>, res: &Resolution<'_>, binding: Binding, pic_rewrite: PicRewrite) -> Result<Scan> {
     let mut scan = Scan::default();
     // Locating is per object and independent: in parallel. Classifying stays in link order,
     // which decides the order of GOT entries, table slots and imports.
@@ -90,7 +93,7 @@ pub fn scan(inputs: &Inputs<'_>, res: &Resolution<'_>, binding: Binding) -> Resu
         // An object that names the table (call_indirect, or NO_STRIP) keeps it imported.
         scan.uses_table |= obj.symbols.iter().any(|s| s.kind() == SymbolKind::Table && s.name == pymode_abi::names::INDIRECT_FUNCTION_TABLE);
         for site in &sites {
-            classify(&mut scan, obj, res, binding, site)?;
+            classify(&mut scan, obj, res, binding, pic_rewrite, site)?;
         }
         scan.sites.push(sites);
         for init in &obj.init_funcs {
@@ -176,7 +179,7 @@ fn outside(obj: &Object<'_>, reloc: &Relocation, what: &str) -> LinkError {
 }
 
 /// Records what one relocation needs, or refuses it.
-fn classify(scan: &mut Scan, obj: &Object<'_>, res: &Resolution<'_>, binding: Binding, site: &Site) -> Result<()> {
+fn classify(scan: &mut Scan, obj: &Object<'_>, res: &Resolution<'_>, binding: Binding, pic_rewrite: PicRewrite, site: &Site) -> Result<()> {
     let kind = site.reloc.kind;
     let in_data = matches!(site.place, Place::Data { .. });
     let Some(id) = site.symbol else {
@@ -198,7 +201,30 @@ fn classify(scan: &mut Scan, obj: &Object<'_>, res: &Resolution<'_>, binding: Bi
         }
     };
     if is_absolute_address(kind) {
-        return Err(LinkError::NotPic { file: obj.name.clone(), kind: kind.name(), symbol: sym.name.to_owned() });
+        // The rewrite handles the wasm32 kinds in code; wasm64 and data sites stay refused.
+        let rewritable = matches!(kind, RelocKind::TableIndexSleb | RelocKind::MemoryAddrSleb | RelocKind::MemoryAddrLeb);
+        if pic_rewrite == PicRewrite::Off || in_data || !rewritable {
+            return Err(LinkError::NotPic { file: obj.name.clone(), kind: kind.name(), symbol: sym.name.to_owned() });
+        }
+        scan.has_absolute_code = true;
+        // The rewritten code reads what it cannot compute from the bases from a GOT global,
+        // exactly as PIC code would.
+        match (kind, sym.kind) {
+            (RelocKind::TableIndexSleb, SymbolKind::Function) => {
+                if binds_externally(sym, binding) {
+                    scan.got.insert(id);
+                } else {
+                    scan.table_slots.insert(id);
+                }
+            }
+            (RelocKind::MemoryAddrSleb | RelocKind::MemoryAddrLeb, SymbolKind::Data) => {
+                if binds_externally(sym, binding) {
+                    scan.got.insert(id);
+                }
+            }
+            _ => return Err(unsupported()),
+        }
+        return Ok(());
     }
     match (kind.target(), in_data) {
         (RelocTarget::FunctionIndex, false) => {
@@ -257,8 +283,8 @@ fn classify(scan: &mut Scan, obj: &Object<'_>, res: &Resolution<'_>, binding: Bi
 }
 
 /// Relocations that would need the module's absolute address at link time, which a side
-/// module does not know (lld refuses the same set under `--shared`).
-fn is_absolute_address(kind: RelocKind) -> bool {
+/// module does not know (lld refuses the same set under `--shared`; we rewrite the code).
+pub fn is_absolute_address(kind: RelocKind) -> bool {
     matches!(
         kind,
         RelocKind::TableIndexSleb

@@ -259,3 +259,66 @@ fn all_fixtures_in_one_module_behave_the_same_as_with_wasm_ld() {
         }
     }
 }
+
+/// The PIC build of the same C at the same optimisation level.
+fn pic_of(mode: Mode) -> Mode {
+    match mode {
+        Mode::NopicO0 => Mode::PicO0,
+        Mode::NopicO2 => Mode::PicO2,
+        other => other,
+    }
+}
+
+/// Every fixture compiled without `-fPIC` and linked by `pymode-ld` (its code rewritten into
+/// position-independent form) returns the same value with the same host calls as its PIC
+/// build linked by `pymode-ld`, in both bindings.
+#[test]
+fn non_pic_fixtures_behave_like_their_pic_build() {
+    let mut config = Config::new();
+    config.wasm_extended_const(true).wasm_multi_value(true).wasm_bulk_memory(true);
+    let engine = Engine::new(&config).unwrap();
+    let mut ran = 0;
+    for mode in [Mode::NopicO0, Mode::NopicO2] {
+        for name in fixture_names() {
+            for binding in [Binding::Local, Binding::Interposable] {
+                let pic = run(&engine, &name, &ours(&fixture_object(&name, pic_of(mode)), binding));
+                let rewritten = run(&engine, &name, &ours(&fixture_object(&name, mode), binding));
+                if let Some(value) = expected(&name) {
+                    assert_eq!(rewritten.0, value, "{mode}/{name} ({binding:?})");
+                }
+                assert_eq!(rewritten, pic, "{mode}/{name} ({binding:?}): result and host calls differ from the PIC build's");
+                ran += 1;
+            }
+        }
+    }
+    assert_eq!(ran, 2 * 2 * fixture_names().len());
+}
+
+/// PIC and non-PIC objects in one link (every other fixture non-PIC, and the other way
+/// round): each check returns its promised value, with the same host calls as the all-PIC
+/// link.
+#[test]
+fn pic_and_non_pic_objects_mix_in_one_module() {
+    let mut config = Config::new();
+    config.wasm_extended_const(true).wasm_multi_value(true).wasm_bulk_memory(true);
+    let engine = Engine::new(&config).unwrap();
+    let names = fixture_names();
+    let checks: Vec<&str> = names.iter().map(String::as_str).filter(|n| expected(n).is_some()).collect();
+    for mode in [Mode::NopicO0, Mode::NopicO2] {
+        for binding in [Binding::Local, Binding::Interposable] {
+            let link = |objects: Vec<std::path::PathBuf>| {
+                let opts = Options { inputs: objects.into_iter().map(InputSpec::File).collect(), binding, ..Options::default() };
+                pymode_linker::link_to_bytes(&opts).unwrap_or_else(|e| panic!("{mode} ({binding:?}): {e}"))
+            };
+            let all_pic = run_checks(&engine, "all", &link(names.iter().map(|n| fixture_object(n, pic_of(mode))).collect()), &checks);
+            for parity in [0, 1] {
+                let objects = names.iter().enumerate().map(|(i, n)| fixture_object(n, if i % 2 == parity { mode } else { pic_of(mode) })).collect();
+                let mixed = run_checks(&engine, "all", &link(objects), &checks);
+                for ((check, (value, calls)), (_, pic_calls)) in checks.iter().zip(&mixed).zip(&all_pic) {
+                    assert_eq!(Some(*value), expected(check), "{mode} ({binding:?}, parity {parity}): {check}_check");
+                    assert_eq!(calls, pic_calls, "{mode} ({binding:?}, parity {parity}): {check}_check host calls differ from the all-PIC link");
+                }
+            }
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use pymode_abi::dylink::SymbolFlags;
 use pymode_abi::object::Object;
+use pymode_linker::PicRewrite;
 use pymode_testdata::{Mode, fixture_object};
 
 #[test]
@@ -44,10 +45,14 @@ fn pick_constant(bytes: &[u8]) -> u8 {
     }
 }
 
+/// With `--pic-rewrite=off`, a non-PIC object gets wasm-ld's error (by default it is
+/// rewritten: tests/pic_rewrite.rs).
 #[test]
 fn non_pic_object_is_refused_like_lld() {
     let object = fixture_object("method_table", Mode::NopicO2);
-    let err = link_err(&options(&[&object]));
+    let mut opts = options(&[&object]);
+    opts.pic_rewrite = PicRewrite::Off;
+    let err = link_err(&opts);
     assert!(err.starts_with(&format!("{}: relocation R_WASM_", object.display())), "{err}");
     assert!(err.contains("cannot be used against symbol `"), "{err}");
     assert!(err.ends_with("`; recompile with -fPIC"), "{err}");
@@ -65,18 +70,25 @@ fn non_pic_object_is_refused_like_lld() {
 }
 
 #[test]
-fn every_non_pic_fixture_with_addresses_is_refused() {
+fn every_non_pic_fixture_with_addresses_is_refused_without_the_rewrite() {
+    let mut refused = 0;
     for mode in [Mode::NopicO0, Mode::NopicO2] {
         for name in pymode_testdata::fixture_names() {
             let object = fixture_object(&name, mode);
+            let mut opts = options(&[&object]);
+            opts.pic_rewrite = PicRewrite::Off;
             // Either refused with the -fPIC message, or (no address taken anywhere) linked
             // into a module that validates.
-            match pymode_linker::link_to_bytes(&options(&[&object])) {
+            match pymode_linker::link_to_bytes(&opts) {
                 Ok(bytes) => pymode_linker::emit::validate(&bytes).unwrap(),
-                Err(e) => assert!(e.to_string().ends_with("recompile with -fPIC"), "{mode}/{name}: {e}"),
+                Err(e) => {
+                    assert!(e.to_string().ends_with("recompile with -fPIC"), "{mode}/{name}: {e}");
+                    refused += 1;
+                }
             }
         }
     }
+    assert!(refused > 0, "some non-PIC fixture uses an absolute address");
 }
 
 #[test]
@@ -127,11 +139,13 @@ fn failed_link_leaves_no_output_and_keeps_an_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let object = fixture_object("method_table", Mode::NopicO2);
     let out = dir.path().join("out.so");
-    let run = run_ld([object.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    let off = "--pic-rewrite=off".as_ref();
+    let run = run_ld([off, object.as_os_str(), "-o".as_ref(), out.as_os_str()]);
     assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("recompile with -fPIC"));
     assert!(!out.exists(), "no output on error");
     std::fs::write(&out, b"old").unwrap();
-    let run = run_ld([object.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    let run = run_ld([off, object.as_os_str(), "-o".as_ref(), out.as_os_str()]);
     assert!(!run.status.success());
     assert_eq!(std::fs::read(&out).unwrap(), b"old");
     // No temporary files left in the directory either.

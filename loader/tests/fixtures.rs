@@ -1,7 +1,10 @@
 //! The C fixtures of `testdata/c/`, compiled with zig (`pic-O0`, `pic-O2`) and linked by
-//! wasm-ld (`target/fixtures/<mode>/*.wasm-ld.so`) and by pymode-ld (both bindings), loaded
-//! into a WAT main module that provides the `host_*` functions and data they import. These
-//! fail loudly when the fixtures have not been built (`cargo xtask fixtures`).
+//! wasm-ld (`target/fixtures/<mode>/*.wasm-ld.so`) and by pymode-ld (both bindings), and
+//! compiled without `-fPIC` (`nopic-O0`, `nopic-O2`) and linked by pymode-ld, which rewrites
+//! their code into position-independent form (both bindings): every source goes through the
+//! same checks. They are loaded into a WAT main module that provides the `host_*` functions
+//! and data they import. These fail loudly when the fixtures have not been built
+//! (`cargo xtask fixtures`).
 #![allow(clippy::result_large_err)]
 
 mod common;
@@ -19,13 +22,18 @@ enum Ld {
     PymodeLd(Binding),
 }
 
-const SOURCES: [(Mode, Ld); 6] = [
+const SOURCES: [(Mode, Ld); 10] = [
     (Mode::PicO0, Ld::WasmLd),
     (Mode::PicO2, Ld::WasmLd),
     (Mode::PicO0, Ld::PymodeLd(Binding::Local)),
     (Mode::PicO2, Ld::PymodeLd(Binding::Local)),
     (Mode::PicO0, Ld::PymodeLd(Binding::Interposable)),
     (Mode::PicO2, Ld::PymodeLd(Binding::Interposable)),
+    // wasm-ld refuses non-PIC objects; pymode-ld rewrites them.
+    (Mode::NopicO0, Ld::PymodeLd(Binding::Local)),
+    (Mode::NopicO2, Ld::PymodeLd(Binding::Local)),
+    (Mode::NopicO0, Ld::PymodeLd(Binding::Interposable)),
+    (Mode::NopicO2, Ld::PymodeLd(Binding::Interposable)),
 ];
 
 /// The side module for fixture `name`.
