@@ -40,24 +40,44 @@ fn corrupted_objects_never_panic() {
     let opts = options(&[&path]);
     let mut links = 0;
     for name in ["method_table", "extern_data", "static_fn_escape", "ctor"] {
-        let original = std::fs::read(fixture_object(name, Mode::PicO2)).unwrap();
-        for at in 8..original.len() {
-            for value in [0x00u8, 0xff] {
-                if original[at] == value {
-                    continue;
-                }
-                let mut bytes = original.clone();
-                bytes[at] = value;
-                std::fs::write(&path, &bytes).unwrap();
-                let result = std::panic::catch_unwind(|| pymode_linker::link_to_bytes(&opts));
-                match result {
-                    Err(_) => panic!("{name}: panic with byte 0x{at:x} set to 0x{value:02x}"),
-                    Ok(Ok(out)) => pymode_linker::emit::validate(&out).unwrap(),
-                    Ok(Err(_)) => {}
-                }
-                links += 1;
-            }
-        }
+        links += sweep(&path, &opts, name, Mode::PicO2);
     }
     assert!(links > 1000, "only {links} links");
+}
+
+/// The same for non-PIC objects, whose code the linker parses and rewrites.
+#[test]
+fn corrupted_non_pic_objects_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.o");
+    let opts = options(&[&path]);
+    let mut links = 0;
+    for (name, mode) in [("method_table", Mode::NopicO2), ("extern_data", Mode::NopicO2), ("ctor", Mode::NopicO0)] {
+        links += sweep(&path, &opts, name, mode);
+    }
+    assert!(links > 1000, "only {links} links");
+}
+
+/// Links every one-byte corruption of a fixture; returns how many links ran.
+fn sweep(path: &std::path::Path, opts: &pymode_linker::Options, name: &str, mode: Mode) -> usize {
+    let mut links = 0;
+    let original = std::fs::read(fixture_object(name, mode)).unwrap();
+    for at in 8..original.len() {
+        for value in [0x00u8, 0xff] {
+            if original[at] == value {
+                continue;
+            }
+            let mut bytes = original.clone();
+            bytes[at] = value;
+            std::fs::write(path, &bytes).unwrap();
+            let result = std::panic::catch_unwind(|| pymode_linker::link_to_bytes(opts));
+            match result {
+                Err(_) => panic!("{mode}/{name}: panic with byte 0x{at:x} set to 0x{value:02x}"),
+                Ok(Ok(out)) => pymode_linker::emit::validate(&out).unwrap(),
+                Ok(Err(_)) => {}
+            }
+            links += 1;
+        }
+    }
+    links
 }
