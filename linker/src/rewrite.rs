@@ -154,12 +154,14 @@ struct NewLocals {
 }
 
 impl NewLocals {
-    fn index_for(&mut self, ty: ValType) -> u32 {
+    /// The new local of type `ty`, or `None` when the index would pass `u32::MAX` (a
+    /// malformed local count).
+    fn index_for(&mut self, ty: ValType) -> Option<u32> {
         let position = self.types.iter().position(|&t| t == ty).unwrap_or_else(|| {
             self.types.push(ty);
             self.types.len() - 1
         });
-        self.first + position as u32 // ok: at most four new locals
+        self.first.checked_add(position as u32) // ok: at most four new locals
     }
 }
 
@@ -231,8 +233,8 @@ impl Context<'_, '_> {
 
         // The new body: the local groups (kept bytes, new groups encoded), then the code.
         let mut out = Vec::with_capacity(code_start + 8 + code.len());
-        let new_groups = u32::try_from(new_locals.types.len()).unwrap_or(0);
-        (groups + new_groups).encode(&mut out);
+        let new_groups = u32::try_from(new_locals.types.len()).ok().and_then(|n| n.checked_add(groups));
+        new_groups.ok_or_else(|| malformed(obj, function, "too many local declarations"))?.encode(&mut out);
         out.extend_from_slice(&bytes[groups_start..code_start]); // ok: the locals reader read these bytes
         for ty in &new_locals.types {
             1u32.encode(&mut out);
@@ -284,7 +286,10 @@ impl Context<'_, '_> {
                 // unsigned, so a negative one is added to the address instead.
                 let (in_address, in_offset) = if u32::try_from(value).is_ok() { (0, value) } else { (value, 0) };
                 let in_address = i32_value(in_address).ok_or_else(|| self.refuse(obj, function, site, "the address does not fit 32 bits"))?;
-                let saved = saved.map(|ty| new_locals.index_for(ty));
+                let saved = match saved {
+                    Some(ty) => Some(new_locals.index_for(ty).ok_or_else(|| self.refuse(obj, function, site, "too many locals"))?),
+                    None => None,
+                };
                 if let Some(local) = saved {
                     Instruction::LocalSet(local).encode(code);
                 }

@@ -1,5 +1,6 @@
-//! Golden tests of `pymode-readobj` on `pymode-ld`'s own outputs: every PIC fixture, both
-//! bindings. A change in what the linker emits shows up as a reviewable text diff.
+//! Golden tests of `pymode-readobj` on `pymode-ld`'s own outputs: every fixture, PIC and
+//! non-PIC (its code rewritten), both bindings. A change in what the linker emits shows up as
+//! a reviewable text diff.
 //! `BLESS=1 cargo test -p pymode-linker --test ld_golden` rewrites the golden files.
 
 use pymode_abi::object::Object;
@@ -16,7 +17,7 @@ fn golden_dir() -> PathBuf {
 fn pymode_ld_outputs_match_golden() {
     let bless = pymode_testdata::golden::bless();
     let mut mismatches = Vec::new();
-    for mode in [Mode::PicO0, Mode::PicO2] {
+    for mode in Mode::all() {
         for name in fixture_names() {
             for (binding, suffix) in [(Binding::Local, "so"), (Binding::Interposable, "no-bsymbolic.so")] {
                 let opts = Options { inputs: vec![InputSpec::File(fixture_object(&name, mode))], binding, ..Options::default() };
