@@ -149,3 +149,25 @@ fn markupsafe_own_test_suite_passes_with_speedups_linked_by_pymode_ld() {
 fn markupsafe_own_test_suite_passes_with_speedups_linked_by_wasm_ld() {
     markupsafe_suite_passes(pymode_testdata::ext_site_wasm_ld("markupsafe"), "wasm-ld");
 }
+
+#[test]
+fn markupsafe_own_test_suite_passes_with_speedups_built_without_fpic() {
+    let dir = pymode_testdata::ext_dir("markupsafe");
+    // The suite must run over code pymode-ld rewrote: the object has to use absolute
+    // addresses (MEMORY_ADDR_SLEB/LEB) and none of the PIC forms.
+    let object = dir.join("_speedups-nopic.o");
+    let bytes = std::fs::read(&object).unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask build-ext markupsafe`", object.display()));
+    let obj = pymode_abi::object::Object::parse("_speedups-nopic.o", &bytes).expect("parse the non-PIC object");
+    let kinds: Vec<pymode_abi::RelocKind> = obj.relocations.iter().flat_map(|r| r.entries.iter().map(|e| e.kind)).collect();
+    use pymode_abi::RelocKind::{GlobalIndexLeb, MemoryAddrLeb, MemoryAddrRelSleb, MemoryAddrSleb, TableIndexRelSleb};
+    assert!(kinds.iter().any(|k| matches!(k, MemoryAddrSleb | MemoryAddrLeb)), "not a non-PIC object: {kinds:?}");
+    assert!(!kinds.iter().any(|k| matches!(k, MemoryAddrRelSleb | TableIndexRelSleb | GlobalIndexLeb)), "PIC relocations in {kinds:?}");
+
+    let site = dir.join("site-nopic");
+    let module = |site: &Path| site.join("markupsafe").join("_speedups.cpython-313-wasm32-wasi.so");
+    let nopic = std::fs::read(module(&site)).expect("the non-PIC side module");
+    let pic = std::fs::read(module(&pymode_testdata::ext_site("markupsafe"))).expect("the PIC side module");
+    // Rewritten code is not byte for byte the PIC build's, so an equal file means the wrong input.
+    assert_ne!(nopic, pic, "site-nopic holds the PIC build's side module");
+    markupsafe_suite_passes(site, "pymode-ld-nopic");
+}

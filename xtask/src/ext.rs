@@ -32,40 +32,54 @@ pub fn run(name: &str, tc: &Toolchain, py: &CPython) -> Result<PathBuf> {
     let package = src.join(format!("markupsafe-{MARKUPSAFE_VERSION}")).join("src").join("markupsafe");
 
     let linker = build_pymode_ld()?;
+    let include = py.prefix.join("include").join("python3.13");
     let object = dir.join("_speedups.o");
-    let mut cc = Command::new(&tc.zig);
-    apply_zig_env(&mut cc)
-        .args(["cc", "-target", "wasm32-wasi", "-fPIC", "-O2", "-g0", "-c"])
-        .arg("-I")
-        .arg(py.prefix.join("include").join("python3.13"))
-        .arg(package.join("_speedups.c"))
-        .arg("-o")
-        .arg(&object);
-    run_status(&mut cc).context("compiling markupsafe's _speedups.c")?;
+    compile(tc, &include, &package.join("_speedups.c"), &object, true)?;
+    // The same source without -fPIC (zig's default for wasm32-wasi, as third-party build
+    // systems leave it): its absolute addresses are what `pymode-ld` rewrites.
+    let nopic_object = dir.join("_speedups-nopic.o");
+    compile(tc, &include, &package.join("_speedups.c"), &nopic_object, false)?;
 
-    // The package twice: linked by pymode-ld (what we ship), and by the reference wasm-ld
-    // (what the tests cross-check against).
+    // The package three times: linked by pymode-ld (what we ship), by the reference wasm-ld
+    // (what the tests cross-check against), and from the non-PIC object by pymode-ld.
     let site = dir.join("site");
     let reference = dir.join("site-wasm-ld");
-    for (site_dir, use_pymode_ld) in [(&site, true), (&reference, false)] {
+    let nopic = dir.join("site-nopic");
+    for (site_dir, object, use_pymode_ld) in [(&site, &object, true), (&reference, &object, false), (&nopic, &nopic_object, true)] {
         let target = site_dir.join("markupsafe");
         fs::create_dir_all(&target)?;
         let output = target.join(format!("_speedups{EXT_SUFFIX}"));
         let mut link = if use_pymode_ld {
             let mut c = Command::new(&linker);
-            c.arg("-shared");
+            c.args(["-shared", "--pic-rewrite=on"]);
             c
         } else {
             let mut c = wasm_ld();
             c.args(["--shared", "--experimental-pic", "--unresolved-symbols=import-dynamic"]);
             c
         };
-        run_status(link.arg(&object).arg("-o").arg(&output)).with_context(|| format!("linking {}", output.display()))?;
+        run_status(link.arg(object).arg("-o").arg(&output)).with_context(|| format!("linking {}", output.display()))?;
         copy_python_files(&package, &target)?;
     }
     install_test_deps()?;
-    println!("build-ext: {} (and {} linked by wasm-ld)", site.display(), reference.display());
+    println!(
+        "build-ext: {} (and {} linked by wasm-ld, {} built without -fPIC)",
+        site.display(),
+        reference.display(),
+        nopic.display()
+    );
     Ok(site)
+}
+
+/// Compiles one C file of the package with zig, `-O2`, with or without `-fPIC`.
+fn compile(tc: &Toolchain, include: &Path, source: &Path, object: &Path, pic: bool) -> Result<()> {
+    let mut cc = Command::new(&tc.zig);
+    apply_zig_env(&mut cc).args(["cc", "-target", "wasm32-wasi"]);
+    if pic {
+        cc.arg("-fPIC");
+    }
+    cc.args(["-O2", "-g0", "-c"]).arg("-I").arg(include).arg(source).arg("-o").arg(object);
+    run_status(&mut cc).with_context(|| format!("compiling {} (pic: {pic})", source.display()))
 }
 
 fn copy_python_files(from: &Path, to: &Path) -> Result<()> {
