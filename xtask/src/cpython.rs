@@ -60,23 +60,30 @@ fn source_tree() -> Result<PathBuf> {
         println!("  using {}", tree.display());
         return Ok(tree);
     }
-    fs::create_dir_all(&dir)?;
+    let orig = debian_source(SOURCE_PACKAGE, &dir)?;
+    run_status(Command::new("tar").arg("xf").arg(&orig).current_dir(&dir))?;
+    find_tree(&dir)?.context("the source tarball did not unpack to Python-3.13.*")
+}
+
+/// Downloads the Debian source package `spec` (`name` or `name=version`) into `dir` with
+/// `apt-get source`, after adding a `deb-src` entry derived from the machine's own apt
+/// sources if there is none, and returns the upstream `.orig.tar.*` tarball.
+pub(crate) fn debian_source(spec: &str, dir: &Path) -> Result<PathBuf> {
+    fs::create_dir_all(dir)?;
     if !Path::new(APT_SOURCES_ENTRY).is_file() {
         let uris = debian_uris()?;
-        // Debian's trixie carries python3.13; the machine's own mirror serves it.
+        // Debian's trixie carries python3.13 and zlib 1.3.1; the machine's own mirror serves them.
         let entry = format!(
             "Types: deb-src\nURIs: {uris}\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
         );
         fs::write(APT_SOURCES_ENTRY, entry).with_context(|| format!("cannot write {APT_SOURCES_ENTRY} (run as root)"))?;
     }
     run_status(Command::new("apt-get").args(["update", "-qq"]))?;
-    run_status(Command::new("apt-get").args(["source", "--download-only", SOURCE_PACKAGE]).current_dir(&dir))?;
-    let orig = fs::read_dir(&dir)?
+    run_status(Command::new("apt-get").args(["source", "--download-only", spec]).current_dir(dir))?;
+    fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".orig.tar.xz")))
-        .context("apt-get source did not download an .orig.tar.xz")?;
-    run_status(Command::new("tar").arg("xf").arg(&orig).current_dir(&dir))?;
-    find_tree(&dir)?.context("the source tarball did not unpack to Python-3.13.*")
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains(".orig.tar.") && !n.ends_with(".asc")))
+        .with_context(|| format!("apt-get source {spec} did not download an .orig.tar.* tarball"))
 }
 
 fn find_tree(dir: &Path) -> Result<Option<PathBuf>> {

@@ -7,6 +7,7 @@ mod cpython;
 mod demo;
 mod ext;
 mod fixtures;
+mod staticlib;
 mod test;
 mod toolchain;
 
@@ -27,6 +28,8 @@ commands:
                        module (cached in $PYMODE_CACHE/cpython)
   build-ext markupsafe build an extension package for the wasm CPython into
                        target/ext/NAME/site (zig cc + pymode-ld)
+  staticlib zlib       build zlib (Debian source, its own configure/make) without -fPIC
+                       for wasm32-wasi with zig into $PYMODE_CACHE/staticlib/zlib/out
   demo                 the main job: import markupsafe's C speedups in wasm CPython";
 
 fn main() -> ExitCode {
@@ -65,6 +68,11 @@ fn dispatch(args: &[String]) -> Result<()> {
             let tc = toolchain::run()?;
             let py = cpython::run(&tc)?;
             ext::run(name, &tc, &py).map(|_| ())
+        }
+        "staticlib" => {
+            let Some(name) = rest.first() else { bail!("usage: cargo xtask staticlib NAME") };
+            let tc = toolchain::run()?;
+            staticlib::run(name, &tc).map(|_| ())
         }
         "test" => test::run(rest),
         "demo" => demo::run(),

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: provision, build the fixtures, the wasm CPython and markupsafe, run
 //! every test suite.
 
-use crate::{cargo, cpython, ext, fixtures, run_status, step, toolchain};
+use crate::{cargo, cpython, ext, fixtures, run_status, staticlib, step, toolchain};
 use anyhow::Result;
 use pymode_testdata::workspace_root;
 use std::time::Instant;
@@ -17,6 +17,8 @@ pub fn run(args: &[String]) -> Result<()> {
     // The end-to-end tests need the wasm CPython (built once, then cached) and an extension.
     let py = step("cpython", || cpython::run(&tc))?;
     step("build-ext markupsafe", || ext::run("markupsafe", &tc, &py))?;
+    // loader/tests/staticlib.rs links this non-PIC zlib into a side module.
+    step("staticlib zlib", || staticlib::run("zlib", &tc))?;
     step("cargo test --workspace", || {
         let mut cmd = cargo();
         cmd.args(["test", "--workspace"]).args(&extra);
