@@ -9,7 +9,7 @@ use std::process::Command;
 
 use pymode_linker::Options;
 use pymode_linker::options::InputSpec;
-use pymode_testdata::{COMMON_CFLAGS, Mode, WASM_LD_SIDE_MODULE_FLAGS, fixture_names, fixture_side_module, wasm_ld, zig_cc};
+use pymode_testdata::{COMMON_CFLAGS, Mode, WASM_LD_SIDE_MODULE_FLAGS, c_main_module, fixture_names, fixture_side_module, run_ok, wasm_ld, zig_cc};
 
 const RUN: &str = env!("CARGO_BIN_EXE_pymode-run");
 
@@ -17,37 +17,16 @@ fn c_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c")
 }
 
-fn run_ok(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// The main module: exports its table (growable), allocator, stack pointer, qsort and
 /// __cxa_atexit, and every function it defines (--export-dynamic).
 fn build_main(out: &Path) {
-    let abi_c = pymode_testdata::workspace_root().join("abi/c");
-    run_ok(
-        zig_cc()
-            .args(["-O2", "-g0", "-fvisibility=default"])
-            .arg(format!("-I{}", abi_c.display()))
-            .arg(c_dir().join("main_dl.c"))
-            .arg(abi_c.join("pymode_dlfcn.c"))
-            .arg("-o")
-            .arg(out)
-            .args([
-                "-Wl,--export-dynamic",
-                "-Wl,--growable-table",
-                "-Wl,--export-table",
-                "-Wl,--export=malloc",
-                "-Wl,--export=free",
-                "-Wl,--export=__stack_pointer",
-                "-Wl,--export=qsort",
-                "-Wl,--export=__cxa_atexit",
-                // -O0 objects use the stack protector (zig links it from compiler-rt).
-                "-Wl,--export=__stack_chk_guard",
-                "-Wl,--export=__stack_chk_fail",
-            ]),
-    );
+    run_ok(&mut c_main_module(
+        &c_dir().join("main_dl.c"),
+        out,
+        // qsort for the comparator test; -O0 objects use the stack protector (zig links it
+        // from compiler-rt).
+        &["qsort", "__cxa_atexit", "__stack_chk_guard", "__stack_chk_fail"],
+    ));
 }
 
 fn build_side(src: &Path, mode: Mode, dir: &Path, out: &Path) {

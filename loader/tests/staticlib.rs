@@ -10,7 +10,7 @@ use std::process::Command;
 
 use pymode_linker::Options;
 use pymode_linker::options::{InputSpec, PicRewrite};
-use pymode_testdata::{COMMON_CFLAGS, cache_dir, workspace_root, zig_cc};
+use pymode_testdata::{COMMON_CFLAGS, c_main_module, cache_dir, run_ok, workspace_root, zig_cc};
 
 const RUN: &str = env!("CARGO_BIN_EXE_pymode-run");
 
@@ -25,11 +25,6 @@ fn zlib_dir() -> PathBuf {
 
 fn src_dir() -> PathBuf {
     workspace_root().join("testdata/staticlib")
-}
-
-fn run_ok(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), table-driven, independent of zlib.
@@ -89,26 +84,8 @@ fn link_side(tmp: &Path, zlib: &Path, out: &Path, pic_rewrite: PicRewrite) -> Re
 }
 
 fn build_main(out: &Path) {
-    let abi_c = workspace_root().join("abi/c");
-    run_ok(
-        zig_cc()
-            .args(["-O2", "-g0", "-fvisibility=default"])
-            .arg(format!("-I{}", abi_c.display()))
-            .arg(src_dir().join("zlib_main.c"))
-            .arg(abi_c.join("pymode_dlfcn.c"))
-            .arg("-o")
-            .arg(out)
-            .args([
-                "-Wl,--export-dynamic",
-                "-Wl,--growable-table",
-                "-Wl,--export-table",
-                "-Wl,--export=__stack_pointer",
-                // What the linked zlib side module imports from the main module.
-                "-Wl,--export=malloc",
-                "-Wl,--export=free",
-                "-Wl,--export=strlen",
-            ]),
-    );
+    // What the linked zlib side module imports from the main module, besides malloc and free.
+    run_ok(&mut c_main_module(&src_dir().join("zlib_main.c"), out, &["strlen"]));
 }
 
 #[test]

@@ -246,6 +246,37 @@ pub fn zig_cc() -> Command {
     cmd
 }
 
+/// `zig cc` building a C main module for the loader from `main_c` and the guest dlfcn shim
+/// (`abi/c`), `-O2`, into `out`: it exports every function it defines, its growable table,
+/// `__stack_pointer`, `malloc` and `free` (what `Loader::attach` needs), plus `exports`
+/// (what the side modules it loads import from it). Run it with [`run_ok`].
+pub fn c_main_module(main_c: &Path, out: &Path, exports: &[&str]) -> Command {
+    let abi_c = workspace_root().join("abi/c");
+    let mut cmd = zig_cc();
+    cmd.args(["-O2", "-g0", "-fvisibility=default"])
+        .arg(format!("-I{}", abi_c.display()))
+        .arg(main_c)
+        .arg(abi_c.join("pymode_dlfcn.c"))
+        .arg("-o")
+        .arg(out)
+        .args([
+            "-Wl,--export-dynamic",
+            "-Wl,--growable-table",
+            "-Wl,--export-table",
+            "-Wl,--export=__stack_pointer",
+            "-Wl,--export=malloc",
+            "-Wl,--export=free",
+        ])
+        .args(exports.iter().map(|name| format!("-Wl,--export={name}")));
+    cmd
+}
+
+/// Runs `cmd` and panics with the command and its stderr unless it succeeds: for tests.
+pub fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// The four ways every fixture is compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mode {
