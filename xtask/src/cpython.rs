@@ -65,11 +65,15 @@ fn source_tree() -> Result<PathBuf> {
     find_tree(&dir)?.context("the source tarball did not unpack to Python-3.13.*")
 }
 
-/// Downloads the Debian source package `spec` (`name` or `name=version`) into `dir` with
-/// `apt-get source`, after adding a `deb-src` entry derived from the machine's own apt
-/// sources if there is none, and returns the upstream `.orig.tar.*` tarball.
+/// The upstream `.orig.tar.*` tarball of the Debian source package `spec` (`name` or
+/// `name=version`) in `dir`: the one already there (an earlier download), or else downloaded
+/// with `apt-get source`, after adding a `deb-src` entry derived from the machine's own apt
+/// sources if there is none.
 pub(crate) fn debian_source(spec: &str, dir: &Path) -> Result<PathBuf> {
     fs::create_dir_all(dir)?;
+    if let Some(orig) = find_orig(dir)? {
+        return Ok(orig);
+    }
     if !Path::new(APT_SOURCES_ENTRY).is_file() {
         let uris = debian_uris()?;
         // Debian's trixie carries python3.13 and zlib 1.3.1; the machine's own mirror serves them.
@@ -80,10 +84,14 @@ pub(crate) fn debian_source(spec: &str, dir: &Path) -> Result<PathBuf> {
     }
     run_status(Command::new("apt-get").args(["update", "-qq"]))?;
     run_status(Command::new("apt-get").args(["source", "--download-only", spec]).current_dir(dir))?;
-    fs::read_dir(dir)?
+    find_orig(dir)?.with_context(|| format!("apt-get source {spec} did not download an .orig.tar.* tarball"))
+}
+
+/// The `.orig.tar.*` tarball (not its `.asc` signature) in `dir`, if any.
+fn find_orig(dir: &Path) -> Result<Option<PathBuf>> {
+    Ok(fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains(".orig.tar.") && !n.ends_with(".asc")))
-        .with_context(|| format!("apt-get source {spec} did not download an .orig.tar.* tarball"))
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains(".orig.tar.") && !n.ends_with(".asc"))))
 }
 
 fn find_tree(dir: &Path) -> Result<Option<PathBuf>> {

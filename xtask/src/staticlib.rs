@@ -15,7 +15,7 @@ use pymode_abi::object::Object;
 use pymode_testdata::{EXPECTED_ZIG_VERSION, Toolchain, apply_zig_env, cache_dir};
 use sha2::{Digest, Sha256};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Pinned to trixie's release version: the mirror does not always serve the newest
@@ -76,10 +76,7 @@ fn zlib(tc: &Toolchain) -> Result<PathBuf> {
     let _ = fs::remove_file(&stamp);
 
     let src = root.join("src");
-    let orig = match find_orig(&src)? {
-        Some(orig) => orig,
-        None => debian_source(ZLIB_SOURCE, &src)?,
-    };
+    let orig = debian_source(ZLIB_SOURCE, &src)?;
     // zlib builds in its source tree: unpack a fresh one for every build.
     let build = root.join("build");
     if build.exists() {
@@ -116,15 +113,6 @@ fn zlib(tc: &Toolchain) -> Result<PathBuf> {
     fs::write(&stamp, key)?;
     println!("  {}", out.join("libz.a").display());
     Ok(out)
-}
-
-fn find_orig(dir: &Path) -> Result<Option<PathBuf>> {
-    if !dir.is_dir() {
-        return Ok(None);
-    }
-    Ok(fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains(".orig.tar.") && !n.ends_with(".asc"))))
 }
 
 /// The archive must hold objects compiled without -fPIC (absolute addresses, which pymode-ld
