@@ -280,28 +280,24 @@ impl Loader {
         let mut own_extra = Vec::new();
         let mut lazy_bindings = Vec::new();
         let mut dtors = None;
-        let fuel = match self.begin_init_fuel(store) {
-            Ok(f) => f,
-            Err(kind) => {
-                self.slots.release(&mut *store, &table, table_base, mi.table_size);
-                self.free_block(store, block);
-                return Err(err(kind));
-            }
-        };
-        let instantiated = self.instantiate(
-            store,
-            &module,
-            plans,
-            got_values,
-            block,
-            table_base,
-            mi.table_size,
-            &lib_name,
-            &mut own_extra,
-            &mut lazy_bindings,
-            &mut dtors,
-        );
-        self.end_init_fuel(store, fuel);
+        // A failure to set the fuel aside rolls back like a failed instantiation.
+        let instantiated = self.begin_init_fuel(store).and_then(|fuel| {
+            let instantiated = self.instantiate(
+                store,
+                &module,
+                plans,
+                got_values,
+                block,
+                table_base,
+                mi.table_size,
+                &lib_name,
+                &mut own_extra,
+                &mut lazy_bindings,
+                &mut dtors,
+            );
+            self.end_init_fuel(store, fuel);
+            instantiated
+        });
         match instantiated {
             Ok((instance, symbols)) => {
                 step.done("instantiate+init");
