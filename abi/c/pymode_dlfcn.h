@@ -29,6 +29,11 @@ PYMODE_IMPORT("dl_close") void pymode_dl_close(int32_t handle);
  * written; 0 if there is none. Reading clears it. */
 PYMODE_IMPORT("dl_error") int32_t pymode_dl_error(char *buf, int32_t buf_len);
 
+/* The number of parameters of the function at a table index, if its parameters and its one
+ * result are all i32; -1 otherwise. For calling a function through a pointer of another
+ * type with the arguments it actually takes (wasm traps on a signature mismatch). */
+PYMODE_IMPORT("fn_arity") int32_t pymode_fn_arity(int32_t table_index);
+
 #define PYMODE_DEFAULT_HANDLE (-1)
 #define PYMODE_OPEN_FAILED (-1)
 

@@ -37,8 +37,19 @@ pub const DL_CLOSE: HostImport = HostImport { name: "dl_close", params: &[I], re
 /// none. Reading the error clears it, as `dlerror` does.
 pub const DL_ERROR: HostImport = HostImport { name: "dl_error", params: &[I, I], results: &[I] };
 
+/// `fn_arity(table_index: i32) -> i32`: how many parameters the function in the main
+/// module's table at `table_index` takes, when every parameter and its one result are `i32`;
+/// `-1` otherwise (out of range, empty slot, other types).
+///
+/// For the guest's call trampoline (`testdata/cpython/pymode_wasi_fixes.c`): C extensions
+/// often store a function in a slot of another type (a getter declared without its
+/// `closure` parameter, a `METH_NOARGS` method without its unused argument). Native ABIs
+/// ignore the extra argument; wasm's `call_indirect` traps. Knowing the arity, the guest
+/// calls the function with the arguments it takes, as Emscripten's trampoline does.
+pub const FN_ARITY: HostImport = HostImport { name: "fn_arity", params: &[I], results: &[I] };
+
 /// Every host import, in the order the loader defines them.
-pub const ALL: [HostImport; 5] = [DL_OPEN, DL_OPEN_FLAGS, DL_SYM, DL_CLOSE, DL_ERROR];
+pub const ALL: [HostImport; 6] = [DL_OPEN, DL_OPEN_FLAGS, DL_SYM, DL_CLOSE, DL_ERROR, FN_ARITY];
 
 /// The `dl_sym` handle that means "search every global library" (`RTLD_DEFAULT`, which is a
 /// null pointer in C and cannot be a valid handle since handles are `>= 0`).

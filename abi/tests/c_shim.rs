@@ -50,14 +50,14 @@ fn shim_imports_match_the_host_abi() {
 
 #[test]
 fn header_declares_every_host_import() {
-    // A translation unit that calls all five through the header.
+    // A translation unit that calls all six through the header.
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let source = dir.join("all_imports.c");
     std::fs::write(
         &source,
         "#include \"pymode_dlfcn.h\"\n\
          int32_t use_all(char *p) { pymode_dl_close(0); return pymode_dl_open(p, 1) + pymode_dl_open_flags(p, 1, 2)\n\
-           + pymode_dl_sym(PYMODE_DEFAULT_HANDLE, p, 1) + pymode_dl_error(p, 4); }\n",
+           + pymode_dl_sym(PYMODE_DEFAULT_HANDLE, p, 1) + pymode_dl_error(p, 4) + pymode_fn_arity(1); }\n",
     )
     .expect("write");
     let bytes = compile(&source, &[], "all_imports.o");

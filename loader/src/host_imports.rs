@@ -43,7 +43,23 @@ fn open<T: HasLoader + 'static>(caller: &mut Caller<'_, T>, ptr: i32, len: i32, 
     })
 }
 
-/// Defines `pymode.dl_open`, `dl_open_flags`, `dl_sym`, `dl_close` and `dl_error` in
+/// `fn_arity`: the parameter count of the function in the main table at `index`, when its
+/// parameters and its one result are all `i32`; `-1` for anything else.
+fn fn_arity<T: HasLoader + 'static>(caller: &mut Caller<'_, T>, index: i32) -> i32 {
+    let Some(table) = caller.data_mut().loader_slot().as_ref().map(|l| l.main.table) else { return -1 };
+    let Ok(index) = u64::try_from(index) else { return -1 };
+    let Some(wasmtime::Ref::Func(Some(func))) = table.get(&mut *caller, index) else { return -1 };
+    let ty = func.ty(&*caller);
+    let all_i32 = ty.params().all(|p| matches!(p, wasmtime::ValType::I32));
+    let results: Vec<wasmtime::ValType> = ty.results().collect();
+    if all_i32 && results.len() == 1 && matches!(results[0], wasmtime::ValType::I32) {
+        i32::try_from(ty.params().len()).unwrap_or(-1)
+    } else {
+        -1
+    }
+}
+
+/// Defines `pymode.dl_open`, `dl_open_flags`, `dl_sym`, `dl_close`, `dl_error` and `fn_arity` in
 /// `linker`, for a store whose data implements [`HasLoader`].
 ///
 /// # Errors
@@ -91,6 +107,9 @@ pub fn add_to_linker<T: HasLoader + 'static>(linker: &mut Linker<T>) -> Result<(
                 }
             })
         })
+        .map_err(boxed)?;
+    linker
+        .func_wrap(host::MODULE, host::FN_ARITY.name, |mut caller: Caller<'_, T>, index: i32| -> i32 { fn_arity(&mut caller, index) })
         .map_err(boxed)?;
     Ok(())
 }

@@ -113,6 +113,90 @@ print("still running", 6 * 7)
     assert!(stdout.lines().any(|l| l == "still running 42"), "{stdout}");
 }
 
+/// Compiles `source` (one C file) with zig `-fPIC` against the wasm CPython's headers and
+/// links it with pymode-ld into `site/<module>.cpython-313-wasm32-wasi.so`.
+fn build_extension(dir: &Path, module: &str, source: &str) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("tmp dir");
+    let c_file = dir.join(format!("{module}.c"));
+    std::fs::write(&c_file, source).expect("write source");
+    let object = dir.join(format!("{module}.o"));
+    let include = pymode_testdata::cpython_prefix().join("include").join("python3.13");
+    let status = pymode_testdata::zig_cc()
+        .args(["-fPIC", "-O2", "-g0", "-c", "-Wno-cast-function-type"])
+        .arg("-I")
+        .arg(&include)
+        .arg(&c_file)
+        .arg("-o")
+        .arg(&object)
+        .status()
+        .expect("run zig cc");
+    assert!(status.success());
+    let site = dir.join("site");
+    std::fs::create_dir_all(&site).expect("site dir");
+    let out = site.join(format!("{module}.cpython-313-wasm32-wasi.so"));
+    let args = ["-shared".to_owned(), object.display().to_string(), "-o".to_owned(), out.display().to_string()];
+    let (opts, _) = pymode_linker::Options::parse(args).expect("linker options");
+    pymode_linker::link(&opts).expect("link");
+    site
+}
+
+/// C extensions store functions in slots of another type and rely on native ABIs ignoring
+/// the extra argument: a getter without its `closure`, a `METH_NOARGS` method without its
+/// unused argument, a setter through a cast. wasm's call_indirect would trap on each; the
+/// wasm CPython's call trampoline asks the loader (`pymode.fn_arity`) and passes only the
+/// arguments the function takes. regex's `Pattern.groupindex` is such a getter.
+#[test]
+fn functions_called_through_pointers_of_another_type_get_the_arguments_they_take() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-fpcast");
+    let site = build_extension(
+        &dir,
+        "_fpcast",
+        r#"#include <Python.h>
+typedef struct { PyObject_HEAD long value; } Box;
+/* A getter without its `void *closure` parameter, as regex declares some of its own. */
+static PyObject *box_doubled(Box *self) { return PyLong_FromLong(self->value * 2); }
+static PyObject *box_value(Box *self, void *closure) { return PyLong_FromLong(self->value); }
+static int box_set(Box *self, PyObject *v, void *closure) { self->value = PyLong_AsLong(v); return 0; }
+/* METH_NOARGS without the unused second parameter. */
+static PyObject *box_negate(Box *self) { self->value = -self->value; Py_RETURN_NONE; }
+static PyGetSetDef getset[] = {
+    {"doubled", (getter)box_doubled, NULL, NULL, NULL},
+    {"value", (getter)box_value, (setter)box_set, NULL, NULL},
+    {NULL},
+};
+static PyMethodDef methods[] = {{"negate", (PyCFunction)box_negate, METH_NOARGS, NULL}, {NULL}};
+static PyTypeObject BoxType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_fpcast.Box", .tp_basicsize = sizeof(Box), .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew, .tp_getset = getset, .tp_methods = methods,
+};
+/* A module-level METH_NOARGS function declared with no parameters at all. */
+static PyObject *answer(void) { return PyLong_FromLong(42); }
+static PyMethodDef module_methods[] = {{"answer", (PyCFunction)answer, METH_NOARGS, NULL}, {NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "_fpcast", NULL, -1, module_methods};
+PyMODINIT_FUNC PyInit__fpcast(void) {
+    if (PyType_Ready(&BoxType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&def);
+    if (m) PyModule_AddObjectRef(m, "Box", (PyObject *)&BoxType);
+    return m;
+}
+"#,
+    );
+    let script = r#"
+import _fpcast
+b = _fpcast.Box()
+b.value = 21
+print("value", b.value, "doubled", b.doubled)
+b.negate()
+print("negated", b.value, "answer", _fpcast.answer())
+"#;
+    let out = pymode_run(&[(site, "/site")], &["PYTHONPATH=/site"], script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["value 21 doubled 42", "negated -21 answer 42"], "stderr:\n{stderr}");
+}
+
 /// Runs markupsafe's own test suite from its sdist inside wasm CPython against `site`, and
 /// checks that every test parametrized over the C speedups ran and passed.
 fn markupsafe_suite_passes(site: PathBuf, linked_by: &str) {

@@ -155,10 +155,43 @@ fn run_logged(cmd: &mut Command, log: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Edits to the CPython source before the cross build, as (file, text, replacement), for
+/// the call trampoline (`testdata/cpython/pycore_emscripten_trampoline.h`):
+/// - `pycore_object.h` defines the C-call macros a second time, after including the
+///   trampoline header, for every platform but Emscripten; on wasm32-wasi the trampoline's
+///   definitions must stand;
+/// - `type_call` calls `tp_init` directly; extensions declare it without `kwds` (zstandard's
+///   `BufferWithSegmentsCollection`), so it goes through the trampoline too.
+const SOURCE_EDITS: &[(&str, &str, &str)] = &[
+    (
+        "Include/internal/pycore_object.h",
+        "#if !(defined(__EMSCRIPTEN__) && defined(PY_CALL_TRAMPOLINE))\n#define _PyCFunction_TrampolineCall",
+        "#if !(defined(__EMSCRIPTEN__) && defined(PY_CALL_TRAMPOLINE)) && !defined(__wasi__)\n#define _PyCFunction_TrampolineCall",
+    ),
+    ("Objects/typeobject.c", "int res = type->tp_init(obj, args, kwds);", "int res = pymode_initproc_call(type->tp_init, obj, args, kwds);"),
+];
+
+/// Applies [`SOURCE_EDITS`] (idempotently: an edited file is left alone).
+fn edit_source(source: &Path) -> Result<()> {
+    for (file, from, to) in SOURCE_EDITS {
+        let path = source.join(file);
+        let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        if text.contains(to) {
+            continue;
+        }
+        if !text.contains(from) {
+            bail!("{}: the text to edit is not there (a different CPython release?)", path.display());
+        }
+        fs::write(&path, text.replacen(from, to, 1))?;
+    }
+    Ok(())
+}
+
 /// The repository files the cross build reads; their contents are part of the cache key.
-fn cross_inputs() -> [(&'static str, PathBuf); 4] {
+fn cross_inputs() -> [(&'static str, PathBuf); 5] {
     let ws = workspace_root();
     [
+        ("pycore_emscripten_trampoline.h", ws.join("testdata/cpython/pycore_emscripten_trampoline.h")),
         ("config.site-pymode", ws.join("testdata/cpython/config.site-pymode")),
         ("pymode_wasi_fixes.c", ws.join("testdata/cpython/pymode_wasi_fixes.c")),
         ("pymode_dlfcn.c", ws.join("abi/c/pymode_dlfcn.c")),
@@ -214,6 +247,11 @@ fn cross(tc: &Toolchain, source: &Path, native_python: &Path, prefix: &Path) -> 
         key.update(name.as_bytes());
         key.update(text.as_bytes());
     }
+    for (file, from, to) in SOURCE_EDITS {
+        for part in [file, from, to] {
+            key.update(part.as_bytes());
+        }
+    }
     for arg in &args {
         key.update(arg.as_bytes());
     }
@@ -242,6 +280,11 @@ fn cross(tc: &Toolchain, source: &Path, native_python: &Path, prefix: &Path) -> 
     for (source_file, object) in [("pymode_dlfcn.c", &libs[0]), ("pymode_wasi_fixes.c", &libs[1])] {
         run_status(Command::new(&zcc).args(["-O2", "-g0", "-c", "-I"]).arg(&inputs).arg(inputs.join(source_file)).arg("-o").arg(object))?;
     }
+
+    // CPython's C-call macros, routed through PyMode's call trampoline on wasm32-wasi (the
+    // header says why); the native build Python was built before and is not affected.
+    fs::copy(inputs.join("pycore_emscripten_trampoline.h"), source.join("Include/internal/pycore_emscripten_trampoline.h"))?;
+    edit_source(source)?;
 
     let build = root.join("wasi-build");
     if build.exists() {
