@@ -8,6 +8,7 @@
 
 use std::env;
 pub mod golden;
+pub mod packages;
 
 use std::fmt;
 use std::fs;
@@ -491,8 +492,9 @@ pub fn ext_site_wasm_ld(name: &str) -> PathBuf {
 
 fn ext_site_in(name: &str, dir: &str) -> PathBuf {
     let site = ext_dir(name).join(dir);
+    let import_name = packages::package(name).map_or(name, |p| p.import_name);
     existing_or(
-        site.join(name).join("__init__.py"),
+        site.join(import_name).join("__init__.py"),
         "the built extension package",
         "run `cargo xtask build-ext NAME` (or `cargo xtask test`) first",
     );

@@ -7,6 +7,7 @@ mod cpython;
 mod demo;
 mod ext;
 mod fixtures;
+mod package_table;
 mod staticlib;
 mod test;
 mod toolchain;
@@ -26,10 +27,15 @@ commands:
                        (and the fuzz smoke tests); --full sets PYMODE_FULL=1
   cpython              build CPython 3.13 for wasm32-wasi as a dynamic-linking main
                        module (cached in $PYMODE_CACHE/cpython)
-  build-ext markupsafe build an extension package for the wasm CPython into
-                       target/ext/NAME/site (zig cc + pymode-ld)
+  build-ext NAME       build an extension package from its sdist for the wasm CPython
+                       (its own setup.py under zig cc + pymode-ld): a wheel in
+                       target/ext/NAME/wheels, installed into target/ext/NAME/site;
+                       NAME is one of testdata/src/packages.rs, or `all`
+  staticlib libyaml    build libyaml (Debian source) with -fPIC for pyyaml's _yaml
   staticlib zlib       build zlib (Debian source, its own configure/make) without -fPIC
                        for wasm32-wasi with zig into $PYMODE_CACHE/staticlib/zlib/out
+  package-table        measure the built packages for docs/packages.md (build time,
+                       side-module size, import time in wasm, last test results)
   demo                 the main job: import markupsafe's C speedups in wasm CPython";
 
 fn main() -> ExitCode {
@@ -67,6 +73,12 @@ fn dispatch(args: &[String]) -> Result<()> {
             let Some(name) = rest.first() else { bail!("usage: cargo xtask build-ext NAME") };
             let tc = toolchain::run()?;
             let py = cpython::run(&tc)?;
+            if name == "all" {
+                for pkg in pymode_testdata::packages::PACKAGES {
+                    ext::run(pkg.name, &tc, &py)?;
+                }
+                return Ok(());
+            }
             ext::run(name, &tc, &py).map(|_| ())
         }
         "staticlib" => {
@@ -75,6 +87,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             staticlib::run(name, &tc).map(|_| ())
         }
         "test" => test::run(rest),
+        "package-table" => package_table::run(),
         "demo" => demo::run(),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");

@@ -33,7 +33,8 @@ pub fn out_dir(name: &str) -> PathBuf {
 pub fn run(name: &str, tc: &Toolchain) -> Result<PathBuf> {
     match name {
         "zlib" => zlib(tc),
-        other => bail!("unknown static library `{other}` (known: zlib)"),
+        "libyaml" => libyaml(tc),
+        other => bail!("unknown static library `{other}` (known: zlib, libyaml)"),
     }
 }
 
@@ -89,12 +90,7 @@ fn zlib(tc: &Toolchain) -> Result<PathBuf> {
         bail!("{} did not unpack to {ZLIB_TREE}/configure", orig.display());
     }
 
-    fs::create_dir_all(&tools)?;
-    for (name, text) in &wrappers {
-        let path = tools.join(name);
-        fs::write(&path, text)?;
-        run_status(Command::new("chmod").arg("+x").arg(&path))?;
-    }
+    write_tool_wrappers(tc, &tools)?;
     let mut configure = Command::new("./configure");
     configure.args(args).current_dir(&tree).envs(env.iter().map(|(k, v)| (k, v)));
     apply_zig_env(&mut configure);
@@ -112,6 +108,85 @@ fn zlib(tc: &Toolchain) -> Result<PathBuf> {
     }
     fs::write(&stamp, key)?;
     println!("  {}", out.join("libz.a").display());
+    Ok(out)
+}
+
+/// Pinned to trixie's release, like zlib.
+const LIBYAML_SOURCE: &str = "libyaml=0.2.5-2";
+/// The top directory of the upstream tarball, and the version its sources are compiled as.
+const LIBYAML_TREE: &str = "libyaml-0.2.5";
+const LIBYAML_VERSION: (u32, u32, u32) = (0, 2, 5);
+
+/// libyaml for pyyaml's `_yaml` extension: its eight C files compiled with `-fPIC` (it goes
+/// into a side module, like any static library a package links) and archived with zig ar.
+/// Its own build (autotools or CMake) only adds the version defines this passes directly;
+/// `YAML_DECLARE_STATIC` is what its CMake build sets for a static library.
+/// Products: `out/include/yaml.h`, `out/lib/libyaml.a`.
+fn libyaml(tc: &Toolchain) -> Result<PathBuf> {
+    let root = cache_dir().join("staticlib").join("libyaml");
+    let out = out_dir("libyaml");
+    let (major, minor, patch) = LIBYAML_VERSION;
+    let flags = vec![
+        "-O2".to_owned(),
+        "-g0".to_owned(),
+        "-fPIC".to_owned(),
+        "-DYAML_DECLARE_STATIC".to_owned(),
+        format!("-DYAML_VERSION_MAJOR={major}"),
+        format!("-DYAML_VERSION_MINOR={minor}"),
+        format!("-DYAML_VERSION_PATCH={patch}"),
+        format!("-DYAML_VERSION_STRING=\"{major}.{minor}.{patch}\""),
+    ];
+    let mut key = Sha256::new();
+    for part in [LIBYAML_SOURCE, EXPECTED_ZIG_VERSION].iter().map(|s| s.to_string()).chain(flags.iter().cloned()) {
+        key.update(part.as_bytes());
+        key.update([0]);
+    }
+    let key = format!("{:x}", key.finalize());
+    let stamp = root.join("out.stamp");
+    let products = [out.join("include").join("yaml.h"), out.join("lib").join("libyaml.a")];
+    if fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == key) && products.iter().all(|p| p.is_file()) {
+        println!("  up to date ({})", stamp.display());
+        return Ok(out);
+    }
+    let _ = fs::remove_file(&stamp);
+    let orig = debian_source(LIBYAML_SOURCE, &root.join("src"))?;
+    let build = root.join("build");
+    if build.exists() {
+        fs::remove_dir_all(&build)?;
+    }
+    fs::create_dir_all(&build)?;
+    run_status(Command::new("tar").arg("xf").arg(&orig).current_dir(&build))?;
+    let tree = build.join(LIBYAML_TREE);
+    let sources: Vec<PathBuf> = {
+        let mut v: Vec<PathBuf> = fs::read_dir(tree.join("src"))
+            .with_context(|| format!("{} did not unpack to {LIBYAML_TREE}/src", orig.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "c"))
+            .collect();
+        v.sort();
+        v
+    };
+    if sources.is_empty() {
+        bail!("no C sources in {}", tree.join("src").display());
+    }
+    let mut objects = Vec::new();
+    for source in &sources {
+        let object = build.join(source.file_name().context("source name")?).with_extension("o");
+        let mut cc = Command::new(&tc.zig);
+        apply_zig_env(&mut cc).args(["cc", "-target", "wasm32-wasi", "-c"]).args(&flags).arg("-I").arg(tree.join("include")).arg(source).arg("-o").arg(&object);
+        run_capture(&mut cc).with_context(|| format!("compiling {}", source.display()))?;
+        objects.push(object);
+    }
+    fs::create_dir_all(out.join("include"))?;
+    fs::create_dir_all(out.join("lib"))?;
+    let archive = out.join("lib").join("libyaml.a");
+    let _ = fs::remove_file(&archive);
+    let mut ar = Command::new(&tc.zig);
+    apply_zig_env(&mut ar).args(["ar", "rcs"]).arg(&archive).args(&objects);
+    run_capture(&mut ar).context("archiving libyaml.a")?;
+    fs::copy(tree.join("include").join("yaml.h"), out.join("include").join("yaml.h"))?;
+    fs::write(&stamp, key)?;
+    println!("  {} ({} objects)", archive.display(), objects.len());
     Ok(out)
 }
 
@@ -141,6 +216,22 @@ fn check_non_pic(archive: &[u8]) -> Result<()> {
         bail!("libz.a: {objects} objects, {absolute} MEMORY_ADDR_SLEB/LEB relocations: not a non-PIC build");
     }
     println!("  libz.a: {objects} objects, {absolute} MEMORY_ADDR_SLEB/LEB relocations (non-PIC)");
+    Ok(())
+}
+
+/// Writes the [`wrapper_scripts`], and `zcxx` (zig c++), into `dir` (build systems that take
+/// each tool as one word).
+pub(crate) fn write_tool_wrappers(tc: &Toolchain, dir: &std::path::Path) -> Result<()> {
+    fs::create_dir_all(dir)?;
+    let zcxx = ("zcxx", format!("#!/bin/sh\nexec \"{}\" c++ -target wasm32-wasi \"$@\"\n", tc.zig.display()));
+    for (name, text) in wrapper_scripts(tc).iter().chain(std::iter::once(&zcxx)) {
+        let path = dir.join(name);
+        if fs::read_to_string(&path).is_ok_and(|t| &t == text) {
+            continue;
+        }
+        fs::write(&path, text)?;
+        run_status(Command::new("chmod").arg("+x").arg(&path))?;
+    }
     Ok(())
 }
 

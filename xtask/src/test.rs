@@ -16,7 +16,10 @@ pub fn run(args: &[String]) -> Result<()> {
     step("fixtures", || fixtures::run(&tc))?;
     // The end-to-end tests need the wasm CPython (built once, then cached) and an extension.
     let py = step("cpython", || cpython::run(&tc))?;
-    step("build-ext markupsafe", || ext::run("markupsafe", &tc, &py))?;
+    // loader/tests/packages.rs runs each package's own suite over what this builds.
+    for pkg in pymode_testdata::packages::PACKAGES {
+        step(&format!("build-ext {}", pkg.name), || ext::run(pkg.name, &tc, &py))?;
+    }
     // loader/tests/staticlib.rs links this non-PIC zlib into a side module.
     step("staticlib zlib", || staticlib::run("zlib", &tc))?;
     step("cargo test --workspace", || {

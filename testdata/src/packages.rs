@@ -1,0 +1,430 @@
+//! The extension packages PyMode builds from their sdists and proves with their own test
+//! suites inside the wasm CPython (`cargo xtask build-ext NAME`, `loader/tests/packages.rs`).
+//!
+//! The table says what the tests need to know about each package: its pinned version, what
+//! it needs at run time, how to prove its C extension is the code in use, and how its own
+//! suite runs. How a package *builds* is not here: the build runs the package's own
+//! `setup.py` / PEP 517 backend, plus a recipe in `testdata/recipes/` only where that is not
+//! enough.
+
+use crate::{cache_dir, ext_dir, workspace_root};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The build requirements installed (from wheels) into the native build venv that runs every
+/// package's build backend. One pinned set for all packages, so the build is reproducible.
+pub const BUILD_REQUIREMENTS: &[&str] = &["setuptools==84.2.1", "wheel==0.48.0", "Cython==3.3.1", "expandvars==1.1.2", "packaging==26.4"];
+
+/// One package: see the module docs.
+#[derive(Debug, Clone, Copy)]
+pub struct Package {
+    /// The distribution name, as pip spells it.
+    pub name: &'static str,
+    /// The pinned version.
+    pub version: &'static str,
+    /// The top-level import package.
+    pub import_name: &'static str,
+    /// Static libraries for wasm32-wasi its build links (`cargo xtask staticlib NAME`).
+    pub static_libs: &'static [&'static str],
+    /// Packages of this table its code imports at run time (their sites go on the path);
+    /// pure-Python ones go in `test_requirements`.
+    pub needs: &'static [&'static str],
+    /// Pure-Python requirements of the test suite in the wasm CPython (beyond pytest).
+    pub test_requirements: &'static [&'static str],
+    /// The extension modules the suite must have imported from our side modules.
+    pub extensions: &'static [&'static str],
+    /// Python source that prints one line and exits non-zero unless the compiled extension
+    /// is the code in use (run in the wasm CPython before the suite).
+    pub c_check: &'static str,
+    /// The suite: `pytest` arguments; the unpacked sdist is mounted at `/src`.
+    pub suite: &'static [&'static str],
+    /// The fast subset `cargo xtask test` runs (the full suite runs with `--full`).
+    pub fast: &'static [&'static str],
+    /// A directory of the sdist the suite needs on its own, at `/suite/<dir>` (a test
+    /// package whose parent must not be the sdist root); `build-ext` copies it to
+    /// [`Package::suite_copy`].
+    pub tests_alone: Option<&'static str>,
+    /// pytest arguments added in the wasm CPython only (deselections), each with the WASI
+    /// reason. A `-k` expression here replaces the suite's.
+    pub wasi_skip: &'static [(&'static str, &'static str)],
+    /// Environment for the suite (both natively and in wasm).
+    pub env: &'static [(&'static str, &'static str)],
+}
+
+/// Every package, in build order (a package's `needs` come before it).
+pub const PACKAGES: &[Package] = &[
+    Package {
+        name: "markupsafe",
+        version: "3.0.4",
+        import_name: "markupsafe",
+        extensions: &["markupsafe._speedups"],
+        static_libs: &[],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import markupsafe, markupsafe._speedups as s; print(s.__file__); raise SystemExit(markupsafe._escape_inner is not s._escape_inner)",
+        suite: &["/src/tests"],
+        fast: &["/src/tests"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+    },
+    Package {
+        name: "regex",
+        version: "2026.11.19",
+        import_name: "regex",
+        extensions: &["regex._regex"],
+        static_libs: &[],
+        needs: &[],
+        test_requirements: &[],
+        // regex has no pure-Python fallback: importing it at all means `_regex` loaded.
+        c_check: "import regex, regex._regex as c; print(c.__file__); raise SystemExit(regex.sub(r'(?i)s+', lambda m: m.group().upper(), 'SsS!') != 'SSS!')",
+        // The tests are installed with the package; the source tree's copy would import the
+        // uncompiled source package. `test_main` is `unittest.main()` collected as a test.
+        suite: &["--pyargs", "regex.tests.test_regex", "-k", "not test_main"],
+        fast: &["--pyargs", "regex.tests.test_regex", "-k", "not test_main and not test_shared_iterators"],
+        tests_alone: None,
+        wasi_skip: &[("-k=not test_main and not test_shared_iterators", "test_shared_iterators starts threads")],
+        env: &[],
+    },
+    Package {
+        name: "pyyaml",
+        version: "6.0.4",
+        import_name: "yaml",
+        extensions: &["yaml._yaml"],
+        static_libs: &["libyaml"],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import yaml, yaml._yaml as c; print(c.__file__, c.get_version_string()); raise SystemExit(not yaml.__with_libyaml__)",
+        suite: &["/src/tests", "--import-mode=prepend"],
+        fast: &["/src/tests/legacy_tests/test_yaml_ext.py", "/src/tests/test_libyaml_recursion_control.py", "/src/tests/test_merge.py", "--import-mode=prepend"],
+        tests_alone: None,
+        wasi_skip: &[],
+        // The suite's conftest raises if the C extension does not import.
+        env: &[("PYYAML_FORCE_LIBYAML", "1")],
+    },
+    Package {
+        name: "zstandard",
+        version: "0.25.0",
+        import_name: "zstandard",
+        extensions: &["zstandard.backend_c"],
+        static_libs: &[],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import zstandard as z; print(z.backend_c.__file__, z.backend, sorted(z.backend_features)); raise SystemExit(z.backend != 'cext' or z.compress(b'x' * 1000) == b'')",
+        suite: &["/suite/tests", "--import-mode=prepend"],
+        fast: &["/suite/tests", "--import-mode=prepend"],
+        // `tests` is a package: run from the sdist, pytest would put the sdist root, and its
+        // uncompiled `zstandard/`, first on sys.path.
+        tests_alone: Some("tests"),
+        wasi_skip: &[
+            ("--deselect=/suite/tests/test_compressor_compress.py::TestCompressor_compress::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
+            ("--deselect=/suite/tests/test_compressor_compressobj.py::TestCompressor_compressobj::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
+            ("--deselect=/suite/tests/test_compressor_copy_stream.py::TestCompressor_copy_stream::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
+            ("--deselect=/suite/tests/test_compressor_read_to_iter.py::TestCompressor_read_to_iter::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
+            ("--deselect=/suite/tests/test_compressor_stream_writer.py::TestCompressor_stream_writer::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
+            (
+                "--deselect=/suite/tests/test_decompressor_multi_decompress_to_buffer.py::TestDecompressor_multi_decompress_to_buffer::test_buffer_with_segments_collection_input",
+                "threads=3: zstd's thread pool needs pthread_create",
+            ),
+            (
+                "--deselect=/suite/tests/test_decompressor_multi_decompress_to_buffer.py::TestDecompressor_multi_decompress_to_buffer::test_item_failure",
+                "threads=2: zstd's thread pool needs pthread_create",
+            ),
+        ],
+        env: &[("PYTHON_ZSTANDARD_IMPORT_POLICY", "cext")],
+    },
+    Package {
+        name: "multidict",
+        version: "7.2.1",
+        import_name: "multidict",
+        extensions: &["multidict._multidict", "multidict._testcapi"],
+        static_libs: &[],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import multidict, multidict._multidict as c; print(c.__file__); raise SystemExit(multidict.MultiDict is not c.MultiDict)",
+        suite: &[
+            "/src/tests",
+            "--import-mode=prepend",
+            "-m",
+            "not hypothesis",
+            "--ignore=/src/tests/test_multidict_benchmarks.py",
+            "--ignore=/src/tests/test_views_benchmarks.py",
+            "--ignore=/src/tests/test_watched_benchmarks.py",
+        ],
+        fast: &[
+            "/src/tests",
+            "--import-mode=prepend",
+            "-m",
+            "c_extension and not hypothesis",
+            "--ignore=/src/tests/test_multidict_benchmarks.py",
+            "--ignore=/src/tests/test_views_benchmarks.py",
+            "--ignore=/src/tests/test_watched_benchmarks.py",
+        ],
+        tests_alone: None,
+        wasi_skip: &[
+            ("--ignore=/src/tests/test_leaks.py", "runs scripts in a subprocess"),
+            ("--ignore=/src/tests/test_circular_imports.py", "runs the interpreter in a subprocess"),
+            ("--ignore=/src/tests/test_free_threading.py", "starts threads"),
+            (
+                "-k=not thread_safety and not another_thread and not across_threads and not lookups_race and not torn_down_with_its_module and not registration_churn_races_delivery",
+                "these start threads (torn_down_with_its_module: a subprocess)",
+            ),
+        ],
+        env: &[],
+    },
+    Package {
+        name: "propcache",
+        version: "0.5.4",
+        import_name: "propcache",
+        extensions: &["propcache._helpers_c"],
+        static_libs: &[],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import propcache._helpers as h, propcache._helpers_c as c; print(c.__file__); raise SystemExit(h.cached_property is not c.cached_property)",
+        suite: &["/src/tests", "--import-mode=prepend", "--ignore=/src/tests/test_benchmarks.py"],
+        fast: &["/src/tests", "--import-mode=prepend", "--ignore=/src/tests/test_benchmarks.py"],
+        tests_alone: None,
+        wasi_skip: &[
+            ("-k=not concurrent_eviction", "starts threads"),
+            ("--ignore=/src/tests/test_pep517_backend.py", "tests the in-tree build backend (setuptools, a C compiler), not the extension"),
+        ],
+        env: &[],
+    },
+    Package {
+        name: "frozenlist",
+        version: "1.8.0",
+        import_name: "frozenlist",
+        extensions: &["frozenlist._frozenlist"],
+        static_libs: &[],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import frozenlist, frozenlist._frozenlist as c; print(c.__file__); raise SystemExit(frozenlist.FrozenList is not c.FrozenList)",
+        suite: &["/src/tests", "--import-mode=prepend"],
+        fast: &["/src/tests", "--import-mode=prepend"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+    },
+    Package {
+        name: "yarl",
+        version: "1.25.1",
+        import_name: "yarl",
+        extensions: &["yarl._quoting_c"],
+        static_libs: &[],
+        needs: &["multidict", "propcache"],
+        // Not hypothesis: it imports zlib, which the wasm CPython does not have (its tests skip).
+        test_requirements: &["idna==3.20"],
+        c_check: "import yarl, yarl._quoting as q, yarl._quoting_c as c; print(c.__file__); raise SystemExit(q._Quoter is not c._Quoter)",
+        suite: &[
+            "/src/tests",
+            "--import-mode=prepend",
+            "--ignore=/src/tests/test_quoting_benchmarks.py",
+            "--ignore=/src/tests/test_url_benchmarks.py",
+            "--ignore=/src/tests/test_query_benchmarks.py",
+        ],
+        fast: &[
+            "/src/tests/test_quoting.py",
+            "/src/tests/test_query_to_pairs.py",
+            "/src/tests/test_url_parsing.py",
+            "/src/tests/test_url_query.py",
+            "/src/tests/test_url_build.py",
+            "--import-mode=prepend",
+        ],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+    },
+];
+
+/// The package named `name`, if the table has it.
+pub fn package(name: &str) -> Option<&'static Package> {
+    PACKAGES.iter().find(|p| p.name == name)
+}
+
+impl Package {
+    /// Its recipe file, if it needs one.
+    pub fn recipe(&self) -> Option<PathBuf> {
+        let path = workspace_root().join("testdata").join("recipes").join(format!("{}.toml", self.name));
+        path.is_file().then_some(path)
+    }
+
+    /// The built site-packages directory (not checked for existence).
+    pub fn site(&self) -> PathBuf {
+        ext_dir(self.name).join("site")
+    }
+
+    /// Where its wheel is written.
+    pub fn wheel_dir(&self) -> PathBuf {
+        ext_dir(self.name).join("wheels")
+    }
+
+    /// The unpacked sdist (its tests run from here).
+    pub fn source(&self) -> PathBuf {
+        ext_dir(self.name).join("src").join(format!("{}-{}", self.name, self.version))
+    }
+
+    /// Where `build-ext` copies [`Package::tests_alone`] (mounted at `/suite`).
+    pub fn suite_copy(&self) -> PathBuf {
+        ext_dir(self.name).join("suite")
+    }
+
+    /// The test suite's pure-Python requirements for the wasm CPython (not checked).
+    pub fn test_deps(&self) -> PathBuf {
+        cache_dir().join("wasm-site").join(format!("{}-{}-tests", self.name, self.version))
+    }
+
+    /// The side modules in its site, relative to it, sorted.
+    pub fn side_modules(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        collect_side_modules(&self.site(), &self.site(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn collect_side_modules(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_side_modules(root, &path, out);
+        } else if path.to_string_lossy().ends_with(".cpython-313-wasm32-wasi.so")
+            && let Ok(rel) = path.strip_prefix(root)
+        {
+            out.push(rel.to_path_buf());
+        }
+    }
+}
+
+/// What a pytest run reported in its last line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub passed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub errors: u32,
+    pub xfailed: u32,
+    pub xpassed: u32,
+    pub deselected: u32,
+}
+
+impl Summary {
+    /// Parses pytest's final summary line (`=== 3 failed, 10 passed, 1 skipped in 2.0s ===`).
+    /// `None` if the output has no such line (pytest did not get to the end).
+    pub fn parse(stdout: &str) -> Option<Summary> {
+        // `-q` prints it bare, the default surrounded by `=`.
+        let line = stdout.lines().rev().map(|l| l.trim_matches(|c| c == '=' || c == ' ')).find(|l| {
+            l.starts_with(|c: char| c.is_ascii_digit()) && l.contains(" in ") && ["passed", "failed", "error", "skipped", "deselected"].iter().any(|k| l.contains(k))
+        })?;
+        let mut s = Summary::default();
+        let body = line.rsplit_once(" in ").map_or(line, |(b, _)| b);
+        for part in body.split(", ") {
+            let mut words = part.split_whitespace();
+            let (Some(n), Some(kind)) = (words.next(), words.next()) else { continue };
+            let Ok(n) = n.parse::<u32>() else { continue };
+            match kind {
+                "passed" => s.passed = n,
+                "failed" => s.failed = n,
+                "skipped" => s.skipped = n,
+                "error" | "errors" => s.errors = n,
+                "xfailed" => s.xfailed = n,
+                "xpassed" => s.xpassed = n,
+                "deselected" => s.deselected = n,
+                _ => {}
+            }
+        }
+        Some(s)
+    }
+}
+
+/// How a suite is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// [`Package::fast`].
+    Fast,
+    /// [`Package::suite`].
+    Full,
+}
+
+/// The pytest arguments for a run inside the wasm CPython (paths under `/src`).
+pub fn wasm_pytest_args(pkg: &Package, scope: Scope) -> Vec<String> {
+    let mut args: Vec<String> = ["-m", "pytest"].iter().map(|s| s.to_string()).collect();
+    // No cache dir, no faulthandler and --capture=sys: the last two need os.dup, which WASI
+    // does not have. -rfE lists failures and errors by node id in the summary.
+    args.extend(["-p", "pymode_report", "-p", "no:cacheprovider", "-p", "no:faulthandler", "--capture=sys", "-q", "-rfE", "-o", "addopts=", "-W", "ignore::pytest.PytestConfigWarning", "--rootdir=/src", "--import-mode=importlib"].iter().map(|s| s.to_string()));
+    // The package's own arguments come after these defaults, so they win.
+    let targets = if scope == Scope::Fast { pkg.fast } else { pkg.suite };
+    args.extend(targets.iter().map(|t| t.to_string()));
+    args.extend(pkg.wasi_skip.iter().map(|(arg, _)| arg.to_string()));
+    args
+}
+
+/// A pytest plugin (`-p pymode_report`) that lists, at the end of the session, every
+/// extension module the suite had imported and its file: the proof that the suite ran over
+/// our side modules and not a pure-Python fallback.
+pub const REPORT_PLUGIN: &str = r#"import sys
+
+def pytest_sessionfinish(session, exitstatus):
+    for name, module in sorted(sys.modules.items()):
+        path = getattr(module, "__file__", None) or ""
+        if path.endswith(".so"):
+            print(f"\npymode-extension {name} {path}")
+"#;
+
+/// The extension modules [`REPORT_PLUGIN`] listed in `stdout`, as (module, file).
+pub fn reported_extensions(stdout: &str) -> Vec<(String, String)> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("pymode-extension "))
+        .filter_map(|l| l.split_once(' ').map(|(m, f)| (m.to_owned(), f.to_owned())))
+        .collect()
+}
+
+/// Writes the directory `wasm_command` mounts at `/`: `dev/null` (pytest opens it), `tmp`
+/// (suites write temporary files) and the report plugin.
+pub fn prepare_root(root: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(root.join("dev"))?;
+    std::fs::create_dir_all(root.join("tmp"))?;
+    std::fs::write(root.join("dev").join("null"), b"")?;
+    std::fs::create_dir_all(root.join("plugins"))?;
+    std::fs::write(root.join("plugins").join("pymode_report.py"), REPORT_PLUGIN)
+}
+
+/// A `pymode-run` command that runs `args` in the wasm CPython with the package, its
+/// dependencies, pytest and its sdist (at `/src`) mounted. `root` becomes `/` (it must hold
+/// `dev/null`, which pytest opens).
+pub fn wasm_command(runner: &Path, pkg: &Package, root: &Path, args: &[String]) -> Command {
+    let prefix = crate::cpython_prefix();
+    let mut cmd = Command::new(runner);
+    cmd.arg("--dir").arg(&prefix);
+    let mut path = Vec::new();
+    let mount = |cmd: &mut Command, host: &Path, guest: String| {
+        cmd.arg("--dir").arg(format!("{}::{guest}", host.display()));
+    };
+    mount(&mut cmd, root, "/".to_owned());
+    mount(&mut cmd, &pkg.source(), "/src".to_owned());
+    if pkg.tests_alone.is_some() {
+        mount(&mut cmd, &pkg.suite_copy(), "/suite".to_owned());
+    }
+    for (i, name) in pkg.needs.iter().chain(std::iter::once(&pkg.name)).enumerate() {
+        let site = package(name).map_or_else(|| panic!("{}: `needs` names {name}, which is not in PACKAGES", pkg.name), |p| p.site());
+        let guest = format!("/site{i}");
+        mount(&mut cmd, &site, guest.clone());
+        path.insert(0, guest);
+    }
+    mount(&mut cmd, &root.join("plugins"), "/plugins".to_owned());
+    path.push("/plugins".to_owned());
+    mount(&mut cmd, &crate::wasm_test_deps(), "/pydeps".to_owned());
+    path.push("/pydeps".to_owned());
+    if !pkg.test_requirements.is_empty() {
+        mount(&mut cmd, &pkg.test_deps(), "/testdeps".to_owned());
+        path.push("/testdeps".to_owned());
+    }
+    cmd.args(["--env", &format!("PYTHONPATH={}", path.join(":")), "--env", "TMPDIR=/tmp"]);
+    for (k, v) in pkg.env {
+        cmd.args(["--env", &format!("{k}={v}")]);
+    }
+    cmd.arg("--cache").arg(cache_dir().join("module-cache"));
+    cmd.arg(crate::python_wasm()).arg("--").args(args);
+    cmd
+}

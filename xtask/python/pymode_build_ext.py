@@ -1,0 +1,239 @@
+"""Builds an unmodified setuptools sdist for the wasm32-wasi CPython (`cargo xtask build-ext`).
+
+Runs on a native CPython 3.13 (the host), inside a build venv that holds the package's build
+requirements. The package's own PEP 517 backend runs in this process, so its `setup.py`, its
+Cython step and its `build_ext` see a cross configuration instead of the host's:
+
+* `sysconfig` reads the wasm CPython's `_sysconfigdata` (the caller sets
+  `_PYTHON_SYSCONFIGDATA_NAME` and puts a copy of that file on `PYTHONPATH`), so the extension
+  suffix, SOABI and the wheel's platform tag are the target's;
+* `CC` and `CXX` are zig cc / zig c++ for wasm32-wasi with `-fPIC`, behind this script's
+  `cc` / `cxx` modes: a compile goes to zig, a `-shared` link goes to `pymode-ld -shared`
+  (translated from compiler-driver form). `LDSHARED` is `cc -shared`, so C and C++
+  extensions (distutils links C++ with the C++ compiler) both end in pymode-ld;
+* Python's include directory is the wasm CPython's.
+
+A recipe (`testdata/recipes/NAME.toml`, optional) adds only what the build cannot find out by
+itself: environment variables, PEP 517 config settings, and static libraries to link.
+
+Usage:
+    pymode_build_ext.py wheel --source DIR --wheel-dir DIR --site DIR --include DIR
+                              --cc ZCC --cxx ZCXX --ar ZAR --pymode-ld PATH
+                              [--recipe FILE] [--static NAME=DIR]...
+    pymode_build_ext.py cc|cxx ARGS...        (what CC / CXX run)
+"""
+
+import argparse
+import os
+import shlex
+import sys
+import time
+import zipfile
+
+# Compiler-driver options that mean nothing to a linker: distutils appends CFLAGS and CPPFLAGS
+# to LDSHARED, and packages put compile flags in extra_link_args.
+_DROPPED_PREFIXES = ("-O", "-g", "-f", "-m", "-I", "-D", "-U", "-W", "-std=", "-pthread", "-pipe", "--target=")
+_DROPPED_WITH_VALUE = ("-target", "-isystem", "-include", "-MF", "-MT")
+
+
+def ldshared_argv(args, pymode_ld):
+    """Translates a `cc -shared ...` link line to a `pymode-ld -shared ...` one."""
+    out = [pymode_ld, "-shared"]
+    it = iter(args)
+    for arg in it:
+        if arg in ("-shared", "--shared"):
+            continue
+        if arg.startswith("-Wl,"):
+            out.extend(a for a in arg[4:].split(",") if a)
+        elif arg == "-Xlinker":
+            out.append(next(it, ""))
+        elif arg == "-s":
+            out.append("--strip-all")
+        elif arg in _DROPPED_WITH_VALUE:
+            next(it, None)
+        elif arg.startswith(_DROPPED_PREFIXES):
+            continue
+        else:
+            out.append(arg)
+    return out
+
+
+def compiler_main(mode, args):
+    """`cc` / `cxx`: zig for compiles, pymode-ld for `-shared` links."""
+    variable = "PYMODE_ZIG_CC" if mode == "cc" else "PYMODE_ZIG_CXX"
+    zig, pymode_ld = os.environ.get(variable), os.environ.get("PYMODE_LD")
+    if not zig or not pymode_ld:
+        sys.exit(f"pymode_build_ext.py {mode}: {variable} and PYMODE_LD must be set")
+    if "-shared" in args and "-c" not in args:
+        argv = ldshared_argv(args, pymode_ld)
+        print("pymode-ld:", shlex.join(argv[1:]), file=sys.stderr)
+        os.execv(pymode_ld, argv)
+    os.execv(zig, [zig, *args])
+
+
+def write_compiler_wrappers(directory):
+    """One-word `pymode-cc` / `pymode-c++` scripts (build systems split CC on spaces)."""
+    os.makedirs(directory, exist_ok=True)
+    paths = {}
+    for mode, name in (("cc", "pymode-cc"), ("cxx", "pymode-c++")):
+        path = os.path.join(directory, name)
+        with open(path, "w") as f:
+            f.write(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(os.path.abspath(__file__))} {mode} \"$@\"\n")
+        os.chmod(path, 0o755)
+        paths[mode] = path
+    return paths
+
+
+def load_recipe(path):
+    if not path:
+        return {}
+    import tomllib
+
+    with open(path, "rb") as f:
+        recipe = tomllib.load(f)
+    if not str(recipe.get("why", "")).strip():
+        sys.exit(f"{path}: a recipe must say `why` it exists")
+    return recipe
+
+
+def cross_environment(opts, recipe):
+    """The environment a setuptools build reads its toolchain from."""
+    for name in ("CC", "CXX", "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "LDSHARED", "LDCXXSHARED", "AR", "ARFLAGS", "RANLIB"):
+        os.environ.pop(name, None)
+    cflags = ["-O2", "-g0", "-fPIC", "-DNDEBUG"]
+    ldflags = []
+    for name, directory in opts.static:
+        cflags.append(f"-I{os.path.join(directory, 'include')}")
+        ldflags.append(f"-L{os.path.join(directory, 'lib')}")
+    cflags.extend(recipe.get("cflags", []))
+    wrappers = write_compiler_wrappers(os.path.join(os.path.abspath(opts.wheel_dir), ".pymode-bin"))
+    os.environ.update(
+        {
+            "CC": wrappers["cc"],
+            "CXX": wrappers["cxx"],
+            "CFLAGS": " ".join(cflags),
+            "CXXFLAGS": " ".join(cflags),
+            "LDSHARED": f"{wrappers['cc']} -shared",
+            "LDCXXSHARED": f"{wrappers['cxx']} -shared",
+            "LDFLAGS": " ".join(ldflags),
+            "AR": opts.ar,
+            "ARFLAGS": "rcs",
+            "PYMODE_ZIG_CC": opts.cc,
+            "PYMODE_ZIG_CXX": opts.cxx,
+            "PYMODE_LD": opts.pymode_ld,
+        }
+    )
+    for name, value in recipe.get("env", {}).items():
+        os.environ[name] = str(value)
+
+
+def target_python_include(include):
+    """Points distutils' `get_python_inc` at the wasm CPython's headers.
+
+    Without this, build_ext adds the host interpreter's include directory; the target's comes
+    first on the command line, but the host's pyconfig.h should not be reachable at all.
+    """
+    import setuptools  # noqa: F401 (installs setuptools' distutils)
+    from setuptools._distutils import sysconfig as distutils_sysconfig
+
+    def get_python_inc(plat_specific=False, prefix=None):
+        return include
+
+    distutils_sysconfig.get_python_inc = get_python_inc
+
+
+def check_target_config():
+    import sysconfig
+
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    if not suffix or "wasm32-wasi" not in suffix:
+        sys.exit(f"sysconfig is not the wasm CPython's (EXT_SUFFIX={suffix!r}): is _PYTHON_SYSCONFIGDATA_NAME set?")
+    return suffix
+
+
+def build_wheel(source, wheel_dir, config_settings):
+    """Runs the package's own PEP 517 backend, in this process, from its source tree."""
+    import importlib
+    import tomllib
+
+    pyproject = os.path.join(source, "pyproject.toml")
+    system = {}
+    if os.path.isfile(pyproject):
+        with open(pyproject, "rb") as f:
+            system = tomllib.load(f).get("build-system", {})
+    backend_name = system.get("build-backend", "setuptools.build_meta:__legacy__")
+    for path in reversed(system.get("backend-path", [])):
+        sys.path.insert(0, os.path.join(source, path))
+    os.chdir(source)
+    sys.path.insert(0, source)
+    module_name, _, attr = backend_name.partition(":")
+    backend = importlib.import_module(module_name)
+    for part in filter(None, attr.split(".")):
+        backend = getattr(backend, part)
+    os.makedirs(wheel_dir, exist_ok=True)
+    name = backend.build_wheel(wheel_dir, config_settings or None)
+    return os.path.join(wheel_dir, name)
+
+
+def install(wheel, site, suffix):
+    """Unpacks the wheel into a site-packages directory (its `.data/purelib|platlib` too)."""
+    extensions = []
+    with zipfile.ZipFile(wheel) as zf:
+        for info in zf.infolist():
+            parts = info.filename.split("/")
+            if parts[0].endswith(".data"):
+                if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+                    continue
+                parts = parts[2:]
+            target = os.path.join(site, *parts)
+            if info.is_dir():
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as dst:
+                dst.write(src.read())
+            if target.endswith(suffix):
+                extensions.append(os.path.relpath(target, site))
+    return extensions
+
+
+def wheel_main(args):
+    parser = argparse.ArgumentParser(prog="pymode_build_ext.py wheel")
+    parser.add_argument("--source", required=True)
+    parser.add_argument("--wheel-dir", required=True)
+    parser.add_argument("--site", required=True)
+    parser.add_argument("--include", required=True, help="the wasm CPython's include/python3.13")
+    parser.add_argument("--cc", required=True, help="zig cc for wasm32-wasi, one word")
+    parser.add_argument("--cxx", required=True, help="zig c++ for wasm32-wasi, one word")
+    parser.add_argument("--ar", required=True, help="zig ar, one word")
+    parser.add_argument("--pymode-ld", required=True)
+    parser.add_argument("--recipe")
+    parser.add_argument("--static", action="append", default=[], type=lambda s: tuple(s.split("=", 1)),
+                        help="NAME=DIR: a static library built for wasm32-wasi (DIR/include, DIR/lib)")
+    opts = parser.parse_args(args)
+    recipe = load_recipe(opts.recipe)
+    cross_environment(opts, recipe)
+    suffix = check_target_config()
+    target_python_include(opts.include)
+    start = time.monotonic()
+    config_settings = {k: str(v) for k, v in recipe.get("config-settings", {}).items()}
+    wheel = build_wheel(os.path.abspath(opts.source), os.path.abspath(opts.wheel_dir), config_settings)
+    extensions = install(wheel, opts.site, suffix)
+    if not extensions:
+        sys.exit(f"{wheel}: no extension module ending in {suffix}: the build made a pure-Python wheel")
+    print(f"wheel {wheel}")
+    for ext in extensions:
+        print(f"extension {ext}")
+    print(f"seconds {time.monotonic() - start:.1f}")
+
+
+def main():
+    if len(sys.argv) < 2 or sys.argv[1] not in ("wheel", "cc", "cxx"):
+        sys.exit(__doc__)
+    if sys.argv[1] in ("cc", "cxx"):
+        compiler_main(sys.argv[1], sys.argv[2:])
+    else:
+        wheel_main(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
