@@ -1,0 +1,63 @@
+/* PyMode's replacement for CPython 3.13's Include/internal/pycore_emscripten_trampoline.h,
+ * copied over the source tree's copy before the wasm32-wasi build (xtask/src/cpython.rs).
+ *
+ * CPython calls C functions of extensions through four macros (and, with the edit to
+ * typeobject.c, a fifth for tp_init). On a native ABI, calling a
+ * function through a pointer of another type with extra arguments works in practice, and
+ * extensions rely on it: a getter defined as `f(PyObject *self)` in a PyGetSetDef, a
+ * METH_NOARGS method without its unused second parameter. wasm's call_indirect checks the
+ * exact signature and traps. On wasm32-wasi these macros go through
+ * _PyMode_TrampolineCall (testdata/cpython/pymode_wasi_fixes.c), which asks the host how
+ * many parameters the function takes (pymode.fn_arity) and passes only those. Emscripten
+ * builds do the same in JavaScript; everywhere else the macros are plain calls.
+ */
+#ifndef Py_EMSCRIPTEN_TRAMPOLINE_H
+#define Py_EMSCRIPTEN_TRAMPOLINE_H
+
+#include "pycore_runtime.h"  // _PyRuntimeState
+
+#if defined(__wasi__)
+
+void *_PyMode_TrampolineCall(void *func, void *self, void *args, void *kw);
+
+#define _Py_EmscriptenTrampoline_Init(runtime)
+
+#define _PyCFunction_TrampolineCall(meth, self, args) \
+    ((PyObject *)_PyMode_TrampolineCall((void *)(meth), (void *)(self), (void *)(args), NULL))
+
+#define _PyCFunctionWithKeywords_TrampolineCall(meth, self, args, kw) \
+    ((PyObject *)_PyMode_TrampolineCall((void *)(meth), (void *)(self), (void *)(args), (void *)(kw)))
+
+#define descr_set_trampoline_call(set, obj, value, closure) \
+    ((int)(intptr_t)_PyMode_TrampolineCall((void *)(set), (void *)(obj), (void *)(value), (void *)(closure)))
+
+#define descr_get_trampoline_call(get, obj, closure) \
+    ((PyObject *)_PyMode_TrampolineCall((void *)(get), (void *)(obj), (void *)(closure), NULL))
+
+/* Not one of CPython's: type_call's tp_init call (an initproc declared without `kwds` is a
+ * common case; xtask/src/cpython.rs edits typeobject.c to use this). */
+#define pymode_initproc_call(init, obj, args, kwds) \
+    ((int)(intptr_t)_PyMode_TrampolineCall((void *)(init), (void *)(obj), (void *)(args), (void *)(kwds)))
+
+#else
+
+#define _Py_EmscriptenTrampoline_Init(runtime)
+
+#define _PyCFunction_TrampolineCall(meth, self, args) \
+    (meth)((self), (args))
+
+#define _PyCFunctionWithKeywords_TrampolineCall(meth, self, args, kw) \
+    (meth)((self), (args), (kw))
+
+#define descr_set_trampoline_call(set, obj, value, closure) \
+    (set)((obj), (value), (closure))
+
+#define descr_get_trampoline_call(get, obj, closure) \
+    (get)((obj), (closure))
+
+#define pymode_initproc_call(init, obj, args, kwds) \
+    (init)((obj), (args), (kwds))
+
+#endif
+
+#endif
