@@ -1014,3 +1014,33 @@ fn extreme_mem_info_is_refused_cleanly() {
     assert!(matches!(e.kind, OpenErrorKind::TableGrow { .. }), "{e}");
     assert_eq!(env.loader().stats().libraries, 0);
 }
+
+/// `pymode.fn_arity` (the guest's call trampoline asks it how many arguments a function
+/// stored in a slot of another type takes): the parameter count for functions whose
+/// parameters and one result are `i32`, `-1` for any other type, an empty slot, or an index
+/// outside the table; and a side module's functions once loaded.
+#[test]
+fn fn_arity_counts_the_i32_parameters_of_the_function_in_a_table_slot() {
+    let table = r#"
+  (table (export "__indirect_function_table") 10 funcref)
+  (elem (i32.const 3) $one $two $three $wide $no_result $two_results)
+  (func $one (param i32) (result i32) i32.const 0)
+  (func $two (param i32 i32) (result i32) i32.const 0)
+  (func $three (param i32 i32 i32) (result i32) i32.const 0)
+  (func $wide (param i64) (result i32) i32.const 0)
+  (func $no_result (param i32))
+  (func $two_results (param i32) (result i32 i32) i32.const 0 i32.const 0)
+  (func (export "g_fn_arity") (param i32) (result i32) local.get 0 call $fn_arity)"#;
+    let main = format!(r#"(module (import "pymode" "fn_arity" (func $fn_arity (param i32) (result i32))) {MAIN_BODY} {table} {ALLOCATOR})"#);
+    let mut env = env_main(&main, |_| {});
+    let arity = env.instance.get_typed_func::<i32, i32>(&mut env.store, "g_fn_arity").unwrap();
+    let ask = |env: &mut Env, index: i32| arity.call(&mut env.store, index).unwrap();
+    // Slot 1 holds main_fn, () -> i32; 0 and 9 are empty; 10 and -1 are outside the table.
+    let got: Vec<i32> = [1, 3, 4, 5, 6, 7, 8, 0, 9, 10, -1].iter().map(|&i| ask(&mut env, i)).collect();
+    assert_eq!(got, [0, 1, 2, 3, -1, -1, -1, -1, -1, -1, -1]);
+
+    std::fs::write(env.dir.path().join("liba.so"), lib_a()).unwrap();
+    let handle = env.with(|l, s| l.dl_open(s, "liba.so", NOW)).unwrap();
+    let side_fn = env.with(|l, s| l.dl_sym(s, handle, "side_fn")).unwrap() as i32;
+    assert_eq!(ask(&mut env, side_fn), 0, "side_fn is () -> i32");
+}
