@@ -111,23 +111,23 @@ pub const PACKAGES: &[Package] = &[
         needs: &[],
         test_requirements: &[],
         c_check: "import zstandard as z; print(z.backend_c.__file__, z.backend, sorted(z.backend_features)); raise SystemExit(z.backend != 'cext' or z.compress(b'x' * 1000) == b'')",
-        suite: &["/suite/tests", "--import-mode=prepend"],
-        fast: &["/suite/tests", "--import-mode=prepend"],
+        suite: &["/suite/tests", "--import-mode=prepend", "--rootdir=/suite"],
+        fast: &["/suite/tests", "--import-mode=prepend", "--rootdir=/suite"],
         // `tests` is a package: run from the sdist, pytest would put the sdist root, and its
         // uncompiled `zstandard/`, first on sys.path.
         tests_alone: Some("tests"),
         wasi_skip: &[
-            ("--deselect=/suite/tests/test_compressor_compress.py::TestCompressor_compress::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
-            ("--deselect=/suite/tests/test_compressor_compressobj.py::TestCompressor_compressobj::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
-            ("--deselect=/suite/tests/test_compressor_copy_stream.py::TestCompressor_copy_stream::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
-            ("--deselect=/suite/tests/test_compressor_read_to_iter.py::TestCompressor_read_to_iter::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
-            ("--deselect=/suite/tests/test_compressor_stream_writer.py::TestCompressor_stream_writer::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
+            ("--deselect=tests/test_compressor_compress.py::TestCompressor_compress::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
+            ("--deselect=tests/test_compressor_compressobj.py::TestCompressor_compressobj::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
+            ("--deselect=tests/test_compressor_copy_stream.py::TestCompressor_copy_stream::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
+            ("--deselect=tests/test_compressor_read_to_iter.py::TestCompressor_read_to_iter::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
+            ("--deselect=tests/test_compressor_stream_writer.py::TestCompressor_stream_writer::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
             (
-                "--deselect=/suite/tests/test_decompressor_multi_decompress_to_buffer.py::TestDecompressor_multi_decompress_to_buffer::test_buffer_with_segments_collection_input",
+                "--deselect=tests/test_decompressor_multi_decompress_to_buffer.py::TestDecompressor_multi_decompress_to_buffer::test_buffer_with_segments_collection_input",
                 "threads=3: zstd's thread pool needs pthread_create",
             ),
             (
-                "--deselect=/suite/tests/test_decompressor_multi_decompress_to_buffer.py::TestDecompressor_multi_decompress_to_buffer::test_item_failure",
+                "--deselect=tests/test_decompressor_multi_decompress_to_buffer.py::TestDecompressor_multi_decompress_to_buffer::test_item_failure",
                 "threads=2: zstd's thread pool needs pthread_create",
             ),
         ],
@@ -362,7 +362,16 @@ pub fn wasm_pytest_args(pkg: &Package, scope: Scope) -> Vec<String> {
 /// A pytest plugin (`-p pymode_report`) that lists, at the end of the session, every
 /// extension module the suite had imported and its file: the proof that the suite ran over
 /// our side modules and not a pure-Python fallback.
-pub const REPORT_PLUGIN: &str = r#"import sys
+///
+/// It also lets pytest's `tmp_path` work under WASI: pytest calls `os.getuid()` on every
+/// platform but win32 and emscripten, and WASI has no user ids either.
+pub const REPORT_PLUGIN: &str = r#"import os
+import sys
+
+if not hasattr(os, "getuid"):
+    import _pytest.tmpdir
+
+    _pytest.tmpdir.get_user_id = lambda: None
 
 def pytest_sessionfinish(session, exitstatus):
     for name, module in sorted(sys.modules.items()):
