@@ -116,21 +116,15 @@ pub const PACKAGES: &[Package] = &[
         // `tests` is a package: run from the sdist, pytest would put the sdist root, and its
         // uncompiled `zstandard/`, first on sys.path.
         tests_alone: Some("tests"),
-        wasi_skip: &[
-            ("--deselect=tests/test_compressor_compress.py::TestCompressor_compress::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
-            ("--deselect=tests/test_compressor_compressobj.py::TestCompressor_compressobj::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
-            ("--deselect=tests/test_compressor_copy_stream.py::TestCompressor_copy_stream::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
-            ("--deselect=tests/test_compressor_read_to_iter.py::TestCompressor_read_to_iter::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
-            ("--deselect=tests/test_compressor_stream_writer.py::TestCompressor_stream_writer::test_multithreaded", "threads=2: zstd's worker pool needs pthread_create"),
-            (
-                "--deselect=tests/test_decompressor_multi_decompress_to_buffer.py::TestDecompressor_multi_decompress_to_buffer::test_buffer_with_segments_collection_input",
-                "threads=3: zstd's thread pool needs pthread_create",
-            ),
-            (
-                "--deselect=tests/test_decompressor_multi_decompress_to_buffer.py::TestDecompressor_multi_decompress_to_buffer::test_item_failure",
-                "threads=2: zstd's thread pool needs pthread_create",
-            ),
-        ],
+        // `--deselect` matches node id prefixes and would also drop test_multithreaded_dict
+        // and test_multithreaded_compression_params, which pass without threads.
+        wasi_skip: &[(
+            "-k=not (test_multithreaded and not test_multithreaded_dict and not test_multithreaded_compression_params) \
+              and not (TestDecompressor_multi_decompress_to_buffer and (test_buffer_with_segments_collection_input or test_item_failure))",
+            "threads=N: zstd's worker pool needs pthread_create, which fails under WASI (test_multithreaded of \
+             compress, compressobj, copy_stream, read_to_iter, stream_writer; multi_decompress_to_buffer's \
+             test_buffer_with_segments_collection_input and test_item_failure)",
+        )],
         env: &[("PYTHON_ZSTANDARD_IMPORT_POLICY", "cext")],
     },
     Package {
@@ -181,13 +175,12 @@ pub const PACKAGES: &[Package] = &[
         needs: &[],
         test_requirements: &[],
         c_check: "import propcache._helpers as h, propcache._helpers_c as c; print(c.__file__); raise SystemExit(h.cached_property is not c.cached_property)",
-        suite: &["/src/tests", "--import-mode=prepend", "--ignore=/src/tests/test_benchmarks.py"],
-        fast: &["/src/tests", "--import-mode=prepend", "--ignore=/src/tests/test_benchmarks.py"],
+        // test_pep517_backend tests the in-tree build backend (it needs setuptools and a C
+        // compiler), not the extension; test_benchmarks needs pytest-codspeed.
+        suite: &["/src/tests", "--import-mode=prepend", "--ignore=/src/tests/test_benchmarks.py", "--ignore=/src/tests/test_pep517_backend.py"],
+        fast: &["/src/tests", "--import-mode=prepend", "--ignore=/src/tests/test_benchmarks.py", "--ignore=/src/tests/test_pep517_backend.py"],
         tests_alone: None,
-        wasi_skip: &[
-            ("-k=not concurrent_eviction", "starts threads"),
-            ("--ignore=/src/tests/test_pep517_backend.py", "tests the in-tree build backend (setuptools, a C compiler), not the extension"),
-        ],
+        wasi_skip: &[("-k=not concurrent_eviction", "starts threads")],
         env: &[],
     },
     Package {
@@ -348,14 +341,41 @@ pub enum Scope {
 
 /// The pytest arguments for a run inside the wasm CPython (paths under `/src`).
 pub fn wasm_pytest_args(pkg: &Package, scope: Scope) -> Vec<String> {
+    pytest_args(pkg, scope, true)
+}
+
+/// The same suite on the native CPython, for comparison: the arguments of
+/// [`wasm_pytest_args`] with the guest paths (`/src`, `/suite`) replaced by the host's and
+/// without the WASI deselections.
+pub fn native_pytest_args(pkg: &Package, scope: Scope) -> Vec<String> {
+    let mounts = [("/src", pkg.source()), ("/suite", pkg.suite_copy())];
+    let map = |path: &str| -> Option<String> {
+        mounts.iter().find_map(|(guest, host)| {
+            let rest = path.strip_prefix(guest)?;
+            (rest.is_empty() || rest.starts_with('/')).then(|| format!("{}{rest}", host.display()))
+        })
+    };
+    pytest_args(pkg, scope, false)
+        .into_iter()
+        .map(|arg| match arg.split_once('=') {
+            Some((option, value)) if option.starts_with('-') => map(value).map_or(arg.clone(), |v| format!("{option}={v}")),
+            _ => map(&arg).unwrap_or(arg),
+        })
+        .collect()
+}
+
+fn pytest_args(pkg: &Package, scope: Scope, wasi: bool) -> Vec<String> {
     let mut args: Vec<String> = ["-m", "pytest"].iter().map(|s| s.to_string()).collect();
     // No cache dir, no faulthandler and --capture=sys: the last two need os.dup, which WASI
-    // does not have. -rfE lists failures and errors by node id in the summary.
+    // does not have (the native run uses the same options). -rfE lists failures and errors
+    // by node id in the summary.
     args.extend(["-p", "pymode_report", "-p", "no:cacheprovider", "-p", "no:faulthandler", "--capture=sys", "-q", "-rfE", "-o", "addopts=", "-W", "ignore::pytest.PytestConfigWarning", "--rootdir=/src", "--import-mode=importlib"].iter().map(|s| s.to_string()));
     // The package's own arguments come after these defaults, so they win.
     let targets = if scope == Scope::Fast { pkg.fast } else { pkg.suite };
     args.extend(targets.iter().map(|t| t.to_string()));
-    args.extend(pkg.wasi_skip.iter().map(|(arg, _)| arg.to_string()));
+    if wasi {
+        args.extend(pkg.wasi_skip.iter().map(|(arg, _)| arg.to_string()));
+    }
     args
 }
 

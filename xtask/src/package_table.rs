@@ -1,20 +1,26 @@
 //! `cargo xtask package-table`: the measurements behind the table in `docs/packages.md`, for
-//! every package in the table that has been built (`cargo xtask build-ext all`) and tested
-//! (`cargo xtask test [--full]`): version, extension modules, build time, side-module size,
-//! the time `import NAME` takes inside the wasm CPython, and the suite's last results.
+//! every package that has been built (`cargo xtask build-ext all`) and tested in wasm
+//! (`cargo xtask test --full` writes `target/ext/NAME/results-full.txt`): version, extension
+//! modules, build time, side-module size, the time `import NAME` takes inside the wasm
+//! CPython, and the full suite's results in wasm next to the same suite on the native
+//! CPython 3.13 (run here, in a venv with the package's own wheel of the same version).
 
 use crate::ext::build_bin;
+use crate::run_status;
 use anyhow::{Context, Result, bail};
-use pymode_testdata::ext_dir;
-use pymode_testdata::packages::{PACKAGES, prepare_root, wasm_command};
+use pymode_testdata::packages::{PACKAGES, Package, Scope, Summary, native_pytest_args, prepare_root, reported_extensions, wasm_command};
+use pymode_testdata::{PYTEST_VERSION, cache_dir, cpython_dir, ext_dir};
 use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Prints the table as Markdown.
 pub fn run() -> Result<()> {
     let runner = build_bin("pymode-loader", "pymode-run")?;
     let root = ext_dir("package-table-root");
     prepare_root(&root)?;
-    println!("| package | version | extension modules | build | side modules | import in wasm | fast subset | full suite |");
+    let python = native_venv()?;
+    println!("| package | version | extension modules | build | side modules | import in wasm | native CPython 3.13 | wasm CPython |");
     println!("|---|---|---|---|---|---|---|---|");
     for pkg in PACKAGES {
         let modules = pkg.side_modules();
@@ -24,37 +30,108 @@ pub fn run() -> Result<()> {
         }
         let bytes: u64 = modules.iter().map(|m| fs::metadata(pkg.site().join(m)).map(|md| md.len()).unwrap_or(0)).sum();
         let build = fs::read_to_string(ext_dir(pkg.name).join("build-seconds")).unwrap_or_default();
-        // The median of five fresh interpreters: the first import of a side module includes
-        // the loader's work (read, validate, compile or fetch from the module cache, place).
-        let mut times = Vec::new();
-        for _ in 0..5 {
-            let script = format!("import time\nt = time.perf_counter()\nimport {}\nprint((time.perf_counter() - t) * 1000)", pkg.import_name);
-            let out = wasm_command(&runner, pkg, &root, &["-c".to_owned(), script]).output().context("run pymode-run")?;
-            if !out.status.success() {
-                bail!("import {} failed in wasm: {}", pkg.import_name, String::from_utf8_lossy(&out.stderr));
-            }
-            let ms: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().context("import time")?;
-            times.push(ms);
-        }
-        times.sort_by(|a, b| a.total_cmp(b));
-        let results = |scope: &str| {
-            fs::read_to_string(ext_dir(pkg.name).join(format!("results-{scope}.txt")))
-                .ok()
-                .and_then(|t| t.split_once(": ").map(|(_, r)| r.trim().to_owned()))
-                .unwrap_or_else(|| "not run".to_owned())
-        };
+        let import_ms = import_time(&runner, pkg, &root)?;
+        let native = native_suite(&python, pkg, &root)?;
+        let wasm = fs::read_to_string(ext_dir(pkg.name).join("results-full.txt"))
+            .ok()
+            .and_then(|t| t.split_once(": ").map(|(_, r)| counts_from_record(r.trim())))
+            .unwrap_or_else(|| "not run (`cargo xtask test --full`)".to_owned());
         let names: Vec<String> = modules.iter().map(|m| m.display().to_string().replace(".cpython-313-wasm32-wasi.so", "").replace('/', ".")).collect();
         println!(
-            "| {} | {} | {} | {} s | {:.0} KiB | {:.1} ms | {} | {} |",
+            "| {} | {} | {} | {} s | {:.0} KiB | {import_ms:.1} ms | {native} | {wasm} |",
             pkg.name,
             pkg.version,
             names.join(", "),
             build.trim(),
             bytes as f64 / 1024.0,
-            times[2],
-            results("fast"),
-            results("full")
         );
     }
     Ok(())
+}
+
+/// The median of five fresh interpreters: the first import of a side module includes the
+/// loader's work (read, validate, compile or fetch from the module cache, place).
+fn import_time(runner: &Path, pkg: &Package, root: &Path) -> Result<f64> {
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let script = format!("import time\nt = time.perf_counter()\nimport {}\nprint((time.perf_counter() - t) * 1000)", pkg.import_name);
+        let out = wasm_command(runner, pkg, root, &["-c".to_owned(), script]).output().context("run pymode-run")?;
+        if !out.status.success() {
+            bail!("import {} failed in wasm: {}", pkg.import_name, String::from_utf8_lossy(&out.stderr));
+        }
+        times.push(String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().context("import time")?);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok(times[2])
+}
+
+/// "passed 10 failed 0 ..." (a results file) as "10 passed, 0 failed, ...".
+fn counts_from_record(record: &str) -> String {
+    let words: Vec<&str> = record.split_whitespace().collect();
+    let parts: Vec<String> = words.chunks(2).filter(|c| c.len() == 2 && c[1] != "0").map(|c| format!("{} {}", c[1], c[0])).collect();
+    parts.join(", ")
+}
+
+fn summary_text(s: &Summary) -> String {
+    let parts = [
+        (s.passed, "passed"),
+        (s.failed, "failed"),
+        (s.errors, "errors"),
+        (s.skipped, "skipped"),
+        (s.xfailed, "xfailed"),
+        (s.xpassed, "xpassed"),
+        (s.deselected, "deselected"),
+    ];
+    parts.iter().filter(|(n, _)| *n > 0).map(|(n, k)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Runs the package's full suite on the native CPython; checks that it used the package's
+/// compiled extension modules too.
+fn native_suite(python: &Path, pkg: &Package, root: &Path) -> Result<String> {
+    let work = ext_dir(pkg.name).join("native-run");
+    fs::create_dir_all(&work)?;
+    let mut cmd = Command::new(python);
+    cmd.args(native_pytest_args(pkg, Scope::Full)).current_dir(&work).env("PYTHONPATH", root.join("plugins")).envs(pkg.env.iter().copied());
+    let out = cmd.output().context("run the native suite")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = Summary::parse(&stdout).with_context(|| format!("{}: no pytest summary natively:\n{stdout}\n{}", pkg.name, String::from_utf8_lossy(&out.stderr)))?;
+    let loaded = reported_extensions(&stdout);
+    for module in pkg.extensions {
+        if !loaded.iter().any(|(m, f)| m == module && f.ends_with(".so")) {
+            bail!("{}: the native suite did not import the compiled {module}", pkg.name);
+        }
+    }
+    let failures: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAILED ") || l.starts_with("ERROR ")).collect();
+    if !failures.is_empty() {
+        eprintln!("{} natively:\n{}", pkg.name, failures.join("\n"));
+    }
+    Ok(summary_text(&summary))
+}
+
+/// A venv of the native CPython 3.13 (the wasm build's build Python) with pytest and each
+/// package's own wheel of the pinned version, made once per requirement set.
+fn native_venv() -> Result<PathBuf> {
+    let venv = cache_dir().join("native-test-venv");
+    let python = venv.join("bin").join("python");
+    let mut requirements = vec![format!("pytest=={PYTEST_VERSION}")];
+    for pkg in PACKAGES {
+        requirements.push(format!("{}=={}", pkg.name, pkg.version));
+        requirements.extend(pkg.test_requirements.iter().map(|r| r.to_string()));
+    }
+    let wanted = requirements.join("\n");
+    let stamp = venv.join("pymode-requirements.txt");
+    if python.is_file() && fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(python);
+    }
+    let _ = fs::remove_dir_all(&venv);
+    let native = cpython_dir().join("native").join("bin").join("python3.13");
+    run_status(Command::new(&native).args(["-m", "venv"]).arg(&venv))?;
+    run_status(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--only-binary", ":all:"])
+            .args(&requirements),
+    )
+    .context("installing the packages' own wheels into the native venv")?;
+    fs::write(&stamp, wanted)?;
+    Ok(python)
 }
