@@ -55,7 +55,7 @@ pub struct Package {
 pub const PACKAGES: &[Package] = &[
     Package {
         name: "markupsafe",
-        version: "3.0.4",
+        version: crate::MARKUPSAFE_VERSION,
         import_name: "markupsafe",
         extensions: &["markupsafe._speedups"],
         static_libs: &[],

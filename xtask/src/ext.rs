@@ -2,8 +2,8 @@
 //!
 //! The package's own build backend runs on the native CPython 3.13 (in a build venv with
 //! pinned build requirements) under a cross configuration: the wasm CPython's sysconfig data,
-//! zig cc for wasm32-wasi with `-fPIC` as `CC`, `pymode-ld -shared` as `LDSHARED`
-//! (`xtask/python/pymode_build_ext.py` sets this up). Every `Extension` the package declares
+//! zig cc / zig c++ for wasm32-wasi with `-fPIC` as `CC` / `CXX`, and `pymode-ld -shared` for
+//! every `-shared` link (`xtask/python/pymode_build_ext.py` sets this up). Every `Extension` the package declares
 //! is compiled and linked that way; a recipe in `testdata/recipes/` adds only what the build
 //! cannot find out by itself. The products: a wheel tagged for wasm32-wasi in
 //! `target/ext/NAME/wheels` and the installed package in `target/ext/NAME/site`.
