@@ -59,6 +59,25 @@ print("soft", markupsafe.soft_str(42), type(markupsafe.escape_silent(None)).__na
     );
 }
 
+/// The wasm CPython has `zlib` (linked from `cargo xtask staticlib zlib`), so gzip, zipfile
+/// and the packages that import them work.
+#[test]
+fn zlib_and_gzip_work_in_wasm_cpython() {
+    let script = r#"
+import zlib, gzip, binascii
+data = bytes(range(256)) * 400
+packed = zlib.compress(data, 9)
+print("zlib", len(data), len(packed) < len(data) // 10, zlib.decompress(packed) == data)
+print("gzip", gzip.decompress(gzip.compress(data)) == data)
+print("crc32", zlib.crc32(data) == binascii.crc32(data), hex(zlib.crc32(b"123456789")))
+"#;
+    let out = pymode_run(&[], &[], script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    // 0xcbf43926 is CRC-32's check value for "123456789".
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["zlib 102400 True True", "gzip True", "crc32 True 0xcbf43926"], "stderr:\n{stderr}");
+}
+
 #[test]
 fn a_missing_symbol_is_an_import_error_naming_it_and_python_keeps_running() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-missing-symbol");

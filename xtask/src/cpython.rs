@@ -215,6 +215,11 @@ fn cross(tc: &Toolchain, source: &Path, native_python: &Path, prefix: &Path) -> 
     let mut ldflags = vec!["-Wl,--export-dynamic".to_owned(), "-Wl,--export-table".to_owned(), "-Wl,--growable-table".to_owned()];
     ldflags.extend(exports.iter().map(|s| format!("-Wl,--export={s}")));
     let libs = [inputs.join("pymode_dlfcn.o"), inputs.join("pymode_wasi_fixes.o")];
+    // zlib for the `zlib` module (and binascii's crc32): the same static build the loader
+    // tests link (`cargo xtask staticlib zlib`). Without it configure leaves `zlib` out, and
+    // gzip, zipfile's compression and everything importing them fail.
+    let zlib = crate::staticlib::run("zlib", tc)?;
+    let zlib_key = fs::read_to_string(zlib.parent().context("zlib output directory")?.join("out.stamp")).context("zlib's build stamp")?;
 
     let args = vec![
         "--host=wasm32-unknown-wasi".to_owned(),
@@ -235,6 +240,9 @@ fn cross(tc: &Toolchain, source: &Path, native_python: &Path, prefix: &Path) -> 
         ("PKG_CONFIG_PATH", String::new()),
         ("PKG_CONFIG_LIBDIR", "/nonexistent".to_owned()),
         ("CFLAGS", "-fno-sanitize=undefined".to_owned()),
+        // configure's PKG_CHECK_MODULES takes these as given (pkg-config is disabled above).
+        ("ZLIB_CFLAGS", format!("-I{}", zlib.display())),
+        ("ZLIB_LIBS", format!("-L{} -lz", zlib.display())),
         ("LDFLAGS", ldflags.join(" ")),
         ("LIBS", libs.iter().map(|l| l.display().to_string()).collect::<Vec<_>>().join(" ")),
     ];
@@ -252,6 +260,7 @@ fn cross(tc: &Toolchain, source: &Path, native_python: &Path, prefix: &Path) -> 
             key.update(part.as_bytes());
         }
     }
+    key.update(zlib_key.trim().as_bytes());
     for arg in &args {
         key.update(arg.as_bytes());
     }
