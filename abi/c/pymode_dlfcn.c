@@ -50,9 +50,41 @@ void *dlsym(void *restrict handle, const char *restrict name) {
     return (void *)(uintptr_t)(uint32_t)value;
 }
 
+/* The arity cache of pymode_call_trampoline: direct-mapped, keyed by table index, so the
+ * host is asked once per function. dlclose empties it: the loader reuses a closed library's
+ * table slots, possibly for functions of another arity. */
+#define PYMODE_ARITY_CACHE 4096
+static int32_t arity_cache_index[PYMODE_ARITY_CACHE];
+static int8_t arity_cache_value[PYMODE_ARITY_CACHE];
+
 int dlclose(void *handle) {
     pymode_dl_close(ptr_to_handle(handle));
+    memset(arity_cache_index, 0, sizeof arity_cache_index);
     return 0;
+}
+
+static int32_t pymode_arity(int32_t index) {
+    uint32_t slot = (uint32_t)index % PYMODE_ARITY_CACHE;
+    if (arity_cache_index[slot] == index && index != 0)
+        return arity_cache_value[slot];
+    int32_t arity = pymode_fn_arity(index);
+    arity_cache_index[slot] = index;
+    arity_cache_value[slot] = (int8_t)arity;
+    return arity;
+}
+
+void *pymode_call_trampoline(void *func, void *a, void *b, void *c) {
+    switch (pymode_arity((int32_t)(uintptr_t)func)) {
+    case 0:
+        return ((void *(*)(void))func)();
+    case 1:
+        return ((void *(*)(void *))func)(a);
+    case 2:
+        return ((void *(*)(void *, void *))func)(a, b);
+    default:
+        /* 3, or a type the host could not describe: the call as the caller wrote it. */
+        return ((void *(*)(void *, void *, void *))func)(a, b, c);
+    }
 }
 
 char *dlerror(void) {

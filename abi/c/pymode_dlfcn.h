@@ -34,6 +34,12 @@ PYMODE_IMPORT("dl_error") int32_t pymode_dl_error(char *buf, int32_t buf_len);
  * type with the arguments it actually takes (wasm traps on a signature mismatch). */
 PYMODE_IMPORT("fn_arity") int32_t pymode_fn_arity(int32_t table_index);
 
+/* Calls `func` (a function pointer, i.e. a table index) with as many of (a, b, c) as it
+ * takes, asking pymode_fn_arity once per function (cached; dlclose clears the cache). For
+ * callers that hold a function pointer of the wrong type: CPython's C-call macros on
+ * wasm32-wasi (testdata/cpython/pycore_emscripten_trampoline.h). */
+void *pymode_call_trampoline(void *func, void *a, void *b, void *c);
+
 #define PYMODE_DEFAULT_HANDLE (-1)
 #define PYMODE_OPEN_FAILED (-1)
 

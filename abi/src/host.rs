@@ -41,7 +41,7 @@ pub const DL_ERROR: HostImport = HostImport { name: "dl_error", params: &[I, I],
 /// module's table at `table_index` takes, when every parameter and its one result are `i32`;
 /// `-1` otherwise (out of range, empty slot, other types).
 ///
-/// For the guest's call trampoline (`testdata/cpython/pymode_wasi_fixes.c`): C extensions
+/// For the guest's call trampoline (`pymode_call_trampoline` in `abi/c/pymode_dlfcn.c`): C extensions
 /// often store a function in a slot of another type (a getter declared without its
 /// `closure` parameter, a `METH_NOARGS` method without its unused argument). Native ABIs
 /// ignore the extra argument; wasm's `call_indirect` traps. Knowing the arity, the guest

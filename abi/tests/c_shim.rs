@@ -40,8 +40,9 @@ fn shim_imports_match_the_host_abi() {
         seen.push(import.field);
     }
     // dlopen goes through dl_open_flags; the flag-less dl_open is for guests that predate it.
+    // fn_arity is the call trampoline's.
     seen.sort();
-    assert_eq!(seen, ["dl_close", "dl_error", "dl_open_flags", "dl_sym"]);
+    assert_eq!(seen, ["dl_close", "dl_error", "dl_open_flags", "dl_sym", "fn_arity"]);
     for name in ["dlopen", "dlsym", "dlerror", "dlclose"] {
         let s = obj.symbols.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name} not defined"));
         assert!(!s.is_undefined() && matches!(s.target, SymbolTarget::Function(_)), "{name}");

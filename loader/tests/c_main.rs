@@ -124,3 +124,53 @@ fn c_main_loads_fixtures_pic_o2() {
 fn c_main_loads_fixtures_pic_o0() {
     run_checks(Mode::PicO0);
 }
+
+/// `pymode_call_trampoline` (the shim's, which CPython's C-call macros use) caches each
+/// function's arity by table index. A closed library's slots are reused; the cache must not
+/// answer for the new function with the old one's arity, or the call would trap.
+#[test]
+fn the_call_trampoline_asks_again_after_dlclose_reuses_a_slot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    std::fs::create_dir(&lib).unwrap();
+    let side = |name: &str, src: &str| {
+        let c = tmp.path().join(format!("{name}.c"));
+        std::fs::write(&c, src).unwrap();
+        let obj = tmp.path().join(format!("{name}.o"));
+        run_ok(zig_cc().args(COMMON_CFLAGS).args(["-fPIC", "-O2"]).arg(&c).arg("-o").arg(&obj));
+        let opts = Options { inputs: vec![InputSpec::File(obj)], output: Some(lib.join(format!("{name}.so"))), ..Options::default() };
+        pymode_linker::link(&opts).unwrap_or_else(|e| panic!("pymode-ld {name}: {e}"));
+    };
+    side("one", "int one(int a) { return a + 1; }");
+    side("two", "int two(int a, int b) { return a * b; }");
+    let main_c = tmp.path().join("main.c");
+    std::fs::write(
+        &main_c,
+        r#"#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "pymode_dlfcn.h"
+#define ARG(x) ((void *)(intptr_t)(x))
+int main(void) {
+    void *a = dlopen("/lib/one.so", RTLD_NOW);
+    void *one = dlsym(a, "one");
+    /* Called with three arguments through the trampoline: it takes one. */
+    int r1 = (int)(intptr_t)pymode_call_trampoline(one, ARG(41), ARG(2), ARG(3));
+    dlclose(a);
+    void *b = dlopen("/lib/two.so", RTLD_NOW);
+    void *two = dlsym(b, "two");
+    int r2 = (int)(intptr_t)pymode_call_trampoline(two, ARG(6), ARG(7), ARG(8));
+    printf("one %d two %d same_slot %d\n", r1, r2, one == two);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let main = tmp.path().join("main.wasm");
+    run_ok(&mut c_main_module(&main_c, &main, &[]));
+    let out = Command::new(RUN).arg("--dir").arg(format!("{}::/lib", lib.display())).arg(&main).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // same_slot 1: `two` took the slot `one` had, which is what the test is about.
+    assert_eq!(stdout.trim(), "one 42 two 42 same_slot 1", "{stderr}");
+}

@@ -7,8 +7,9 @@
  * extensions rely on it: a getter defined as `f(PyObject *self)` in a PyGetSetDef, a
  * METH_NOARGS method without its unused second parameter. wasm's call_indirect checks the
  * exact signature and traps. On wasm32-wasi these macros go through
- * _PyMode_TrampolineCall (testdata/cpython/pymode_wasi_fixes.c), which asks the host how
- * many parameters the function takes (pymode.fn_arity) and passes only those. Emscripten
+ * pymode_call_trampoline (abi/c/pymode_dlfcn.c, linked into python.wasm with the dlfcn
+ * shim), which asks the host how many parameters the function takes (pymode.fn_arity) and
+ * passes only those. Emscripten
  * builds do the same in JavaScript; everywhere else the macros are plain calls.
  */
 #ifndef Py_EMSCRIPTEN_TRAMPOLINE_H
@@ -18,26 +19,26 @@
 
 #if defined(__wasi__)
 
-void *_PyMode_TrampolineCall(void *func, void *self, void *args, void *kw);
+void *pymode_call_trampoline(void *func, void *self, void *args, void *kw);
 
 #define _Py_EmscriptenTrampoline_Init(runtime)
 
 #define _PyCFunction_TrampolineCall(meth, self, args) \
-    ((PyObject *)_PyMode_TrampolineCall((void *)(meth), (void *)(self), (void *)(args), NULL))
+    ((PyObject *)pymode_call_trampoline((void *)(meth), (void *)(self), (void *)(args), NULL))
 
 #define _PyCFunctionWithKeywords_TrampolineCall(meth, self, args, kw) \
-    ((PyObject *)_PyMode_TrampolineCall((void *)(meth), (void *)(self), (void *)(args), (void *)(kw)))
+    ((PyObject *)pymode_call_trampoline((void *)(meth), (void *)(self), (void *)(args), (void *)(kw)))
 
 #define descr_set_trampoline_call(set, obj, value, closure) \
-    ((int)(intptr_t)_PyMode_TrampolineCall((void *)(set), (void *)(obj), (void *)(value), (void *)(closure)))
+    ((int)(intptr_t)pymode_call_trampoline((void *)(set), (void *)(obj), (void *)(value), (void *)(closure)))
 
 #define descr_get_trampoline_call(get, obj, closure) \
-    ((PyObject *)_PyMode_TrampolineCall((void *)(get), (void *)(obj), (void *)(closure), NULL))
+    ((PyObject *)pymode_call_trampoline((void *)(get), (void *)(obj), (void *)(closure), NULL))
 
 /* Not one of CPython's: type_call's tp_init call (an initproc declared without `kwds` is a
  * common case; xtask/src/cpython.rs edits typeobject.c to use this). */
 #define pymode_initproc_call(init, obj, args, kwds) \
-    ((int)(intptr_t)_PyMode_TrampolineCall((void *)(init), (void *)(obj), (void *)(args), (void *)(kwds)))
+    ((int)(intptr_t)pymode_call_trampoline((void *)(init), (void *)(obj), (void *)(args), (void *)(kwds)))
 
 #else
 
