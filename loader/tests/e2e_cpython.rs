@@ -81,11 +81,9 @@ print("crc32", zlib.crc32(data) == binascii.crc32(data), hex(zlib.crc32(b"123456
 #[test]
 fn a_missing_symbol_is_an_import_error_naming_it_and_python_keeps_running() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-missing-symbol");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let source = dir.join("_broken.c");
-    std::fs::write(
-        &source,
+    let site = build_extension(
+        &dir,
+        "_broken",
         r#"#include <Python.h>
 extern int pymode_test_missing_symbol(int);
 static PyObject *call(PyObject *self, PyObject *arg) { return PyLong_FromLong(pymode_test_missing_symbol(1)); }
@@ -93,28 +91,7 @@ static PyMethodDef methods[] = {{"call", call, METH_O, NULL}, {NULL, NULL, 0, NU
 static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "_broken", NULL, -1, methods};
 PyMODINIT_FUNC PyInit__broken(void) { return PyModule_Create(&def); }
 "#,
-    )
-    .expect("write source");
-    let object = dir.join("_broken.o");
-    let include = pymode_testdata::cpython_prefix().join("include").join("python3.13");
-    let status = pymode_testdata::zig_cc()
-        .args(["-fPIC", "-O2", "-g0", "-c"])
-        .arg("-I")
-        .arg(&include)
-        .arg(&source)
-        .arg("-o")
-        .arg(&object)
-        .status()
-        .expect("run zig cc");
-    assert!(status.success());
-    let site = dir.join("site");
-    std::fs::create_dir_all(&site).expect("site dir");
-    let module = site.join("_broken.cpython-313-wasm32-wasi.so");
-    let args = ["-shared".to_owned(), object.display().to_string(), "-o".to_owned(), module.display().to_string()];
-    let (opts, warnings) = pymode_linker::Options::parse(args).expect("linker options");
-    assert!(warnings.is_empty(), "{warnings:?}");
-    pymode_linker::link(&opts).expect("link _broken");
-    assert!(Path::new(&module).is_file());
+    );
 
     let script = r#"
 try:
@@ -155,8 +132,10 @@ fn build_extension(dir: &Path, module: &str, source: &str) -> PathBuf {
     std::fs::create_dir_all(&site).expect("site dir");
     let out = site.join(format!("{module}.cpython-313-wasm32-wasi.so"));
     let args = ["-shared".to_owned(), object.display().to_string(), "-o".to_owned(), out.display().to_string()];
-    let (opts, _) = pymode_linker::Options::parse(args).expect("linker options");
+    let (opts, warnings) = pymode_linker::Options::parse(args).expect("linker options");
+    assert!(warnings.is_empty(), "{warnings:?}");
     pymode_linker::link(&opts).expect("link");
+    assert!(out.is_file(), "{} was not written", out.display());
     site
 }
 
