@@ -33,10 +33,7 @@ fn own_suite_passes(name: &str) {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let summary = Summary::parse(&stdout).unwrap_or_else(|| panic!("{name}: no pytest summary ({:?}):\n{stdout}\n{stderr}", out.status));
     let scope_name = if scope == Scope::Full { "full" } else { "fast" };
-    let record = format!(
-        "{name} {} {scope_name}: passed {} failed {} errors {} skipped {} xfailed {} xpassed {} deselected {}\n",
-        pkg.version, summary.passed, summary.failed, summary.errors, summary.skipped, summary.xfailed, summary.xpassed, summary.deselected
-    );
+    let record = format!("{name} {} {scope_name}: {summary}\n", pkg.version);
     std::fs::write(pymode_testdata::ext_dir(name).join(format!("results-{scope_name}.txt")), &record).expect("write the results");
     print!("{record}");
     let tail: String = stdout.lines().rev().take(80).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");

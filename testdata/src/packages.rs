@@ -330,6 +330,23 @@ impl Summary {
     }
 }
 
+/// The non-zero counts as pytest words them: `10 passed, 2 skipped`.
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let counts = [
+            (self.passed, "passed"),
+            (self.failed, "failed"),
+            (self.errors, "errors"),
+            (self.skipped, "skipped"),
+            (self.xfailed, "xfailed"),
+            (self.xpassed, "xpassed"),
+            (self.deselected, "deselected"),
+        ];
+        let words: Vec<String> = counts.iter().filter(|(n, _)| *n > 0).map(|(n, kind)| format!("{n} {kind}")).collect();
+        f.write_str(&words.join(", "))
+    }
+}
+
 /// How a suite is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {

@@ -5,11 +5,10 @@
 //! CPython, and the full suite's results in wasm next to the same suite on the native
 //! CPython 3.13 (run here, in a venv with the package's own wheel of the same version).
 
-use crate::ext::build_bin;
-use crate::run_status;
+use crate::ext::{build_bin, native_venv};
 use anyhow::{Context, Result, bail};
 use pymode_testdata::packages::{PACKAGES, Package, Scope, Summary, native_pytest_args, prepare_root, reported_extensions, wasm_command};
-use pymode_testdata::{PYTEST_VERSION, cache_dir, cpython_dir, ext_dir};
+use pymode_testdata::{PYTEST_VERSION, cpython_dir, ext_dir};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +18,7 @@ pub fn run() -> Result<()> {
     let runner = build_bin("pymode-loader", "pymode-run")?;
     let root = ext_dir("package-table-root");
     prepare_root(&root)?;
-    let python = native_venv()?;
+    let python = test_venv()?;
     println!("| package | version | extension modules | build | side modules | import in wasm | native CPython 3.13 | wasm CPython |");
     println!("|---|---|---|---|---|---|---|---|");
     for pkg in PACKAGES {
@@ -34,7 +33,7 @@ pub fn run() -> Result<()> {
         let native = native_suite(&python, pkg, &root)?;
         let wasm = fs::read_to_string(ext_dir(pkg.name).join("results-full.txt"))
             .ok()
-            .and_then(|t| t.split_once(": ").map(|(_, r)| counts_from_record(r.trim())))
+            .and_then(|t| t.split_once(": ").map(|(_, r)| r.trim().to_owned()))
             .unwrap_or_else(|| "not run (`cargo xtask test --full`)".to_owned());
         let names: Vec<String> = modules.iter().map(|m| m.display().to_string().replace(".cpython-313-wasm32-wasi.so", "").replace('/', ".")).collect();
         println!(
@@ -65,26 +64,6 @@ fn import_time(runner: &Path, pkg: &Package, root: &Path) -> Result<f64> {
     Ok(times[2])
 }
 
-/// "passed 10 failed 0 ..." (a results file) as "10 passed, 0 failed, ...".
-fn counts_from_record(record: &str) -> String {
-    let words: Vec<&str> = record.split_whitespace().collect();
-    let parts: Vec<String> = words.chunks(2).filter(|c| c.len() == 2 && c[1] != "0").map(|c| format!("{} {}", c[1], c[0])).collect();
-    parts.join(", ")
-}
-
-fn summary_text(s: &Summary) -> String {
-    let parts = [
-        (s.passed, "passed"),
-        (s.failed, "failed"),
-        (s.errors, "errors"),
-        (s.skipped, "skipped"),
-        (s.xfailed, "xfailed"),
-        (s.xpassed, "xpassed"),
-        (s.deselected, "deselected"),
-    ];
-    parts.iter().filter(|(n, _)| *n > 0).map(|(n, k)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
-}
-
 /// Runs the package's full suite on the native CPython; checks that it used the package's
 /// compiled extension modules too.
 fn native_suite(python: &Path, pkg: &Package, root: &Path) -> Result<String> {
@@ -105,33 +84,17 @@ fn native_suite(python: &Path, pkg: &Package, root: &Path) -> Result<String> {
     if !failures.is_empty() {
         eprintln!("{} natively:\n{}", pkg.name, failures.join("\n"));
     }
-    Ok(summary_text(&summary))
+    Ok(summary.to_string())
 }
 
 /// A venv of the native CPython 3.13 (the wasm build's build Python) with pytest and each
-/// package's own wheel of the pinned version, made once per requirement set.
-fn native_venv() -> Result<PathBuf> {
-    let venv = cache_dir().join("native-test-venv");
-    let python = venv.join("bin").join("python");
+/// package's own wheel of the pinned version.
+fn test_venv() -> Result<PathBuf> {
     let mut requirements = vec![format!("pytest=={PYTEST_VERSION}")];
     for pkg in PACKAGES {
         requirements.push(format!("{}=={}", pkg.name, pkg.version));
         requirements.extend(pkg.test_requirements.iter().map(|r| r.to_string()));
     }
-    let wanted = requirements.join("\n");
-    let stamp = venv.join("pymode-requirements.txt");
-    if python.is_file() && fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
-        return Ok(python);
-    }
-    let _ = fs::remove_dir_all(&venv);
     let native = cpython_dir().join("native").join("bin").join("python3.13");
-    run_status(Command::new(&native).args(["-m", "venv"]).arg(&venv))?;
-    run_status(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--only-binary", ":all:"])
-            .args(&requirements),
-    )
-    .context("installing the packages' own wheels into the native venv")?;
-    fs::write(&stamp, wanted)?;
-    Ok(python)
+    native_venv(&native, "native-test-venv", &requirements).context("the packages' own wheels in a native venv")
 }
