@@ -126,24 +126,30 @@ fn sysconfigdata(py: &CPython) -> Result<PathBuf> {
         .with_context(|| format!("no _sysconfigdata_*.py in {}", lib.display()))
 }
 
-/// A venv of the native CPython 3.13 with [`BUILD_REQUIREMENTS`], made once per requirement
-/// set; returns its python.
+/// The build venv: the native CPython 3.13 with [`BUILD_REQUIREMENTS`]; returns its python.
 fn build_venv(py: &CPython) -> Result<PathBuf> {
-    let venv = cache_dir().join("build-venv");
+    let requirements: Vec<String> = BUILD_REQUIREMENTS.iter().map(|r| r.to_string()).collect();
+    native_venv(&py.native_python, "build-venv", &requirements).context("the build venv")
+}
+
+/// `$PYMODE_CACHE/<name>`: a venv of `native_python` with `requirements` installed from
+/// wheels, made again only when the requirement list changes; returns its python.
+pub(crate) fn native_venv(native_python: &Path, name: &str, requirements: &[String]) -> Result<PathBuf> {
+    let venv = cache_dir().join(name);
     let python = venv.join("bin").join("python");
     let stamp = venv.join("pymode-requirements.txt");
-    let wanted = BUILD_REQUIREMENTS.join("\n");
+    let wanted = requirements.join("\n");
     if python.is_file() && fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
         return Ok(python);
     }
     let _ = fs::remove_dir_all(&venv);
-    run_status(Command::new(&py.native_python).args(["-m", "venv"]).arg(&venv))?;
+    run_status(Command::new(native_python).args(["-m", "venv"]).arg(&venv))?;
     run_status(
         Command::new(&python)
             .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--only-binary", ":all:"])
-            .args(BUILD_REQUIREMENTS),
+            .args(requirements),
     )
-    .context("installing the build requirements into the build venv")?;
+    .with_context(|| format!("installing {} into {}", requirements.join(" "), venv.display()))?;
     fs::write(&stamp, wanted)?;
     Ok(python)
 }
