@@ -10,7 +10,7 @@
 //! extension may call any of it. That list is read from the archives zig links, not written
 //! by hand.
 
-use crate::{run_status, step};
+use crate::{run_status, stamp_is_current, step};
 use anyhow::{Context, Result, bail};
 use pymode_abi::object::{Object, SymbolKind};
 use pymode_testdata::{Toolchain, apply_zig_env, cache_dir, workspace_root};
@@ -270,11 +270,9 @@ fn cross(tc: &Toolchain, source: &Path, native_python: &Path, prefix: &Path) -> 
     }
     let key = format!("{:x}", key.finalize());
     let stamp = root.join("wasi.stamp");
-    if fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == key) && prefix.join("bin/python3.13.wasm").is_file() {
-        println!("  up to date ({})", stamp.display());
+    if stamp_is_current(&stamp, &key, &[prefix.join("bin/python3.13.wasm")]) {
         return Ok(());
     }
-    let _ = fs::remove_file(&stamp);
 
     fs::create_dir_all(&tools)?;
     for (name, text) in &wrappers {

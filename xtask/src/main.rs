@@ -121,6 +121,17 @@ pub(crate) fn run_status(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Whether a cached build is current: `stamp` holds `key` and every product exists. Says so
+/// if it is; otherwise removes the stale stamp, so that a build cut short leaves none.
+pub(crate) fn stamp_is_current(stamp: &std::path::Path, key: &str, products: &[std::path::PathBuf]) -> bool {
+    if std::fs::read_to_string(stamp).is_ok_and(|s| s.trim() == key) && products.iter().all(|p| p.is_file()) {
+        println!("  up to date ({})", stamp.display());
+        return true;
+    }
+    let _ = std::fs::remove_file(stamp);
+    false
+}
+
 /// Runs a command, captures its output, and returns stdout; stderr goes into the error.
 pub(crate) fn run_capture(cmd: &mut Command) -> Result<String> {
     let out = cmd

@@ -8,7 +8,7 @@
 //! `$PYMODE_CACHE/staticlib/zlib/out`, rebuilt only when the inputs change.
 
 use crate::cpython::debian_source;
-use crate::{run_capture, run_status};
+use crate::{run_capture, run_status, stamp_is_current};
 use anyhow::{Context, Result, bail};
 use pymode_abi::RelocKind;
 use pymode_abi::object::Object;
@@ -70,11 +70,9 @@ fn zlib(tc: &Toolchain) -> Result<PathBuf> {
     let key = format!("{:x}", key.finalize());
     let stamp = root.join("out.stamp");
     let products = ["libz.a", "zlib.h", "zconf.h"];
-    if fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == key) && products.iter().all(|p| out.join(p).is_file()) {
-        println!("  up to date ({})", stamp.display());
+    if stamp_is_current(&stamp, &key, &products.map(|p| out.join(p))) {
         return Ok(out);
     }
-    let _ = fs::remove_file(&stamp);
 
     let src = root.join("src");
     let orig = debian_source(ZLIB_SOURCE, &src)?;
@@ -144,11 +142,9 @@ fn libyaml(tc: &Toolchain) -> Result<PathBuf> {
     let key = format!("{:x}", key.finalize());
     let stamp = root.join("out.stamp");
     let products = [out.join("include").join("yaml.h"), out.join("lib").join("libyaml.a")];
-    if fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == key) && products.iter().all(|p| p.is_file()) {
-        println!("  up to date ({})", stamp.display());
+    if stamp_is_current(&stamp, &key, &products) {
         return Ok(out);
     }
-    let _ = fs::remove_file(&stamp);
     let orig = debian_source(LIBYAML_SOURCE, &root.join("src"))?;
     let build = root.join("build");
     if build.exists() {
