@@ -282,7 +282,9 @@ fn download_sdist(name: &str, version: &str) -> Result<PathBuf> {
         return Ok(file);
     }
     let mut pip = Command::new(venv_python());
-    pip.args(["-m", "pip", "download", "--disable-pip-version-check", "--no-binary", ":all:", "--no-deps", "-d"])
+    // `--no-binary NAME`, not `:all:`: pip prepares the sdist's metadata in an isolated env,
+    // and `:all:` would build its build requirements (Cython) from source for that too.
+    pip.args(["-m", "pip", "download", "--disable-pip-version-check", "--no-binary", name, "--no-deps", "-d"])
         .arg(&downloads)
         .arg(format!("{name}=={version}"));
     run_status(&mut pip)?;
