@@ -36,6 +36,8 @@ pub const APPLY_GLOBAL_RELOCS: &str = "__wasm_apply_global_relocs";
 pub const DYLINK_0: &str = "dylink.0";
 /// Name of the static-linking custom section of relocatable objects.
 pub const LINKING: &str = "linking";
+/// Name of the custom section that lists the wasm features an object or module uses.
+pub const TARGET_FEATURES: &str = "target_features";
 /// Prefix of relocation sections (`reloc.CODE`, `reloc.DATA`, `reloc..debug_info`).
 pub const RELOC_PREFIX: &str = "reloc.";
 

@@ -1,7 +1,7 @@
 //! Truncated, garbage and hand-corrupted objects: each gives a typed error with the file, the
 //! section and the byte offset, never a panic.
 
-use pymode_abi::object::Object;
+use pymode_abi::object::{FeaturePolicy, Object};
 use pymode_abi::{ErrorKind, RelocKind};
 use wasm_encoder::{
     CodeSection, ConstExpr, CustomSection, DataSection, EntityType, Function, FunctionSection, ImportSection,
@@ -273,4 +273,61 @@ fn function_type_index_out_of_range() {
     assert_eq!(err.location.section.as_deref(), Some("function"));
     let obj_start = 8 + 2 + 4; // header, then the type section: id, size, and its 4 bytes
     assert_eq!(err.location.offset, obj_start);
+}
+
+/// The test object with a `target_features` section holding `contents` appended.
+fn with_target_features(contents: &[u8]) -> (Vec<u8>, usize) {
+    let mut bytes = object(&Parts::default());
+    let section = CustomSection { name: "target_features".into(), data: contents.to_vec().into() };
+    let mut encoded = Vec::new();
+    wasm_encoder::Section::append_to(&section, &mut encoded);
+    // id, size (one byte here), name length, name: then the contents.
+    let contents_at = bytes.len() + 1 + 1 + 1 + "target_features".len();
+    bytes.extend_from_slice(&encoded);
+    (bytes, contents_at)
+}
+
+#[test]
+fn target_features_are_read_with_their_policies() {
+    let mut contents = vec![2, b'+'];
+    string(&mut contents, "simd128");
+    contents.push(b'-');
+    string(&mut contents, "atomics");
+    let (bytes, _) = with_target_features(&contents);
+    let obj = Object::parse("features.o", &bytes).expect("valid object");
+    let features: Vec<_> = obj.target_features.expect("section read").iter().map(|f| (f.policy, f.name)).collect();
+    assert_eq!(features, [(FeaturePolicy::Used, "simd128"), (FeaturePolicy::Disallowed, "atomics")]);
+    assert!(Object::parse("none.o", &object(&Parts::default())).unwrap().target_features.is_none());
+}
+
+#[test]
+fn malformed_target_features_name_the_section_and_offset() {
+    let check = |label: &str, contents: &[u8], offset_in_contents: usize, message: &str| {
+        let (bytes, contents_at) = with_target_features(contents);
+        let err = Object::parse("features.o", &bytes).expect_err(label);
+        assert_eq!(err.location.section.as_deref(), Some("target_features"), "{label}: {err}");
+        assert_eq!(err.location.offset, contents_at + offset_in_contents, "{label}: {err}");
+        assert!(err.to_string().contains(message), "{label}: {err}");
+    };
+    let mut bad_prefix = vec![2, b'+'];
+    string(&mut bad_prefix, "simd128");
+    bad_prefix.push(b'*');
+    string(&mut bad_prefix, "atomics");
+    check("bad prefix", &bad_prefix, 1 + 1 + 1 + 7, "feature prefix 0x2a is not `+`, `-` or `=`");
+    let mut trailing = vec![1, b'+'];
+    string(&mut trailing, "sign-ext");
+    trailing.push(0);
+    check("trailing byte", &trailing, trailing.len() - 1, "trailing bytes after the last feature");
+    // The count promises two entries; the name of the second runs past the end.
+    let mut truncated = vec![2, b'+'];
+    string(&mut truncated, "sign-ext");
+    truncated.extend_from_slice(&[b'+', 9, b'a']);
+    check("truncated", &truncated, truncated.len() - 1, "");
+
+    let (mut twice, _) = with_target_features(&[0]);
+    let second_at = twice.len();
+    let section = CustomSection { name: "target_features".into(), data: vec![0u8].into() };
+    wasm_encoder::Section::append_to(&section, &mut twice);
+    let err = Object::parse("twice.o", &twice).expect_err("two target_features sections");
+    assert_eq!((err.location.section.as_deref(), err.location.offset), (Some("target_features"), second_at), "{err}");
 }

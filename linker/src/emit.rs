@@ -1,10 +1,11 @@
 //! Phase 7: write the module.
 //!
 //! `dylink.0` goes first (the loader reads it before anything else), then the standard
-//! sections built with wasm-encoder, then a `name` section unless `--strip-all`. The result
-//! is validated with wasmparser, with the features zig's objects use, before a single byte is
-//! written; the file is written to a temporary name in the same directory and renamed, so an
-//! error never leaves a half-written output.
+//! sections built with wasm-encoder, then a `name` section unless `--strip-all`, then
+//! `target_features` (see [`crate::features`]). The result is validated with wasmparser, with
+//! zig's default features plus those it declares, before a single byte is written; the file
+//! is written to a temporary name in the same directory and renamed, so an error never leaves
+//! a half-written output.
 
 use crate::error::{LinkError, Result};
 use crate::input::Inputs;
@@ -16,17 +17,51 @@ use crate::rewrite::Rewritten;
 use crate::scan::Scan;
 use crate::synth::Synthesized;
 use pymode_abi::names;
+use pymode_abi::object::FeaturePolicy;
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 use wasm_encoder::{
-    ConstExpr, ElementSection, Elements, Encode, EntityType, ExportKind, ExportSection, FunctionSection, GlobalSection, GlobalType,
+    ConstExpr, CustomSection, ElementSection, Elements, Encode, EntityType, ExportKind, ExportSection, FunctionSection, GlobalSection, GlobalType,
     ImportSection, MemoryType, NameMap, NameSection, RefType, Section, SectionId, TableType, TypeSection, ValType,
 };
 use wasmparser::WasmFeatures;
 
-/// The features zig 0.17 targets by default (DESIGN §4), which our output may use.
-pub fn features() -> WasmFeatures {
-    pymode_abi::features::wasm_features()
+/// What a linked module may use: the features zig 0.17 targets by default (DESIGN §4), plus
+/// those its `target_features` section lists as used.
+///
+/// # Errors
+/// [`LinkError::InvalidOutput`] when the module's sections or its `target_features` section
+/// are malformed.
+pub fn declared_features(bytes: &[u8]) -> Result<WasmFeatures> {
+    let invalid = |e: wasmparser::BinaryReaderError| LinkError::InvalidOutput(format!("{} (at byte 0x{:x})", e.message(), e.offset()));
+    let mut features = pymode_abi::features::wasm_features();
+    let mut parser = wasmparser::Parser::new(0);
+    let mut at = 0;
+    // Section by section, stepping over the code section whole: only the headers are read.
+    loop {
+        let rest = bytes.get(at..).ok_or_else(|| LinkError::InvalidOutput("the code section runs past the end".into()))?;
+        let (consumed, payload) = match parser.parse(rest, true).map_err(invalid)? {
+            wasmparser::Chunk::Parsed { consumed, payload } => (consumed, payload),
+            wasmparser::Chunk::NeedMoreData(_) => return Err(LinkError::InvalidOutput("truncated module".into())),
+        };
+        at += consumed;
+        match payload {
+            wasmparser::Payload::CodeSectionStart { size, .. } => {
+                parser.skip_section();
+                at += size as usize;
+            }
+            wasmparser::Payload::CustomSection(custom) if custom.name() == names::TARGET_FEATURES => {
+                let declared = pymode_abi::object::target_features::read("output", custom.data(), custom.data_offset())
+                    .map_err(|e| LinkError::InvalidOutput(e.to_string()))?;
+                for feature in declared.iter().filter(|f| f.policy != FeaturePolicy::Disallowed) {
+                    features |= pymode_abi::features::by_llvm_name(feature.name).unwrap_or(WasmFeatures::empty());
+                }
+            }
+            wasmparser::Payload::End(_) => return Ok(features),
+            _ => {}
+        }
+    }
 }
 
 const PAGE: u64 = 65536;
@@ -64,6 +99,7 @@ pub fn encode(
     layout: &Layout<'_>,
     rewritten: &Rewritten,
     synth: &Synthesized,
+    features: &[String],
     opts: &Options,
 ) -> Result<Vec<u8>> {
     let entry_sizes = patch::code_entry_sizes(inputs, layout, rewritten)?;
@@ -205,7 +241,21 @@ pub fn encode(
     if !opts.strip_all {
         name_section(inputs, layout).append_to(&mut out);
     }
+    if !features.is_empty() {
+        target_features_section(features).append_to(&mut out);
+    }
     Ok(out)
+}
+
+/// `target_features` with every feature marked used (`+`), as wasm-ld writes it.
+fn target_features_section(used: &[String]) -> CustomSection<'static> {
+    let mut data = Vec::new();
+    (used.len() as u32).encode(&mut data);
+    for name in used {
+        data.push(FeaturePolicy::Used.prefix());
+        name.as_str().encode(&mut data);
+    }
+    CustomSection { name: Cow::Borrowed(names::TARGET_FEATURES), data: Cow::Owned(data) }
 }
 
 fn name_section(inputs: &Inputs<'_>, layout: &Layout<'_>) -> NameSection {
@@ -254,7 +304,7 @@ pub fn validate(bytes: &[u8]) -> Result<()> {
         LinkError::InvalidOutput(format!("{} (at byte 0x{:x}); an input may hold malformed code", e.message(), e.offset()))
     };
     // The module structure in one pass; function bodies, most of the work, in parallel.
-    let mut validator = wasmparser::Validator::new_with_features(features());
+    let mut validator = wasmparser::Validator::new_with_features(declared_features(bytes)?);
     let mut bodies = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(invalid)?;

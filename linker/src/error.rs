@@ -124,6 +124,9 @@ pub enum LinkError {
         /// The value that did not fit.
         value: i64,
     },
+    /// The objects' `target_features` sections disagree (see [`crate::features`]).
+    #[error("{0}")]
+    FeatureConflict(String),
     /// Input that is valid wasm but uses something this linker does not support yet.
     #[error("{file}: {what} is not supported yet")]
     Unsupported {

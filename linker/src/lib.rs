@@ -5,15 +5,17 @@
 //! `pymode-readobj` describes objects and side modules as stable text.
 //!
 //! [`link`] runs the pipeline, one module per phase, in this order:
-//! [`input`] (read objects, archive members on demand, side modules) → [`resolve`]
-//! (symbols) → [`scan`] (what relocations need: GOT entries, table slots, imports) →
-//! [`layout`] (memory, table, index spaces) → [`rewrite`] (non-PIC function bodies into
-//! position-independent form) → [`synth`] (GOT globals, data-relocation and
-//! constructor functions, `dylink.0`) → [`emit`] (encode, with [`patch`] copying code and
-//! data straight into the output and patching sites in place; validate; write atomically).
+//! [`input`] (read objects, archive members on demand, side modules) → [`features`] (the
+//! output's wasm features, from the objects' `target_features`) → [`resolve`] (symbols) →
+//! [`scan`] (what relocations need: GOT entries, table slots, imports) → [`layout`] (memory,
+//! table, index spaces) → [`rewrite`] (non-PIC function bodies into position-independent
+//! form) → [`synth`] (GOT globals, data-relocation and constructor functions, `dylink.0`) →
+//! [`emit`] (encode, with [`patch`] copying code and data straight into the output and
+//! patching sites in place; validate; write atomically).
 
 pub mod emit;
 pub mod error;
+pub mod features;
 pub mod input;
 pub mod layout;
 pub mod options;
@@ -26,7 +28,7 @@ pub mod scan;
 pub mod synth;
 
 pub use error::{LinkError, Result};
-pub use options::{Binding, Options, PicRewrite};
+pub use options::{Binding, FeatureCheck, Options, PicRewrite};
 
 /// Links `opts.inputs` into a side module and returns its bytes, validated.
 ///
@@ -42,12 +44,13 @@ pub fn link_to_bytes(opts: &Options) -> Result<Vec<u8>> {
 fn build(opts: &Options) -> Result<Vec<u8>> {
     let files = input::read_files(opts)?;
     let inputs = input::load(&files)?;
+    let features = features::compute(&inputs, opts)?;
     let resolution = resolve::resolve(&inputs)?;
     let scan = scan::scan(&inputs, &resolution, opts.binding, opts.pic_rewrite)?;
     let layout = layout::layout(&inputs, &resolution, &scan, opts)?;
     let rewritten = rewrite::rewrite(&inputs, &resolution, &scan, &layout, opts.binding)?;
     let synthesized = synth::synthesize(&inputs, &resolution, &scan, &layout, opts)?;
-    emit::encode(&inputs, &resolution, &scan, &layout, &rewritten, &synthesized, opts)
+    emit::encode(&inputs, &resolution, &scan, &layout, &rewritten, &synthesized, &features, opts)
 }
 
 /// Links and writes the output file named by `-o` (atomically: on error nothing is written).

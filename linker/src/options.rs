@@ -31,6 +31,17 @@ pub enum PicRewrite {
     Off,
 }
 
+/// Whether the objects' `target_features` must agree (`--check-features`, the default, or
+/// `--no-check-features`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FeatureCheck {
+    /// Refuse a feature one object disallows and another uses, as wasm-ld does.
+    #[default]
+    On,
+    /// Link anyway; the output still lists and is validated against the used features.
+    Off,
+}
+
 /// What to link and how.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
@@ -54,6 +65,10 @@ pub struct Options {
     pub binding: Binding,
     /// `--pic-rewrite=on|off`: rewrite non-PIC code, or refuse it as wasm-ld does.
     pub pic_rewrite: PicRewrite,
+    /// `--check-features` / `--no-check-features`.
+    pub check_features: FeatureCheck,
+    /// `--features=A,B`: the output's features instead of those the objects use.
+    pub features: Option<Vec<String>>,
     /// `--no-entry` (the default for side modules; accepted for wasm-ld compatibility).
     pub no_entry: bool,
     /// `--version`: print the version and stop.
@@ -94,6 +109,9 @@ dylink.0 side module.
   --no-bsymbolic            keep wasm-ld's interposable GOT imports for own symbols
   --pic-rewrite=on|off      rewrite non-PIC objects' code to position-independent form
                             (default on; off refuses them as wasm-ld does)
+  --features=A,B            the wasm features the output uses, instead of those the
+                            objects' target_features sections mark used
+  --no-check-features       link objects whose target_features disagree
   --no-entry                accepted (side modules have no entry)
   --version, --help
   @FILE                     read more arguments from FILE
@@ -114,8 +132,6 @@ const IGNORED_FLAGS: &[&str] = &[
     "--import-memory",
     "--import-table",
     "--fatal-warnings",
-    "--no-check-features",
-    "--check-features",
     "--color-diagnostics",
     "--no-color-diagnostics",
     "--demangle",
@@ -162,6 +178,9 @@ impl Options {
                 "-Bsymbolic" => opts.binding = Binding::Local,
                 "-no-bsymbolic" => opts.binding = Binding::Interposable,
                 "-no-entry" => opts.no_entry = true,
+                "-check-features" => opts.check_features = FeatureCheck::On,
+                "-no-check-features" => opts.check_features = FeatureCheck::Off,
+                "-features" => opts.features = Some(feature_list(&value("--features")?)),
                 "-version" | "-v" => opts.version = true,
                 "-help" | "-h" => opts.help = true,
                 "-" => return Err(LinkError::Usage("reading input from stdin is not supported".into())),
@@ -197,6 +216,7 @@ impl Options {
                     let v = &flag["-rpath=".len()..];
                     opts.rpath.push(v.to_owned());
                 }
+                _ if flag.starts_with("-features=") => opts.features = Some(feature_list(&flag["-features=".len()..])),
                 _ if flag.starts_with("-soname=") => {
                     let v = &flag["-soname=".len()..];
                     opts.soname = Some(v.to_owned());
@@ -215,6 +235,11 @@ fn pic_rewrite(value: &str) -> Result<PicRewrite> {
         "off" => Ok(PicRewrite::Off),
         other => Err(LinkError::Usage(format!("--pic-rewrite={other}: expected on or off"))),
     }
+}
+
+/// `--features=a,b,c`: wasm-ld's comma-separated list (empty entries dropped).
+fn feature_list(value: &str) -> Vec<String> {
+    value.split(',').filter(|name| !name.is_empty()).map(str::to_owned).collect()
 }
 
 /// Replaces each `@FILE` with the whitespace-separated words of FILE (double quotes group),

@@ -2,8 +2,8 @@
 //!
 //! The format is what the golden tests compare, so it lists everything the linker and the
 //! loader care about (imports, exports, symbols, segments, init functions, comdats,
-//! relocations, `dylink.0`) in file order, one item a line, and nothing that varies between
-//! runs.
+//! relocations, `dylink.0`, `target_features`) in file order, one item a line, and nothing
+//! that varies between runs.
 
 use pymode_abi::object::{ComdatMember, Object, SymbolTarget};
 use pymode_abi::{RelocKind, SymbolFlags};
@@ -23,6 +23,10 @@ pub fn describe(obj: &Object<'_>) -> String {
     };
     let _ = writeln!(w, "kind: {kind}");
     let _ = writeln!(w, "sections: {}", obj.sections.iter().map(|s| s.name).collect::<Vec<_>>().join(" "));
+    if let Some(features) = &obj.target_features {
+        let listed: Vec<String> = features.iter().map(|f| format!("{}{}", char::from(f.policy.prefix()), f.name)).collect();
+        let _ = writeln!(w, "target_features: {}", listed.join(" "));
+    }
 
     if let Some(d) = &obj.dylink0 {
         let m = &d.mem_info;

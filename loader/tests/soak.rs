@@ -448,19 +448,10 @@ fn build_driver(dir: &Path) {
     let object = dir.join("obj").join("soakdrv.o");
     std::fs::create_dir_all(dir.join("obj")).expect("obj dir");
     std::fs::write(&source, DRIVER_SOURCE).expect("write driver");
-    // table.size needs the reference-types feature, which zig's default wasm32 CPU lacks and
-    // pymode-ld's output validation does not accept yet; so the driver (not what is under
-    // test) is linked by the reference wasm-ld. The soak modules are linked by pymode-ld.
+    // table.size needs the reference-types feature, which zig's default wasm32 CPU lacks; the
+    // object says so in its target_features and pymode-ld validates its output with it.
     compile(&source, &object, &["-mreference-types"]);
-    let output = dir.join(format!("soakdrv{EXT_SUFFIX}"));
-    let out = pymode_testdata::wasm_ld()
-        .args(pymode_testdata::WASM_LD_SIDE_MODULE_FLAGS)
-        .arg(&object)
-        .arg("-o")
-        .arg(&output)
-        .output()
-        .expect("run wasm-ld");
-    assert!(out.status.success(), "wasm-ld soakdrv: {}", String::from_utf8_lossy(&out.stderr));
+    link(&object, &dir.join(format!("soakdrv{EXT_SUFFIX}")));
 }
 
 // ---------------------------------------------------------------------------------------------

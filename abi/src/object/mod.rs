@@ -1,19 +1,22 @@
 //! A reader for wasm32 relocatable objects and linked modules.
 //!
 //! [`Object::parse`] reads every section into a typed model that borrows the file's bytes:
-//! the core sections through wasmparser, and the `linking` and `reloc.*` custom sections
-//! through the small readers in [`linking`] and [`relocs`]. After reading, [`validate`]
-//! checks every cross reference (symbol targets, relocation indices, patch sites), so that a
-//! consumer can index the model without bounds surprises.
+//! the core sections through wasmparser, and the `linking`, `reloc.*` and `target_features`
+//! custom sections through the small readers in [`linking`], [`relocs`] and
+//! [`target_features`]. After reading, the private `validate` module checks every cross
+//! reference (symbol targets, relocation indices, patch sites), so that a consumer can index
+//! the model without bounds surprises.
 
 mod index;
 pub mod linking;
 pub mod relocs;
+pub mod target_features;
 mod validate;
 
 pub use index::*;
 pub use linking::{Comdat, ComdatMember, DataRef, InitFunc, SegmentInfo, Symbol, SymbolKind, SymbolTarget};
 pub use relocs::{RelocSection, Relocation};
+pub use target_features::{FeaturePolicy, TargetFeature};
 
 use crate::dylink::Dylink0;
 use crate::error::{Error, ErrorKind, Result};
@@ -159,6 +162,9 @@ pub struct Object<'a> {
     pub relocations: Vec<RelocSection>,
     /// The `dylink.0` section of a side module.
     pub dylink0: Option<Dylink0>,
+    /// The `target_features` section: the features the object was compiled with, or `None`
+    /// when it has no such section.
+    pub target_features: Option<Vec<TargetFeature<'a>>>,
 }
 
 /// The standard name of a core section id.
@@ -215,6 +221,7 @@ impl<'a> Object<'a> {
             comdats: Vec::new(),
             relocations: Vec::new(),
             dylink0: None,
+            target_features: None,
         };
         if bytes.len() < 8 || &bytes[..4] != b"\0asm" || bytes[4..8] != [1, 0, 0, 0] {
             return Err(Error::new(name, None, 0, ErrorKind::NotWasm));
@@ -350,6 +357,17 @@ impl<'a> Object<'a> {
                             return Err(Error::new(name, Some(names::DYLINK_0), at, ErrorKind::Dylink0NotFirst));
                         }
                         obj.dylink0 = Some(Dylink0::decode_contents(name, custom.data(), custom.data_offset())?);
+                    } else if custom.name() == names::TARGET_FEATURES {
+                        if obj.target_features.is_some() {
+                            let at = section_start(bytes, custom.range().start);
+                            return Err(Error::new(
+                                name,
+                                Some(names::TARGET_FEATURES),
+                                at,
+                                ErrorKind::Malformed("a second target_features section".into()),
+                            ));
+                        }
+                        obj.target_features = Some(target_features::read(name, custom.data(), custom.data_offset())?);
                     }
                 }
                 _ => {}

@@ -1,7 +1,7 @@
 //! The differential comparison against wasm-ld, shared by the fixture and markupsafe tests.
 //!
 //! Both linkers' outputs are reduced to a [`Summary`]: dylink.0 MEM_INFO and NEEDED, the set
-//! of imports and the set of exports with their kinds.
+//! of imports, the set of exports with their kinds, and the `target_features` entries.
 //! - `pymode-ld --no-bsymbolic` (wasm-ld's binding) must give the same summary.
 //! - `pymode-ld` with local binding differs exactly as intended: no `GOT.mem`/`GOT.func`
 //!   import of a symbol the module defines (an internal GOT global instead), no `env` import
@@ -22,6 +22,7 @@ pub struct Summary {
     pub needed: Vec<String>,
     pub imports: BTreeSet<(String, String, String)>,
     pub exports: BTreeSet<(String, String)>,
+    pub target_features: BTreeSet<String>,
 }
 
 pub fn summarize(name: &str, bytes: &[u8]) -> Summary {
@@ -36,6 +37,7 @@ pub fn summarize(name: &str, bytes: &[u8]) -> Summary {
             .map(|i| (i.module.to_owned(), i.field.to_owned(), format!("{:?}", import_kind(&i.ty))))
             .collect(),
         exports: module.exports.iter().map(|e| (e.name.to_owned(), format!("{:?}", e.kind))).collect(),
+        target_features: module.target_features.iter().flatten().map(|f| format!("{}{}", char::from(f.policy.prefix()), f.name)).collect(),
     }
 }
 
@@ -76,6 +78,7 @@ pub fn compare_with_wasm_ld(label: &str, object: &Path, scratch: &Path) {
     assert_eq!(ours.imports, expected_imports, "{label}: imports (local binding drops only own-symbol imports)");
     assert_eq!(ours.exports, theirs.exports, "{label}: exports");
     assert_eq!(ours.needed, theirs.needed, "{label}: NEEDED");
+    assert_eq!(ours.target_features, theirs.target_features, "{label}: target_features");
     assert_eq!(ours.mem_info.memory_size, theirs.mem_info.memory_size, "{label}: memory size");
     assert_eq!(ours.mem_info.memory_align_log2, theirs.mem_info.memory_align_log2, "{label}: memory alignment");
     assert_eq!(ours.mem_info.table_align_log2, theirs.mem_info.table_align_log2, "{label}: table alignment");
