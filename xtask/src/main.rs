@@ -24,7 +24,7 @@ commands:
                        ($PYMODE_CACHE, default ~/.cache/pymode)
   fixtures             compile testdata/c/*.c in all four modes into target/fixtures
   test [--full] [ARGS] toolchain + fixtures, then `cargo test --workspace ARGS`
-                       (and the fuzz smoke tests); --full sets PYMODE_FULL=1
+                       (the fuzz smoke tests included); --full sets PYMODE_FULL=1
   cpython              build CPython 3.13 for wasm32-wasi as a dynamic-linking main
                        module (cached in $PYMODE_CACHE/cpython)
   build-ext NAME       build an extension package from its sdist for the wasm CPython
