@@ -295,10 +295,11 @@ fn name_section(inputs: &Inputs<'_>, layout: &Layout<'_>) -> NameSection {
     section
 }
 
-/// Validates the module with the features zig's objects use.
+/// Validates the module with the features it may use ([`declared_features`]).
 ///
 /// # Errors
-/// [`LinkError::InvalidOutput`] with wasmparser's message: a linker bug.
+/// [`LinkError::InvalidOutput`] with wasmparser's message: a linker bug, or code that needs a
+/// feature `--features=` left out.
 pub fn validate(bytes: &[u8]) -> Result<()> {
     let invalid = |e: wasmparser::BinaryReaderError| {
         LinkError::InvalidOutput(format!("{} (at byte 0x{:x}); an input may hold malformed code", e.message(), e.offset()))

@@ -9,22 +9,10 @@ use common::differential::reference_link;
 use common::*;
 use pymode_abi::object::{FeaturePolicy, Object};
 use pymode_linker::FeatureCheck;
+use pymode_testdata::SIMD_SOURCE;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use wasm_encoder::{CustomSection, Encode, Section};
-
-/// Sums an array four lanes at a time: v128 loads and i32x4 arithmetic.
-const SIMD_SOURCE: &str = r#"
-#include <wasm_simd128.h>
-static int data[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-__attribute__((noinline)) int simd_sum(const int *p, int n) {
-    v128_t acc = wasm_i32x4_splat(0);
-    for (int i = 0; i + 4 <= n; i += 4) acc = wasm_i32x4_add(acc, wasm_v128_load(p + i));
-    return wasm_i32x4_extract_lane(acc, 0) + wasm_i32x4_extract_lane(acc, 1)
-         + wasm_i32x4_extract_lane(acc, 2) + wasm_i32x4_extract_lane(acc, 3);
-}
-int simd_check(void) { return simd_sum(data, 16); }
-"#;
 
 fn simd_object(dir: &Path) -> PathBuf {
     compile(dir, "simd", SIMD_SOURCE, &["-fPIC", "-O2", "-msimd128"])

@@ -1,7 +1,8 @@
 //! Side modules whose code uses wasm features beyond zig's defaults: a C function built with
-//! `-msimd128` (in the fixtures' four modes: with and without `-fPIC`, -O0 and -O2) and one built with `-mreference-types`, linked by
-//! pymode-ld, load and compute the right result; on an engine without SIMD the load fails
-//! cleanly and leaves nothing loaded.
+//! `-msimd128` (`testdata/features/simd.c`, in the fixtures' four modes: with and without
+//! `-fPIC`, -O0 and -O2) and one built with `-mreference-types`, linked by pymode-ld, load
+//! and compute the right result; on an engine without SIMD the load fails cleanly and leaves
+//! the heap and the table as they were.
 #![allow(clippy::result_large_err)]
 
 mod common;
@@ -10,21 +11,8 @@ use common::*;
 use pymode_abi::host::rtld;
 use pymode_linker::Options;
 use pymode_linker::options::InputSpec;
-use pymode_testdata::{COMMON_CFLAGS, Mode, run_ok, zig_cc};
+use pymode_testdata::{COMMON_CFLAGS, Mode, SIMD_SOURCE, run_ok, zig_cc};
 use std::path::Path;
-
-/// `simd_check()` sums 1..=16 with v128 loads and i32x4 adds: 136.
-const SIMD_SOURCE: &str = r#"
-#include <wasm_simd128.h>
-static int data[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-__attribute__((noinline)) int simd_sum(const int *p, int n) {
-    v128_t acc = wasm_i32x4_splat(0);
-    for (int i = 0; i + 4 <= n; i += 4) acc = wasm_i32x4_add(acc, wasm_v128_load(p + i));
-    return wasm_i32x4_extract_lane(acc, 0) + wasm_i32x4_extract_lane(acc, 1)
-         + wasm_i32x4_extract_lane(acc, 2) + wasm_i32x4_extract_lane(acc, 3);
-}
-int simd_check(void) { return simd_sum(data, 16); }
-"#;
 
 /// `reftypes_check()` calls through a function pointer (a `call_indirect` whose table
 /// index is a relocation when reference types are on): 42.

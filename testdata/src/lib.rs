@@ -63,6 +63,10 @@ pub const ARCHIVE_MEMBERS: &[&str] = &["data_pointer", "extern_calls", "method_t
 /// File name of the fixture archive inside the `pic-O2` directory.
 pub const ARCHIVE_NAME: &str = "libfixtures.a";
 
+/// `testdata/features/simd.c`: `simd_check()` sums an array with SIMD and returns 136. It needs
+/// `-msimd128`, so it is not one of the fixtures, which build without it.
+pub const SIMD_SOURCE: &str = include_str!("../features/simd.c");
+
 const TOOLCHAIN_HINT: &str = "run `cargo xtask toolchain` (or `cargo xtask test`) first";
 const FIXTURES_HINT: &str = "run `cargo xtask fixtures` (or `cargo xtask test`) first";
 
