@@ -11,7 +11,7 @@
 //! markupsafe is also linked twice more, for cross-checks: by the reference wasm-ld
 //! (`site-wasm-ld`) and from objects compiled without `-fPIC` (`site-nopic`).
 
-use crate::{cargo, cpython::CPython, run_capture, run_status, staticlib};
+use crate::{cargo, cpython::CPython, run_capture, run_status, stamp_is_current, staticlib};
 use anyhow::{Context, Result, bail};
 use pymode_testdata::packages::{BUILD_REQUIREMENTS, PACKAGES, Package, package};
 use pymode_testdata::{PYTEST_VERSION, Toolchain, apply_zig_env, cache_dir, ext_dir, venv_python, wasm_ld, wasm_test_deps_path, workspace_root};
@@ -139,7 +139,7 @@ pub(crate) fn native_venv(native_python: &Path, name: &str, requirements: &[Stri
     let python = venv.join("bin").join("python");
     let stamp = venv.join("pymode-requirements.txt");
     let wanted = requirements.join("\n");
-    if python.is_file() && fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+    if stamp_is_current(&stamp, &wanted, std::slice::from_ref(&python)) {
         return Ok(python);
     }
     let _ = fs::remove_dir_all(&venv);
@@ -233,7 +233,7 @@ fn install_test_requirements(pkg: &Package) -> Result<()> {
     let dir = pkg.test_deps();
     let stamp = dir.join("pymode-requirements.txt");
     let wanted = pkg.test_requirements.join("\n");
-    if fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+    if stamp_is_current(&stamp, &wanted, &[]) {
         return Ok(());
     }
     let _ = fs::remove_dir_all(&dir);
