@@ -10,10 +10,9 @@
 //! Prints ns per call and the ratio trampoline / direct.
 
 use pymode_linker::{Options, options::InputSpec};
-use pymode_loader::{HasLoader, LibRoot, Loader, LoaderConfig, add_to_linker};
+use pymode_loader::{LibRoot, Loader, LoaderConfig, WasiHost, add_to_linker};
 use pymode_testdata::{COMMON_CFLAGS, c_main_module, run_ok, zig_cc};
 use wasmtime::{Config, Engine, Linker, Module, Store};
-use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 const MAIN_C: &str = r#"#include <dlfcn.h>
@@ -51,17 +50,6 @@ int main(void) {
 }
 "#;
 
-struct Host {
-    wasi: WasiP1Ctx,
-    loader: Option<Loader>,
-}
-
-impl HasLoader for Host {
-    fn loader_slot(&mut self) -> &mut Option<Loader> {
-        &mut self.loader
-    }
-}
-
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let lib = dir.path().join("lib");
@@ -82,9 +70,9 @@ fn main() {
     let engine = Engine::new(&config).expect("engine");
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stdio().preopened_dir(&lib, "/lib", FsPerms::ReadWrite).expect("preopen /lib");
-    let mut store = Store::new(&engine, Host { wasi: wasi.build_p1(), loader: None });
-    let mut linker: Linker<Host> = Linker::new(&engine);
-    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi).expect("wasi imports");
+    let mut store = Store::new(&engine, WasiHost { wasi: wasi.build_p1(), loader: None });
+    let mut linker: Linker<WasiHost> = Linker::new(&engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut WasiHost| &mut h.wasi).expect("wasi imports");
     add_to_linker(&mut linker).expect("pymode imports");
     let module = Module::from_file(&engine, &main_wasm).expect("compile main.wasm");
     let instance = linker.instantiate(&mut store, &module).expect("instantiate main.wasm");

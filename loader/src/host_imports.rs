@@ -19,6 +19,22 @@ pub trait HasLoader {
     fn loader_slot(&mut self) -> &mut Option<Loader>;
 }
 
+/// Store data for a host that gives the guest WASI preview 1 and the loader, and nothing else:
+/// what `pymode-run` uses. A host with state of its own implements [`HasLoader`] on its own
+/// type instead (`examples/embed.rs` shows how).
+pub struct WasiHost {
+    /// WASI preview-1 state, for `wasmtime_wasi::p1::add_to_linker_sync`.
+    pub wasi: wasmtime_wasi::p1::WasiP1Ctx,
+    /// The loader slot: `None` until [`Loader::attach`]'s result is put here.
+    pub loader: Option<Loader>,
+}
+
+impl HasLoader for WasiHost {
+    fn loader_slot(&mut self) -> &mut Option<Loader> {
+        &mut self.loader
+    }
+}
+
 /// Runs `f` with the loader taken out of the store's data and puts it back afterwards.
 fn with_loader<T: HasLoader + 'static, R>(caller: &mut Caller<'_, T>, fail: R, f: impl FnOnce(&mut Loader, &mut Caller<'_, T>) -> R) -> R {
     let Some(mut loader) = caller.data_mut().loader_slot().take() else { return fail };
@@ -51,8 +67,8 @@ fn fn_arity<T: HasLoader + 'static>(caller: &mut Caller<'_, T>, index: i32) -> i
     let Some(wasmtime::Ref::Func(Some(func))) = table.get(&mut *caller, index) else { return -1 };
     let ty = func.ty(&*caller);
     let all_i32 = ty.params().all(|p| matches!(p, wasmtime::ValType::I32));
-    let results: Vec<wasmtime::ValType> = ty.results().collect();
-    if all_i32 && results.len() == 1 && matches!(results[0], wasmtime::ValType::I32) {
+    let one_i32_result = ty.results().len() == 1 && ty.results().all(|r| matches!(r, wasmtime::ValType::I32));
+    if all_i32 && one_i32_result {
         i32::try_from(ty.params().len()).unwrap_or(-1)
     } else {
         -1

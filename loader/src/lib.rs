@@ -54,5 +54,5 @@ mod table;
 pub use cache::ModuleCache;
 pub use config::{LibRoot, LoaderConfig};
 pub use error::{AttachError, BoxError, HandleError, OpenError, OpenErrorKind};
-pub use host_imports::{HasLoader, add_to_linker};
+pub use host_imports::{HasLoader, WasiHost, add_to_linker};
 pub use state::{Handle, Loader, LoaderStats};

@@ -20,9 +20,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use pymode_loader::{HasLoader, LibRoot, Loader, LoaderConfig, ModuleCache, add_to_linker};
+use pymode_loader::{LibRoot, Loader, LoaderConfig, ModuleCache, WasiHost, add_to_linker};
 use wasmtime::{Config, Engine, Linker, Store};
-use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 const FULL_MODULES: usize = 100;
@@ -458,17 +457,6 @@ fn build_driver(dir: &Path) {
 // Running: python.wasm in this process with the loader attached, as pymode-run does, so that
 // the loader's own state can be inspected after the script.
 
-struct Host {
-    wasi: WasiP1Ctx,
-    loader: Option<Loader>,
-}
-
-impl HasLoader for Host {
-    fn loader_slot(&mut self) -> &mut Option<Loader> {
-        &mut self.loader
-    }
-}
-
 struct Run {
     stdout: String,
     stderr: String,
@@ -495,9 +483,9 @@ fn run_python(dir: &Path, n: usize, rounds: usize, measured: &[usize]) -> Run {
     wasi.preopened_dir(dir, "/soak", FsPerms::ReadOnly).expect("preopen soak dir");
     let roots = vec![LibRoot::mapped(&prefix, guest_prefix.clone()), LibRoot::mapped(dir, "/soak")];
 
-    let mut store = Store::new(&engine, Host { wasi: wasi.build_p1(), loader: None });
-    let mut linker: Linker<Host> = Linker::new(&engine);
-    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi).expect("wasi");
+    let mut store = Store::new(&engine, WasiHost { wasi: wasi.build_p1(), loader: None });
+    let mut linker: Linker<WasiHost> = Linker::new(&engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut WasiHost| &mut h.wasi).expect("wasi");
     add_to_linker(&mut linker).expect("pymode imports");
     let bytes = std::fs::read(&python).expect("read python.wasm");
     let mut cache = ModuleCache::new(Some(pymode_testdata::cache_dir().join("module-cache")));

@@ -17,23 +17,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pymode_loader::{HasLoader, LibRoot, Loader, LoaderConfig, ModuleCache, add_to_linker};
+use pymode_loader::{LibRoot, Loader, LoaderConfig, ModuleCache, WasiHost, add_to_linker};
 use wasmtime::{Config, Engine, Linker, Store};
-use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 const USAGE: &str = "usage: pymode-run [--dir HOST[::GUEST]]... [--env K=V]... [--lib-root DIR]... [--cache DIR] MODULE.wasm [-- ARGS...]";
-
-struct Host {
-    wasi: WasiP1Ctx,
-    loader: Option<Loader>,
-}
-
-impl HasLoader for Host {
-    fn loader_slot(&mut self) -> &mut Option<Loader> {
-        &mut self.loader
-    }
-}
 
 #[derive(Debug, Default)]
 struct Args {
@@ -107,9 +95,9 @@ fn run(args: Args) -> Result<ExitCode, String> {
     }
     roots.extend(args.lib_roots.iter().map(LibRoot::host));
 
-    let mut store = Store::new(&engine, Host { wasi: wasi.build_p1(), loader: None });
-    let mut linker: Linker<Host> = Linker::new(&engine);
-    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi).map_err(|e| format!("linker: {e}"))?;
+    let mut store = Store::new(&engine, WasiHost { wasi: wasi.build_p1(), loader: None });
+    let mut linker: Linker<WasiHost> = Linker::new(&engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut WasiHost| &mut h.wasi).map_err(|e| format!("linker: {e}"))?;
     add_to_linker(&mut linker).map_err(|e| format!("linker: {e}"))?;
 
     let bytes = std::fs::read(&args.module).map_err(|e| format!("{program}: {e}"))?;
