@@ -76,7 +76,8 @@ fn val_type(ty: wasmparser::ValType) -> Result<ValType> {
         wasmparser::ValType::Ref(r) if r == wasmparser::RefType::FUNCREF => ValType::FUNCREF,
         wasmparser::ValType::Ref(r) if r == wasmparser::RefType::EXTERNREF => ValType::EXTERNREF,
         wasmparser::ValType::Ref(_) => {
-            return Err(LinkError::Unsupported { file: "input".into(), what: "typed function references".into() });
+            // layout refused them, naming the object.
+            return Err(LinkError::internal("emit", "a typed function reference in a type"));
         }
     })
 }
@@ -179,8 +180,8 @@ pub fn encode(
             .iter()
             .map(|&id| layout.defined_function_index(inputs, res, id))
             .collect::<Option<Vec<u32>>>()
-            .ok_or(LinkError::InvalidOutput("a table slot without a defined function".into()))?;
-        let table_base = layout.table_base.ok_or(LinkError::InvalidOutput("no __table_base".into()))?;
+            .ok_or_else(|| LinkError::internal("emit", "a table slot without a defined function"))?;
+        let table_base = layout.table_base.ok_or_else(|| LinkError::internal("emit", "no __table_base import"))?;
         let mut elements = ElementSection::new();
         elements.active(None, &ConstExpr::global_get(table_base), Elements::Functions(slots.into()));
         elements.append_to(&mut out);
@@ -202,7 +203,7 @@ pub fn encode(
 
     // Data: each non-bss output segment at `__memory_base + start`, its bytes written and
     // patched in place.
-    let memory_base = layout.memory_base.ok_or(LinkError::InvalidOutput("no __memory_base".into()))?;
+    let memory_base = layout.memory_base.ok_or_else(|| LinkError::internal("emit", "no __memory_base import"))?;
     let mut headers = Vec::new();
     let mut count = 0u32;
     for segment in layout.segments.iter().filter(|s| !s.bss) {

@@ -101,24 +101,32 @@ pub enum LinkError {
         reason: String,
     },
     /// A relocation kind we do not handle at this place.
-    #[error("{file}: unsupported relocation {kind} in {section} against symbol `{symbol}`")]
+    #[error("{file}: unsupported relocation {kind} in {section} at offset 0x{offset:x} against symbol `{symbol}`")]
     UnsupportedRelocation {
         /// The object.
         file: String,
         /// The `R_WASM_*` name.
         kind: &'static str,
-        /// The section it patches.
-        section: String,
+        /// The section it patches (`code` or `data`).
+        section: &'static str,
+        /// The site's offset in that section's contents, as the `reloc.*` entry (and
+        /// `pymode-readobj`) gives it.
+        offset: u32,
         /// The symbol.
         symbol: String,
     },
     /// A relocation's value does not fit its site.
-    #[error("{file}: relocation {kind} against `{symbol}` is out of range: {value}")]
+    #[error("{file}: relocation {kind} in {section} at offset 0x{offset:x} against `{symbol}` is out of range: {value}")]
     RelocationOverflow {
         /// The object.
         file: String,
         /// The `R_WASM_*` name.
         kind: &'static str,
+        /// The section it patches (`code` or `data`).
+        section: &'static str,
+        /// The site's offset in that section's contents, as the `reloc.*` entry (and
+        /// `pymode-readobj`) gives it.
+        offset: u32,
         /// The symbol.
         symbol: String,
         /// The value that did not fit.
@@ -138,6 +146,16 @@ pub enum LinkError {
     /// Memory or table layout exceeded 32 bits.
     #[error("{0}: too large for wasm32")]
     TooLarge(&'static str),
+    /// A broken invariant between the linker's phases (an index or address one phase should
+    /// have decided for the next): a linker bug, reported rather than panicked on. No input
+    /// file is to blame, so none is named.
+    #[error("internal error in {phase}: {what}")]
+    Internal {
+        /// The phase that found it (`layout`, `rewrite`, `synth`, `patch`, `emit`).
+        phase: &'static str,
+        /// What was missing or inconsistent.
+        what: String,
+    },
     /// Our own output failed validation: a linker bug, reported rather than written.
     #[error("internal error: output does not validate: {0}")]
     InvalidOutput(String),
@@ -154,5 +172,37 @@ pub enum LinkError {
     },
 }
 
+impl LinkError {
+    /// A [`LinkError::Internal`] found by `phase`.
+    pub(crate) fn internal(phase: &'static str, what: impl Into<String>) -> Self {
+        LinkError::Internal { phase, what: what.into() }
+    }
+}
+
 /// `Result` with [`LinkError`].
 pub type Result<T, E = LinkError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::LinkError;
+
+    #[test]
+    fn relocation_errors_name_the_site_offset() {
+        let overflow = LinkError::RelocationOverflow {
+            file: "a.o".into(),
+            kind: "R_WASM_MEMORY_ADDR_LOCREL_I32",
+            section: "data",
+            offset: 0x1c,
+            symbol: "x".into(),
+            value: -2147483748,
+        };
+        assert_eq!(overflow.to_string(), "a.o: relocation R_WASM_MEMORY_ADDR_LOCREL_I32 in data at offset 0x1c against `x` is out of range: -2147483748");
+        let unsupported = LinkError::UnsupportedRelocation { file: "a.o".into(), kind: "R_WASM_TABLE_NUMBER_LEB", section: "code", offset: 0x7, symbol: "t".into() };
+        assert_eq!(unsupported.to_string(), "a.o: unsupported relocation R_WASM_TABLE_NUMBER_LEB in code at offset 0x7 against symbol `t`");
+    }
+
+    #[test]
+    fn internal_errors_name_the_phase_and_no_file() {
+        assert_eq!(LinkError::internal("synth", "no table slot for `f`").to_string(), "internal error in synth: no table slot for `f`");
+    }
+}

@@ -164,9 +164,9 @@ pub fn layout<'a>(inputs: &Inputs<'a>, res: &Resolution<'a>, scan: &Scan, opts: 
     out.table_slots = scan.table_slots.clone();
     out.imports_table = scan.uses_table || !out.table_slots.is_empty();
     out.mem_info.table_size = u32_of(out.table_slots.len(), "table")?;
-    assign_types(&mut out, inputs);
+    assign_types(&mut out, inputs)?;
     assign_functions(&mut out, inputs, res, scan)?;
-    assign_globals(&mut out, res, scan, opts.binding)?;
+    assign_globals(&mut out, inputs, res, scan, opts.binding)?;
     assign_exports(&mut out, inputs, res, opts)?;
     Ok(out)
 }
@@ -251,11 +251,27 @@ fn align_up(value: u64, align_log2: u32) -> u64 {
     value.div_ceil(align) * align
 }
 
-fn assign_types(out: &mut Layout<'_>, inputs: &Inputs<'_>) {
+fn assign_types(out: &mut Layout<'_>, inputs: &Inputs<'_>) -> Result<()> {
     for obj in &inputs.objects {
+        if obj.types.iter().any(|t| !t.params().iter().chain(t.results()).all(|&v| encodable(v))) {
+            return Err(typed_references(&obj.name));
+        }
         let map = obj.types.iter().map(|t| out.types.insert_full(t.clone()).0 as u32).collect();
         out.type_map.push(map);
     }
+    Ok(())
+}
+
+/// Whether emit can write the value type: numbers, vectors, `funcref` and `externref`.
+fn encodable(ty: ValType) -> bool {
+    match ty {
+        ValType::Ref(r) => r == wasmparser::RefType::FUNCREF || r == wasmparser::RefType::EXTERNREF,
+        _ => true,
+    }
+}
+
+fn typed_references(file: &str) -> LinkError {
+    LinkError::Unsupported { file: file.to_owned(), what: "typed function references".into() }
 }
 
 fn type_index(out: &mut Layout<'_>, ty: &FuncType) -> u32 {
@@ -316,13 +332,17 @@ fn file_name(inputs: &Inputs<'_>, file: FileId) -> String {
     inputs.objects.get(file.as_usize()).map_or_else(String::new, |o| o.name.clone())
 }
 
-fn assign_globals<'a>(out: &mut Layout<'a>, res: &Resolution<'a>, scan: &Scan, binding: Binding) -> Result<()> {
+fn assign_globals<'a>(out: &mut Layout<'a>, inputs: &Inputs<'a>, res: &Resolution<'a>, scan: &Scan, binding: Binding) -> Result<()> {
     let mut env_globals: FxIndexMap<(&'a str, &'a str), (GlobalType, Vec<SymId>)> = FxIndexMap::default();
     for &id in &scan.global_imports {
         let sym = res.get(id);
         let Some((module, field, ImportType::Global(ty))) = &sym.import else {
-            return Err(LinkError::UndefinedSymbol { file: String::new(), name: sym.name.to_owned() });
+            // scan only lists undefined (or side-module) globals, and those carry their import.
+            return Err(LinkError::internal("layout", format!("global `{}` has no import", sym.name)));
         };
+        if !encodable(ty.content_type) {
+            return Err(typed_references(&file_name(inputs, sym.first_file)));
+        }
         // Debug-info objects import the bases as mutable; they are constants of the loader.
         let ty = if *module == names::ENV && (*field == names::MEMORY_BASE || *field == names::TABLE_BASE) { I32_CONST_GLOBAL } else { *ty };
         env_globals.entry((*module, *field)).or_insert((ty, Vec::new())).1.push(id);

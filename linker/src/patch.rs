@@ -76,13 +76,13 @@ pub fn patch_functions(
             let new = rewritten.body(file, function);
             let body = match new {
                 Some(new) => &new.bytes[..],
-                None => obj.bytes.get(obj.functions[function].body.clone()).ok_or_else(|| bug(obj, "function body outside the file"))?,
+                None => obj.bytes.get(obj.functions[function].body.clone()).ok_or_else(|| bug(&format!("{}: function body outside the file", obj.name)))?,
             };
             let size = u32::try_from(body.len()).map_err(|_| LinkError::TooLarge("function body"))?;
             leb.clear();
             pymode_abi::write_uleb(&mut leb, size);
             let end = at + leb.len() + body.len();
-            let entry = part.get_mut(at..end).ok_or_else(|| bug(obj, "code entry sizes changed"))?;
+            let entry = part.get_mut(at..end).ok_or_else(|| bug("code entry sizes changed"))?;
             let (prefix, copy) = entry.split_at_mut(leb.len());
             prefix.copy_from_slice(&leb);
             copy.copy_from_slice(body);
@@ -174,28 +174,37 @@ pub fn patch_segments(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, la
         for site in sites {
             let Place::Data { segment, offset } = site.place else { continue };
             let Some(&Some((s, from))) = place[file].get(segment.as_usize()) else {
-                return Err(bug(obj, "relocation in a bss segment"));
+                // Input can do this: a segment named `.bss.*` that holds a pointer.
+                return Err(LinkError::Unsupported {
+                    file: obj.name.clone(),
+                    what: format!("relocation {} at offset 0x{:x} in a bss segment", site.reloc.kind, site.reloc.offset),
+                });
             };
             let base = at[s].unwrap_or(0); // ok: `place` only holds segments with bytes
             let site_address = layout.segments[s].start as i64 + (from - base + offset) as i64; // ok: s from the loop above
-            let value = data_value(inputs, res, layout, site, site_address)?;
+            let value = data_value(inputs, res, layout, obj, site, site_address)?;
             write(out, from + offset, obj, res, site, value)?;
         }
     }
     Ok(())
 }
 
-fn bug(obj: &Object<'_>, what: &str) -> LinkError {
-    LinkError::Unsupported { file: obj.name.clone(), what: what.to_owned() }
+/// A broken invariant of the layout or the scan, found while patching.
+fn bug(what: &str) -> LinkError {
+    LinkError::internal("patch", what)
 }
 
 fn write(bytes: &mut [u8], offset: usize, obj: &Object<'_>, res: &Resolution<'_>, site: &Site, value: i64) -> Result<()> {
     let width = site.reloc.kind.width();
     let symbol = || site.symbol.map_or_else(|| format!("type {}", site.reloc.index), |id| res.get(id).name.to_owned());
-    let slot = bytes.get_mut(offset..offset + width.bytes()).ok_or_else(|| bug(obj, "relocation site outside its function"))?;
+    let slot = bytes
+        .get_mut(offset..offset + width.bytes())
+        .ok_or_else(|| bug(&format!("{}: relocation site at offset 0x{:x} outside its function or segment", obj.name, site.reloc.offset)))?;
     width.write(slot, value).map_err(|_| LinkError::RelocationOverflow {
         file: obj.name.clone(),
         kind: site.reloc.kind.name(),
+        section: site.place.section_name(),
+        offset: site.reloc.offset,
         symbol: symbol(),
         value,
     })
@@ -228,7 +237,7 @@ fn code_value(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, fi
 
 /// The link-time value of a data site (relative to `__memory_base`; imported symbols get 0
 /// until `__wasm_apply_data_relocs` runs).
-fn data_value(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, site: &Site, site_address: i64) -> Result<i64> {
+fn data_value(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, obj: &Object<'_>, site: &Site, site_address: i64) -> Result<i64> {
     let Some(id) = site.symbol else { return Ok(0) };
     let addend = site.reloc.addend;
     Ok(match site.reloc.kind {
@@ -236,7 +245,8 @@ fn data_value(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, si
         RelocKind::MemoryAddrI32 => layout.data_address(inputs, res, id).map_or(0, |a| i64::from(a) + addend),
         RelocKind::MemoryAddrLocrelI32 => match layout.data_address(inputs, res, id) {
             Some(a) => i64::from(a) + addend - site_address,
-            None => return Err(LinkError::UndefinedSymbol { file: String::new(), name: res.get(id).name.to_owned() }),
+            // Input can do this too: a LOCREL against a symbol with no address (a function).
+            None => return Err(missing(obj, res, site)),
         },
         _ => 0,
     })

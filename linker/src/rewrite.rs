@@ -355,7 +355,7 @@ fn i32_value(value: i64) -> Option<i32> {
 
 fn moved(site: &Site, shift: isize) -> Result<Site> {
     let Place::Code { function, offset } = site.place else { return Ok(*site) };
-    let offset = offset.checked_add_signed(shift).ok_or(LinkError::InvalidOutput("a moved relocation site".into()))?;
+    let offset = offset.checked_add_signed(shift).ok_or_else(|| LinkError::internal("rewrite", "a relocation site moved before the body's start"))?;
     Ok(Site { place: Place::Code { function, offset }, ..*site })
 }
 

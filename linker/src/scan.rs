@@ -37,6 +37,16 @@ pub enum Place {
     },
 }
 
+impl Place {
+    /// The input section the site is in, for messages: `code` or `data`.
+    pub fn section_name(&self) -> &'static str {
+        match self {
+            Place::Code { .. } => "code",
+            Place::Data { .. } => "data",
+        }
+    }
+}
+
 /// A located relocation.
 #[derive(Debug, Clone, Copy)]
 pub struct Site {
@@ -190,7 +200,8 @@ fn classify(scan: &mut Scan, obj: &Object<'_>, res: &Resolution<'_>, binding: Bi
     let unsupported = || LinkError::UnsupportedRelocation {
         file: obj.name.clone(),
         kind: kind.name(),
-        section: if in_data { "data".into() } else { "code".into() },
+        section: site.place.section_name(),
+        offset: site.reloc.offset,
         symbol: sym.name.to_owned(),
     };
     let must_be_here = || {

@@ -50,8 +50,9 @@ pub fn synthesize(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout
     Ok(Synthesized { global_inits, call_ctors, apply_data_relocs, dylink0 })
 }
 
+/// Layout decided no `what` for a symbol that synthesized code refers to: a linker bug.
 fn unknown(res: &Resolution<'_>, id: SymId, what: &str) -> LinkError {
-    LinkError::Unsupported { file: "pymode-ld".into(), what: format!("{what} of `{}` (unresolved)", res.get(id).name) }
+    LinkError::internal("synth", format!("no {what} for `{}`", res.get(id).name))
 }
 
 fn base_plus(base: u32, offset: u32) -> ConstExpr {
@@ -63,8 +64,8 @@ fn base_plus(base: u32, offset: u32) -> ConstExpr {
 }
 
 fn global_init(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, global: DefinedGlobal) -> Result<ConstExpr> {
-    let memory_base = layout.memory_base.ok_or(LinkError::InvalidOutput("no __memory_base".into()))?;
-    let table_base = layout.table_base.ok_or(LinkError::InvalidOutput("no __table_base".into()))?;
+    let memory_base = layout.memory_base.ok_or_else(|| LinkError::internal("synth", "no __memory_base import"))?;
+    let table_base = layout.table_base.ok_or_else(|| LinkError::internal("synth", "no __table_base import"))?;
     match global {
         DefinedGlobal::Got(id) if res.get(id).kind == SymbolKind::Function => {
             let slot = layout.table_slot(id).ok_or_else(|| unknown(res, id, "table slot"))?;
@@ -118,8 +119,8 @@ fn index_type(inputs: &Inputs<'_>, layout: &Layout<'_>, index: u32) -> Option<us
 }
 
 fn apply_data_relocs(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>, opts: &Options) -> Result<Function> {
-    let memory_base = layout.memory_base.ok_or(LinkError::InvalidOutput("no __memory_base".into()))?;
-    let table_base = layout.table_base.ok_or(LinkError::InvalidOutput("no __table_base".into()))?;
+    let memory_base = layout.memory_base.ok_or_else(|| LinkError::internal("synth", "no __memory_base import"))?;
+    let table_base = layout.table_base.ok_or_else(|| LinkError::internal("synth", "no __table_base import"))?;
     // One store per pointer in data, hundreds of thousands in a large link: the instructions
     // are written as bytes (a dozen per store) rather than one encoder call each.
     let count = scan.sites.iter().flatten().filter(|s| matches!(s.place, Place::Data { .. })).count();
