@@ -4,11 +4,19 @@
 //! loader care about (imports, exports, symbols, segments, init functions, comdats,
 //! relocations, `dylink.0`, `target_features`) in file order, one item a line, and nothing
 //! that varies between runs.
+//!
+//! For a linked module it also prints what a linker synthesizes rather than copies, so the
+//! goldens pin it as lld's tests pin theirs with disassembly: each defined global's
+//! initialiser (the internal GOT entries and data exports), and at the end the bodies of the
+//! functions exported under the conventional synthesized names (`__wasm_call_ctors`,
+//! `__wasm_apply_data_relocs`, `__wasm_apply_global_relocs`, ...) and of the start function,
+//! one instruction a line.
 
+use pymode_abi::names;
 use pymode_abi::object::{ComdatMember, Object, SymbolTarget};
 use pymode_abi::{RelocKind, SymbolFlags};
 use std::fmt::Write as _;
-use wasmparser::{ExternalKind, FuncType, TypeRef, ValType};
+use wasmparser::{BinaryReader, ExternalKind, FuncType, MemArg, Operator, OperatorsReader, TypeRef, ValType};
 
 /// Describes `obj` as stable text.
 pub fn describe(obj: &Object<'_>) -> String {
@@ -60,6 +68,14 @@ pub fn describe(obj: &Object<'_>) -> String {
     }
     let _ = writeln!(w, "functions: {} imported, {} defined", obj.imported_funcs.len(), obj.functions.len());
     let _ = writeln!(w, "globals: {} imported, {} defined", obj.imported_globals.len(), obj.globals.len());
+    if !obj.is_relocatable() {
+        for (i, g) in obj.globals.iter().enumerate() {
+            let ty = format!("{}{}", if g.ty.mutable { "mut " } else { "" }, val(g.ty.content_type));
+            let init = obj.bytes.get(g.init.clone()).map_or_else(|| vec!["?".to_owned()], instructions);
+            let init: Vec<&str> = init.iter().map(String::as_str).filter(|&op| op != "end").collect();
+            let _ = writeln!(w, "  global {}: {ty} = {}", obj.imported_globals.len() + i, init.join("; "));
+        }
+    }
     for (i, e) in obj.elements.iter().enumerate() {
         let funcs: Vec<String> = e.functions.iter().map(|f| f.to_string()).collect();
         let _ = writeln!(w, "elem {i}: table {} funcs [{}]", e.table.map_or("-".into(), |t| t.to_string()), funcs.join(" "));
@@ -120,7 +136,90 @@ pub fn describe(obj: &Object<'_>) -> String {
             let _ = writeln!(w, "  0x{:05x} {:<31} {what}{addend}", e.offset, e.kind.name());
         }
     }
+    if !obj.is_relocatable() {
+        synthesized_bodies(obj, w);
+    }
     out
+}
+
+/// The names a linker gives the functions it writes itself (wasm-ld's and ours).
+const SYNTHESIZED: [&str; 5] = [names::CALL_CTORS, names::APPLY_DATA_RELOCS, "__wasm_apply_global_relocs", "__wasm_apply_tls_relocs", "__wasm_init_memory"];
+
+/// The body of every exported synthesized function, then the start function's, one
+/// instruction a line.
+fn synthesized_bodies(obj: &Object<'_>, w: &mut String) {
+    let exported = obj.exports.iter().filter(|e| e.kind == ExternalKind::Func && SYNTHESIZED.contains(&e.name)).map(|e| (e.name, e.index));
+    for (name, index) in exported.chain(obj.start.map(|f| ("start", f.0))) {
+        let _ = writeln!(w, "code {name} (func {index}):");
+        let body = (index as usize).checked_sub(obj.imported_funcs.len()).and_then(|d| obj.functions.get(d)).and_then(|f| obj.bytes.get(f.body.clone()));
+        let Some(body) = body else {
+            let _ = writeln!(w, "  (imported)");
+            continue;
+        };
+        let function = wasmparser::FunctionBody::new(BinaryReader::new(body, 0));
+        let locals: Vec<String> = match function.get_locals_reader() {
+            Ok(reader) => reader.into_iter().map(|l| l.map_or_else(|e| format!("? ({})", e.message()), |(n, t)| format!("{n} {}", val(t)))).collect(),
+            Err(e) => vec![format!("? ({})", e.message())],
+        };
+        if !locals.is_empty() {
+            let _ = writeln!(w, "  locals: {}", locals.join(", "));
+        }
+        let code = match function.get_operators_reader() {
+            Ok(reader) => read_operators(reader),
+            Err(e) => vec![format!("malformed: {}", e.message())],
+        };
+        for op in code {
+            let _ = writeln!(w, "  {op}");
+        }
+    }
+}
+
+/// A constant expression's instructions.
+fn instructions(expr: &[u8]) -> Vec<String> {
+    read_operators(OperatorsReader::new(BinaryReader::new(expr, 0)))
+}
+
+fn read_operators(mut reader: OperatorsReader<'_>) -> Vec<String> {
+    let mut ops = Vec::new();
+    while !reader.eof() {
+        match reader.read() {
+            Ok(op) => ops.push(operator(&op)),
+            Err(e) => {
+                ops.push(format!("malformed: {}", e.message()));
+                break;
+            }
+        }
+    }
+    ops
+}
+
+/// One instruction in the text format's spelling, immediates as plain numbers; the few
+/// a linker does not synthesize fall back to wasmparser's debug form.
+fn operator(op: &Operator<'_>) -> String {
+    use Operator as O;
+    let memarg = |name: &str, m: &MemArg| format!("{name} offset={} align={}", m.offset, 1u64 << m.align);
+    match op {
+        O::End => "end".into(),
+        O::Nop => "nop".into(),
+        O::Drop => "drop".into(),
+        O::Return => "return".into(),
+        O::Call { function_index } => format!("call {function_index}"),
+        O::I32Const { value } => format!("i32.const {value}"),
+        O::I64Const { value } => format!("i64.const {value}"),
+        O::GlobalGet { global_index } => format!("global.get {global_index}"),
+        O::GlobalSet { global_index } => format!("global.set {global_index}"),
+        O::LocalGet { local_index } => format!("local.get {local_index}"),
+        O::LocalSet { local_index } => format!("local.set {local_index}"),
+        O::I32Add => "i32.add".into(),
+        O::I64Add => "i64.add".into(),
+        O::I32Store { memarg: m } => memarg("i32.store", m),
+        O::I64Store { memarg: m } => memarg("i64.store", m),
+        O::I32Load { memarg: m } => memarg("i32.load", m),
+        O::MemoryInit { data_index, mem } => format!("memory.init {data_index} {mem}"),
+        O::DataDrop { data_index } => format!("data.drop {data_index}"),
+        O::RefFunc { function_index } => format!("ref.func {function_index}"),
+        other => format!("{other:?}"),
+    }
 }
 
 /// The relocation kinds an object uses, sorted and deduplicated: a compact fingerprint that
