@@ -9,7 +9,7 @@
 
 use crate::error::{LinkError, Result};
 use crate::input::Inputs;
-use crate::layout::Layout;
+use crate::layout::{ExportTarget, Layout};
 use crate::options::Options;
 use crate::patch;
 use crate::resolve::Resolution;
@@ -86,48 +86,84 @@ fn global_type(ty: wasmparser::GlobalType) -> Result<GlobalType> {
     Ok(GlobalType { val_type: val_type(ty.content_type)?, mutable: ty.mutable, shared: ty.shared })
 }
 
+/// Everything the phases decided, which encoding writes out.
+#[derive(Clone, Copy)]
+pub struct Linked<'l, 'a> {
+    /// The objects and side modules.
+    pub inputs: &'l Inputs<'a>,
+    /// The resolved symbols.
+    pub res: &'l Resolution<'a>,
+    /// The located relocations.
+    pub scan: &'l Scan,
+    /// Every index and address.
+    pub layout: &'l Layout<'a>,
+    /// The bodies the PIC rewrite replaced.
+    pub rewritten: &'l Rewritten,
+    /// The synthesized globals, functions and `dylink.0`.
+    pub synth: &'l Synthesized,
+    /// The output's `target_features`.
+    pub features: &'l [String],
+    /// The options.
+    pub opts: &'l Options,
+}
+
 /// Encodes the module into one buffer: the header, `dylink.0`, then the standard sections,
 /// with the objects' function bodies and data patched straight into their place (see
-/// [`crate::patch`]; bodies the PIC rewrite replaced come from `rewritten`), so the bulk of
-/// the output is copied once.
+/// [`crate::patch`]; bodies the PIC rewrite replaced come from [`Linked::rewritten`]), so the
+/// bulk of the output is copied once.
 ///
 /// # Errors
 /// A type we cannot re-encode, or a patching error.
-pub fn encode(
-    inputs: &Inputs<'_>,
-    res: &Resolution<'_>,
-    scan: &Scan,
-    layout: &Layout<'_>,
-    rewritten: &Rewritten,
-    synth: &Synthesized,
-    features: &[String],
-    opts: &Options,
-) -> Result<Vec<u8>> {
-    let entry_sizes = patch::code_entry_sizes(inputs, layout, rewritten)?;
+pub fn encode(linked: &Linked<'_, '_>) -> Result<Vec<u8>> {
+    let Linked { layout, synth, .. } = *linked;
+    let entry_sizes = patch::code_entry_sizes(linked)?;
     let code_bytes: usize = entry_sizes.iter().sum();
     let data_bytes: usize = layout.segments.iter().filter(|s| !s.bss).map(|s| s.size as usize).sum();
-    // The rest (types, imports, exports, names) is small next to code and data; a generous
-    // guess saves regrowing the large buffer.
     let mut synthesized = Vec::new();
     synth.call_ctors.encode(&mut synthesized);
     if let Some(f) = &synth.apply_data_relocs {
         f.encode(&mut synthesized);
     }
+    // The rest (types, imports, exports, names) is small next to code and data; a generous
+    // guess saves regrowing the large buffer.
     let names_guess = layout.defined_funcs.len() * 24;
     let mut out = Vec::with_capacity(code_bytes + data_bytes + synthesized.len() + names_guess + 64 * 1024);
     out.extend_from_slice(b"\0asm");
     out.extend_from_slice(&1u32.to_le_bytes());
     // dylink.0 must be the first section.
     out.extend_from_slice(&synth.dylink0.encode_section());
+    emit_types(layout)?.append_to(&mut out);
+    emit_imports(layout)?.append_to(&mut out);
+    emit_functions(layout).append_to(&mut out);
+    if !synth.global_inits.is_empty() {
+        emit_globals(synth).append_to(&mut out);
+    }
+    emit_exports(layout).append_to(&mut out);
+    if !layout.table_slots.is_empty() {
+        emit_elements(linked)?.append_to(&mut out);
+    }
+    emit_code(linked, &entry_sizes, &synthesized, &mut out)?;
+    emit_data(linked, data_bytes, &mut out)?;
+    if !linked.opts.strip_all {
+        name_section(linked.inputs, layout).append_to(&mut out);
+    }
+    if !linked.features.is_empty() {
+        target_features_section(linked.features).append_to(&mut out);
+    }
+    Ok(out)
+}
 
+fn emit_types(layout: &Layout<'_>) -> Result<TypeSection> {
     let mut types = TypeSection::new();
     for ty in &layout.types {
         let params = ty.params().iter().map(|&t| val_type(t)).collect::<Result<Vec<_>>>()?;
         let results = ty.results().iter().map(|&t| val_type(t)).collect::<Result<Vec<_>>>()?;
         types.ty().function(params, results);
     }
-    types.append_to(&mut out);
+    Ok(types)
+}
 
+fn emit_imports(layout: &Layout<'_>) -> Result<ImportSection> {
     let mut imports = ImportSection::new();
     let pages = u64::from(layout.mem_info.memory_size).div_ceil(PAGE);
     imports.import(names::ENV, names::MEMORY, MemoryType { minimum: pages, maximum: None, memory64: false, shared: false, page_size_log2: None });
@@ -139,113 +175,114 @@ pub fn encode(
         imports.import(global.module, global.field, EntityType::Global(global_type(global.ty)?));
     }
     for func in &layout.func_imports {
-        imports.import(func.module, func.field, EntityType::Function(func.ty));
+        imports.import(func.module, func.field, EntityType::Function(func.ty.0));
     }
-    imports.append_to(&mut out);
+    Ok(imports)
+}
 
-    let empty_type = layout.types.get_index_of(&wasmparser::FuncType::new([], [])).unwrap_or(0) as u32;
+fn emit_functions(layout: &Layout<'_>) -> FunctionSection {
     let mut functions = FunctionSection::new();
-    for &(file, f) in &layout.defined_funcs {
-        let obj = &inputs.objects[file.as_usize()]; // ok: layout's own indices
-        let ty = obj.functions[f].ty; // ok: layout's own indices
-        // The function section's type index is input data: it may be out of range.
-        let mapped = layout.type_map[file.as_usize()].get(ty.as_usize()).copied(); // ok: one map per object
-        let mapped = mapped.ok_or_else(|| LinkError::Unsupported { file: obj.name.clone(), what: format!("function type index {ty} out of range") })?;
-        functions.function(mapped);
+    for ty in &layout.defined_func_types {
+        functions.function(ty.0);
     }
-    functions.function(empty_type);
+    functions.function(layout.empty_type.0);
     if layout.apply_data_relocs.is_some() {
-        functions.function(empty_type);
+        functions.function(layout.empty_type.0);
     }
-    functions.append_to(&mut out);
+    functions
+}
 
-    if !synth.global_inits.is_empty() {
-        let mut globals = GlobalSection::new();
-        for init in &synth.global_inits {
-            globals.global(GlobalType { val_type: ValType::I32, mutable: false, shared: false }, init);
-        }
-        globals.append_to(&mut out);
+fn emit_globals(synth: &Synthesized) -> GlobalSection {
+    let mut globals = GlobalSection::new();
+    for init in &synth.global_inits {
+        globals.global(GlobalType { val_type: ValType::I32, mutable: false, shared: false }, init);
     }
+    globals
+}
 
+fn emit_exports(layout: &Layout<'_>) -> ExportSection {
     let mut exports = ExportSection::new();
     for export in &layout.exports {
-        let kind = if export.kind == wasmparser::ExternalKind::Global { ExportKind::Global } else { ExportKind::Func };
-        exports.export(export.name, kind, export.index);
+        match export.target {
+            ExportTarget::Func(f) => exports.export(export.name, ExportKind::Func, f.0),
+            ExportTarget::Global(g) => exports.export(export.name, ExportKind::Global, g.0),
+        };
     }
-    exports.append_to(&mut out);
+    exports
+}
 
-    if !layout.table_slots.is_empty() {
-        let slots = layout
-            .table_slots
-            .iter()
-            .map(|&id| layout.defined_function_index(inputs, res, id))
-            .collect::<Option<Vec<u32>>>()
-            .ok_or_else(|| LinkError::internal("emit", "a table slot without a defined function"))?;
-        let table_base = layout.table_base.ok_or_else(|| LinkError::internal("emit", "no __table_base import"))?;
-        let mut elements = ElementSection::new();
-        elements.active(None, &ConstExpr::global_get(table_base), Elements::Functions(slots.into()));
-        elements.append_to(&mut out);
-    }
+/// The module's table range: each slot's function, at `__table_base`.
+fn emit_elements(linked: &Linked<'_, '_>) -> Result<ElementSection> {
+    let layout = linked.layout;
+    let slots = layout
+        .table_slots
+        .iter()
+        .map(|&id| layout.definition(id).map(|f| f.0))
+        .collect::<Option<Vec<u32>>>()
+        .ok_or_else(|| LinkError::internal("emit", "a table slot without a defined function"))?;
+    let table_base = layout.table_base.ok_or_else(|| LinkError::internal("emit", "no __table_base import"))?;
+    let mut elements = ElementSection::new();
+    elements.active(None, &ConstExpr::global_get(table_base.0), Elements::Functions(slots.into()));
+    Ok(elements)
+}
 
-    // Code: the count, the objects' bodies patched in place, then the synthesized ones.
-    let count = layout.defined_funcs.len() + 1 + usize::from(synth.apply_data_relocs.is_some());
+/// Code: the count, the objects' bodies patched in place, then the synthesized ones.
+fn emit_code(linked: &Linked<'_, '_>, entry_sizes: &[usize], synthesized: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    let layout = linked.layout;
+    let code_bytes: usize = entry_sizes.iter().sum();
+    let count = layout.defined_funcs.len() + 1 + usize::from(layout.apply_data_relocs.is_some());
     let count = u32::try_from(count).map_err(|_| LinkError::TooLarge("functions"))?;
     let mut head = Vec::with_capacity(5);
     count.encode(&mut head);
     let size = head.len() + code_bytes + synthesized.len();
     out.push(SectionId::Code as u8);
-    u32::try_from(size).map_err(|_| LinkError::TooLarge("code section"))?.encode(&mut out);
+    u32::try_from(size).map_err(|_| LinkError::TooLarge("code section"))?.encode(out);
     out.extend_from_slice(&head);
     let start = out.len();
     out.resize(start + code_bytes, 0);
-    patch::patch_functions(inputs, res, scan, layout, rewritten, &entry_sizes, &mut out[start..])?;
-    out.extend_from_slice(&synthesized);
+    patch::patch_functions(linked, entry_sizes, &mut out[start..])?;
+    out.extend_from_slice(synthesized);
+    Ok(())
+}
 
-    // Data: each non-bss output segment at `__memory_base + start`, its bytes written and
-    // patched in place.
+/// Data: each non-bss output segment at `__memory_base + start`, its bytes written and
+/// patched in place.
+fn emit_data(linked: &Linked<'_, '_>, data_bytes: usize, out: &mut Vec<u8>) -> Result<()> {
+    let layout = linked.layout;
     let memory_base = layout.memory_base.ok_or_else(|| LinkError::internal("emit", "no __memory_base import"))?;
     let mut headers = Vec::new();
-    let mut count = 0u32;
     for segment in layout.segments.iter().filter(|s| !s.bss) {
         let offset = if segment.start == 0 {
-            ConstExpr::global_get(memory_base)
+            ConstExpr::global_get(memory_base.0)
         } else {
-            ConstExpr::global_get(memory_base).with_i32_const(segment.start as i32).with_i32_add()
+            ConstExpr::global_get(memory_base.0).with_i32_const(segment.start as i32).with_i32_add()
         };
         let mut header = vec![0x00]; // active, memory 0
         offset.encode(&mut header);
         segment.size.encode(&mut header);
         headers.push(header);
-        count += 1;
     }
-    if count > 0 {
-        let mut head = Vec::with_capacity(5);
-        count.encode(&mut head);
-        let size = head.len() + headers.iter().map(Vec::len).sum::<usize>() + data_bytes;
-        out.push(SectionId::Data as u8);
-        u32::try_from(size).map_err(|_| LinkError::TooLarge("data section"))?.encode(&mut out);
-        out.extend_from_slice(&head);
-        let section_start = out.len();
-        let mut at = vec![None; layout.segments.len()];
-        let mut headers = headers.into_iter();
-        for (s, segment) in layout.segments.iter().enumerate() {
-            if segment.bss {
-                continue;
-            }
-            out.extend_from_slice(&headers.next().unwrap_or_default());
-            at[s] = Some(out.len() - section_start);
-            out.resize(out.len() + segment.size as usize, 0);
+    if headers.is_empty() {
+        return Ok(());
+    }
+    let mut head = Vec::with_capacity(5);
+    u32::try_from(headers.len()).map_err(|_| LinkError::TooLarge("data segments"))?.encode(&mut head);
+    let size = head.len() + headers.iter().map(Vec::len).sum::<usize>() + data_bytes;
+    out.push(SectionId::Data as u8);
+    u32::try_from(size).map_err(|_| LinkError::TooLarge("data section"))?.encode(out);
+    out.extend_from_slice(&head);
+    let section_start = out.len();
+    let mut at = vec![None; layout.segments.len()];
+    let mut headers = headers.into_iter();
+    for (s, segment) in layout.segments.iter().enumerate() {
+        if segment.bss {
+            continue;
         }
-        patch::patch_segments(inputs, res, scan, layout, &at, &mut out[section_start..])?;
+        out.extend_from_slice(&headers.next().unwrap_or_default());
+        at[s] = Some(out.len() - section_start);
+        out.resize(out.len() + segment.size as usize, 0);
     }
-
-    if !opts.strip_all {
-        name_section(inputs, layout).append_to(&mut out);
-    }
-    if !features.is_empty() {
-        target_features_section(features).append_to(&mut out);
-    }
-    Ok(out)
+    patch::patch_segments(linked, &at, &mut out[section_start..])
 }
 
 /// `target_features` with every feature marked used (`+`), as wasm-ld writes it.
@@ -268,15 +305,15 @@ fn name_section(inputs: &Inputs<'_>, layout: &Layout<'_>) -> NameSection {
     // it (local or global), which is what lld uses too.
     let base = layout.func_imports.len() as u32;
     let mut function_names: Vec<Option<&str>> = vec![None; layout.defined_funcs.len()];
-    for (i, obj) in inputs.objects.iter().enumerate() {
+    for (file, obj) in inputs.enumerate_files() {
         for sym in &obj.symbols {
             if sym.is_undefined() {
                 continue;
             }
             if let pymode_abi::object::SymbolTarget::Function(f) = sym.target {
                 let defined = f.as_usize().checked_sub(obj.imported_funcs.len());
-                let out = defined.and_then(|d| *layout.file_funcs.get(i)?.get(d)?);
-                if let Some(slot) = out.and_then(|o| function_names.get_mut((o - base) as usize)) {
+                let out = defined.and_then(|d| *layout.file_funcs.get(file.as_usize())?.get(d)?);
+                if let Some(slot) = out.and_then(|o| function_names.get_mut((o.0 - base) as usize)) {
                     slot.get_or_insert(sym.name);
                 }
             }
@@ -287,9 +324,9 @@ fn name_section(inputs: &Inputs<'_>, layout: &Layout<'_>) -> NameSection {
             names.append(base + i as u32, name);
         }
     }
-    names.append(layout.call_ctors, names::CALL_CTORS);
+    names.append(layout.call_ctors.0, names::CALL_CTORS);
     if let Some(index) = layout.apply_data_relocs {
-        names.append(index, names::APPLY_DATA_RELOCS);
+        names.append(index.0, names::APPLY_DATA_RELOCS);
     }
     let mut section = NameSection::new();
     section.functions(&names);

@@ -7,6 +7,7 @@
 //! and define the names they export.
 
 use crate::error::{LinkError, Result};
+use crate::ids::FileId;
 use crate::options::{InputSpec, Options};
 use object::read::archive::{ArchiveFile, ArchiveOffset};
 use pymode_abi::object::{Object, SymbolKind};
@@ -42,6 +43,24 @@ pub struct Inputs<'a> {
     pub objects: Vec<Object<'a>>,
     /// Side modules given as inputs.
     pub shared: Vec<SharedLibrary<'a>>,
+}
+
+impl<'a> Inputs<'a> {
+    /// The objects with their ids, in link order.
+    pub fn enumerate_files(&self) -> impl Iterator<Item = (FileId, &Object<'a>)> + '_ {
+        // ok: load() refused more objects than a FileId can number.
+        self.objects.iter().enumerate().map(|(i, obj)| (FileId(i as u32), obj))
+    }
+
+    /// The object `file` names.
+    pub fn object(&self, file: FileId) -> Option<&Object<'a>> {
+        self.objects.get(file.as_usize())
+    }
+
+    /// The display name of `file`, for messages (empty for an id that names no object).
+    pub fn file_name(&self, file: FileId) -> String {
+        self.object(file).map_or_else(String::new, |o| o.name.clone())
+    }
 }
 
 /// Reads every input file, resolving `-l` against the `-L` directories.
@@ -133,6 +152,10 @@ pub fn load(files: &[InputFile]) -> Result<Inputs<'_>> {
         }
     }
     pull_archive_members(&mut inputs, &mut archives)?;
+    // Every later phase numbers the objects with a FileId.
+    if u32::try_from(inputs.objects.len()).is_err() {
+        return Err(LinkError::TooLarge("input count"));
+    }
     Ok(inputs)
 }
 

@@ -16,6 +16,7 @@
 pub mod emit;
 pub mod error;
 pub mod features;
+pub mod ids;
 pub mod input;
 pub mod layout;
 pub mod options;
@@ -50,7 +51,16 @@ fn build(opts: &Options) -> Result<Vec<u8>> {
     let layout = layout::layout(&inputs, &resolution, &scan, opts)?;
     let rewritten = rewrite::rewrite(&inputs, &resolution, &scan, &layout, opts.binding)?;
     let synthesized = synth::synthesize(&inputs, &resolution, &scan, &layout, opts)?;
-    emit::encode(&inputs, &resolution, &scan, &layout, &rewritten, &synthesized, &features, opts)
+    emit::encode(&emit::Linked {
+        inputs: &inputs,
+        res: &resolution,
+        scan: &scan,
+        layout: &layout,
+        rewritten: &rewritten,
+        synth: &synthesized,
+        features: &features,
+        opts,
+    })
 }
 
 /// Links and writes the output file named by `-o` (atomically: on error nothing is written).

@@ -6,12 +6,14 @@
 //! sites get the address relative to `__memory_base` (or 0 for an imported symbol), which
 //! `__wasm_apply_data_relocs` overwrites at load time with the absolute value.
 
+use crate::emit::Linked;
 use crate::error::{LinkError, Result};
+use crate::ids::{DefinedFunc, FileId, InputFunc};
 use crate::input::Inputs;
 use crate::layout::Layout;
-use crate::resolve::{FileId, Resolution};
-use crate::rewrite::Rewritten;
+use crate::resolve::Resolution;
 use crate::scan::{Place, Scan, Site};
+use pymode_abi::object::TypeIndex;
 use pymode_abi::object::{Object, SymbolKind};
 use pymode_abi::reloc::{RelocKind, RelocTarget};
 
@@ -20,15 +22,16 @@ use pymode_abi::reloc::{RelocKind, RelocTarget};
 ///
 /// # Errors
 /// A body beyond 4 GiB.
-pub fn code_entry_sizes(inputs: &Inputs<'_>, layout: &Layout<'_>, rewritten: &Rewritten) -> Result<Vec<usize>> {
-    layout
+pub fn code_entry_sizes(linked: &Linked<'_, '_>) -> Result<Vec<usize>> {
+    linked
+        .layout
         .defined_funcs
         .iter()
-        .map(|&(file, function)| {
-            let obj = &inputs.objects[file.as_usize()]; // ok: layout only lists loaded objects
-            let len = match rewritten.body(file, function) {
+        .map(|&func| {
+            let obj = &linked.inputs.objects[func.file.as_usize()]; // ok: layout only lists loaded objects
+            let len = match linked.rewritten.body(func) {
                 Some(body) => body.bytes.len(),
-                None => obj.functions[function].body.len(), // ok: layout only lists real functions
+                None => obj.functions[func.function.as_usize()].body.len(), // ok: layout only lists real functions
             };
             let size = u32::try_from(len).map_err(|_| LinkError::TooLarge("function body"))?;
             Ok(uleb_len(size) + len)
@@ -49,15 +52,8 @@ fn uleb_len(value: u32) -> usize {
 /// # Errors
 /// A value that does not fit its site, or a symbol without an index (reported, not
 /// panicked on).
-pub fn patch_functions(
-    inputs: &Inputs<'_>,
-    res: &Resolution<'_>,
-    scan: &Scan,
-    layout: &Layout<'_>,
-    rewritten: &Rewritten,
-    sizes: &[usize],
-    out: &mut [u8],
-) -> Result<()> {
+pub fn patch_functions(linked: &Linked<'_, '_>, sizes: &[usize], out: &mut [u8]) -> Result<()> {
+    let Linked { inputs, res, scan, layout, rewritten, .. } = *linked;
     let by_function = code_sites_by_function(inputs, scan);
     let mut work = Vec::new();
     let mut rest = out;
@@ -71,12 +67,13 @@ pub fn patch_functions(
     let results = crate::parallel::run(work, |(range, part)| -> Result<()> {
         let mut at = 0;
         let mut leb = Vec::with_capacity(5);
-        for &(file, function) in &layout.defined_funcs[range] {
+        for &func in &layout.defined_funcs[range] {
+            let InputFunc { file, function } = func;
             let obj = &inputs.objects[file.as_usize()]; // ok: layout only lists loaded objects
-            let new = rewritten.body(file, function);
+            let new = rewritten.body(func);
             let body = match new {
                 Some(new) => &new.bytes[..],
-                None => obj.bytes.get(obj.functions[function].body.clone()).ok_or_else(|| bug(&format!("{}: function body outside the file", obj.name)))?,
+                None => obj.bytes.get(obj.functions[function.as_usize()].body.clone()).ok_or_else(|| bug(&format!("{}: function body outside the file", obj.name)))?,
             };
             let size = u32::try_from(body.len()).map_err(|_| LinkError::TooLarge("function body"))?;
             leb.clear();
@@ -88,7 +85,7 @@ pub fn patch_functions(
             copy.copy_from_slice(body);
             let patch = |site: &Site, copy: &mut [u8]| -> Result<()> {
                 let Place::Code { offset, .. } = site.place else { return Ok(()) };
-                let value = code_value(inputs, res, layout, file, obj, site)?;
+                let value = code_value(res, layout, file, obj, site)?;
                 write(copy, offset, obj, res, site, value)
             };
             match new {
@@ -112,8 +109,8 @@ struct CodeSites {
 }
 
 impl CodeSites {
-    fn sites<'s>(&'s self, scan: &'s Scan, file: FileId, function: usize) -> impl Iterator<Item = &'s Site> + 's {
-        let file = file.as_usize(); // ok below: one entry per object
+    fn sites<'s>(&'s self, scan: &'s Scan, file: FileId, function: DefinedFunc) -> impl Iterator<Item = &'s Site> + 's {
+        let (file, function) = (file.as_usize(), function.as_usize()); // ok below: one entry per object
         let range = match (self.first[file].get(function), self.first[file].get(function + 1)) {
             (Some(&a), Some(&b)) => a as usize..b as usize,
             _ => 0..0,
@@ -130,7 +127,7 @@ fn code_sites_by_function(inputs: &Inputs<'_>, scan: &Scan) -> CodeSites {
         let mut start = vec![0u32; functions + 1];
         for site in sites {
             if let Place::Code { function, .. } = site.place {
-                start[function + 1] += 1; // ok: scan located the site in one of these functions
+                start[function.as_usize() + 1] += 1; // ok: scan located the site in one of these functions
             }
         }
         let mut sum = 0;
@@ -142,6 +139,7 @@ fn code_sites_by_function(inputs: &Inputs<'_>, scan: &Scan) -> CodeSites {
         let mut positions = vec![0u32; start[functions] as usize];
         for (i, site) in sites.iter().enumerate() {
             if let Place::Code { function, .. } = site.place {
+                let function = function.as_usize();
                 positions[fill[function] as usize] = i as u32; // ok: counted above
                 fill[function] += 1;
             }
@@ -157,16 +155,17 @@ fn code_sites_by_function(inputs: &Inputs<'_>, scan: &Scan) -> CodeSites {
 ///
 /// # Errors
 /// As [`patch_functions`].
-pub fn patch_segments(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>, at: &[Option<usize>], out: &mut [u8]) -> Result<()> {
+pub fn patch_segments(linked: &Linked<'_, '_>, at: &[Option<usize>], out: &mut [u8]) -> Result<()> {
+    let Linked { inputs, res, scan, layout, .. } = *linked;
     // Per object, per input segment: (output segment, offset in `out`).
     let mut place: Vec<Vec<Option<(usize, usize)>>> = inputs.objects.iter().map(|o| vec![None; o.data.len()]).collect();
     for (s, segment) in layout.segments.iter().enumerate() {
         let Some(Some(base)) = at.get(s) else { continue };
         for piece in &segment.pieces {
-            let data = inputs.objects[piece.file.as_usize()].data[piece.segment].data; // ok: layout's own indices
+            let data = inputs.objects[piece.file.as_usize()].data[piece.segment.as_usize()].data; // ok: layout's own indices
             let from = base + piece.offset as usize;
             out[from..from + data.len()].copy_from_slice(data); // ok: layout sized the segment to fit
-            place[piece.file.as_usize()][piece.segment] = Some((s, from)); // ok: layout's own indices
+            place[piece.file.as_usize()][piece.segment.as_usize()] = Some((s, from)); // ok: layout's own indices
         }
     }
     for (file, sites) in scan.sites.iter().enumerate() {
@@ -182,7 +181,7 @@ pub fn patch_segments(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, la
             };
             let base = at[s].unwrap_or(0); // ok: `place` only holds segments with bytes
             let site_address = layout.segments[s].start as i64 + (from - base + offset) as i64; // ok: s from the loop above
-            let value = data_value(inputs, res, layout, obj, site, site_address)?;
+            let value = data_value(res, layout, obj, site, site_address)?;
             write(out, from + offset, obj, res, site, value)?;
         }
     }
@@ -216,19 +215,19 @@ fn missing(obj: &Object<'_>, res: &Resolution<'_>, site: &Site) -> LinkError {
 }
 
 /// The value a code site gets.
-fn code_value(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, file: FileId, obj: &Object<'_>, site: &Site) -> Result<i64> {
+fn code_value(res: &Resolution<'_>, layout: &Layout<'_>, file: FileId, obj: &Object<'_>, site: &Site) -> Result<i64> {
     let kind = site.reloc.kind;
     if kind == RelocKind::TypeIndexLeb {
-        let mapped = layout.type_map.get(file.as_usize()).and_then(|m| m.get(site.reloc.index as usize));
-        return mapped.map(|&t| i64::from(t)).ok_or_else(|| missing(obj, res, site));
+        let mapped = layout.output_type(file, TypeIndex(site.reloc.index));
+        return mapped.map(|t| i64::from(t.0)).ok_or_else(|| missing(obj, res, site));
     }
     let id = site.symbol.ok_or_else(|| missing(obj, res, site))?;
     let value = match kind.target() {
-        RelocTarget::FunctionIndex => layout.function_index(inputs, res, id).map(i64::from),
-        RelocTarget::GlobalIndex if res.get(id).kind == SymbolKind::Global => layout.symbol_global.get(&id).map(|&g| i64::from(g)),
-        RelocTarget::GlobalIndex => layout.got_global.get(&id).map(|&g| i64::from(g)),
-        RelocTarget::MemoryAddress => layout.data_address(inputs, res, id).map(|a| i64::from(a) + site.reloc.addend),
-        RelocTarget::TableSlot => layout.table_slot(id).map(i64::from),
+        RelocTarget::FunctionIndex => layout.function(id).map(|f| i64::from(f.0)),
+        RelocTarget::GlobalIndex if res.get(id).kind == SymbolKind::Global => layout.global(id).map(|g| i64::from(g.0)),
+        RelocTarget::GlobalIndex => layout.got(id).map(|g| i64::from(g.0)),
+        RelocTarget::MemoryAddress => layout.address(id).map(|a| i64::from(a) + site.reloc.addend),
+        RelocTarget::TableSlot => layout.table_slot(id).map(|s| i64::from(s.0)),
         RelocTarget::TableNumber => Some(0),
         _ => None,
     };
@@ -237,13 +236,13 @@ fn code_value(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, fi
 
 /// The link-time value of a data site (relative to `__memory_base`; imported symbols get 0
 /// until `__wasm_apply_data_relocs` runs).
-fn data_value(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, obj: &Object<'_>, site: &Site, site_address: i64) -> Result<i64> {
+fn data_value(res: &Resolution<'_>, layout: &Layout<'_>, obj: &Object<'_>, site: &Site, site_address: i64) -> Result<i64> {
     let Some(id) = site.symbol else { return Ok(0) };
     let addend = site.reloc.addend;
     Ok(match site.reloc.kind {
-        RelocKind::TableIndexI32 => layout.table_slot(id).map_or(0, i64::from),
-        RelocKind::MemoryAddrI32 => layout.data_address(inputs, res, id).map_or(0, |a| i64::from(a) + addend),
-        RelocKind::MemoryAddrLocrelI32 => match layout.data_address(inputs, res, id) {
+        RelocKind::TableIndexI32 => layout.table_slot(id).map_or(0, |s| i64::from(s.0)),
+        RelocKind::MemoryAddrI32 => layout.address(id).map_or(0, |a| i64::from(a) + addend),
+        RelocKind::MemoryAddrLocrelI32 => match layout.address(id) {
             Some(a) => i64::from(a) + addend - site_address,
             // Input can do this too: a LOCREL against a symbol with no address (a function).
             None => return Err(missing(obj, res, site)),

@@ -16,27 +16,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::HashMap;
 use wasmparser::{FuncType, GlobalType, TableType};
 
-/// An object's position in [`Inputs::objects`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FileId(pub u32);
-
-impl FileId {
-    /// As a `usize`, for indexing.
-    pub fn as_usize(self) -> usize {
-        self.0 as usize
-    }
-}
-
-/// A resolved symbol: an index into [`Resolution::symbols`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SymId(pub u32);
-
-impl SymId {
-    /// As a `usize`, for indexing.
-    pub fn as_usize(self) -> usize {
-        self.0 as usize
-    }
-}
+pub use crate::ids::{FileId, SymId};
 
 /// Symbols the linker itself defines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,8 +115,24 @@ pub struct Resolution<'a> {
 
 impl<'a> Resolution<'a> {
     /// The resolved symbol behind an object's symbol table entry.
-    pub fn of(&self, file: FileId, symbol: u32) -> Option<SymId> {
-        self.file_symbols.get(file.as_usize())?.get(symbol as usize).copied()
+    pub fn of(&self, file: FileId, symbol: SymbolIndex) -> Option<SymId> {
+        self.file_symbols.get(file.as_usize())?.get(symbol.as_usize()).copied()
+    }
+
+    /// Every resolved symbol with its id.
+    pub fn enumerate(&self) -> impl Iterator<Item = (SymId, &ResolvedSymbol<'a>)> + '_ {
+        // ok: push() refused more symbols than a SymId can number.
+        self.symbols.iter().enumerate().map(|(i, sym)| (SymId(i as u32), sym))
+    }
+
+    /// How many symbols there are.
+    pub fn len(&self) -> usize {
+        self.symbols.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.symbols.is_empty()
     }
 
     /// A resolved symbol.
@@ -170,8 +166,7 @@ pub fn resolve<'a>(inputs: &Inputs<'a>) -> Result<Resolution<'a>> {
         by_name: FxHashMap::with_capacity_and_hasher(symbol_count, Default::default()),
     };
     let mut comdat_owner: HashMap<&str, FileId> = HashMap::new();
-    for (i, obj) in inputs.objects.iter().enumerate() {
-        let file = FileId(u32::try_from(i).map_err(|_| LinkError::TooLarge("input count"))?);
+    for (file, obj) in inputs.enumerate_files() {
         res.discarded.push(discard_comdats(obj, file, &mut comdat_owner));
         let mut ids = Vec::with_capacity(obj.symbols.len());
         for (index, sym) in obj.symbols.iter().enumerate() {
@@ -206,7 +201,7 @@ pub fn resolve<'a>(inputs: &Inputs<'a>) -> Result<Resolution<'a>> {
                 return Err(LinkError::SymbolKindMismatch {
                     name: sym.name.to_owned(),
                     first_kind: kind_name(existing.kind),
-                    first: inputs.objects.get(existing.first_file.as_usize()).map_or_else(String::new, |o| o.name.clone()),
+                    first: inputs.file_name(existing.first_file),
                     second_kind: kind_name(fresh.kind),
                     second: obj.name.clone(),
                 });
@@ -233,7 +228,7 @@ fn merge<'a>(existing: &mut ResolvedSymbol<'a>, fresh: ResolvedSymbol<'a>, input
             if !existing.weak && !fresh.weak {
                 return Err(LinkError::DuplicateSymbol {
                     name: fresh.name.to_owned(),
-                    first: inputs.objects.get(file.as_usize()).map_or_else(String::new, |o| o.name.clone()),
+                    first: inputs.file_name(file),
                     second: obj.name.clone(),
                 });
             }

@@ -28,7 +28,8 @@ use crate::error::{LinkError, Result};
 use crate::input::Inputs;
 use crate::layout::Layout;
 use crate::options::Binding;
-use crate::resolve::{FileId, Resolution};
+use crate::ids::{DefinedFunc, InputFunc, OutGlobalIndex};
+use crate::resolve::Resolution;
 use crate::scan::{Place, Scan, Site, binds_externally, is_absolute_address};
 use pymode_abi::PatchWidth;
 use pymode_abi::object::{FuncIndex, Object, SymbolTarget};
@@ -46,16 +47,16 @@ pub struct Body {
     pub sites: Vec<Site>,
 }
 
-/// The rewritten bodies, looked up by object and defined-function position.
+/// The rewritten bodies, looked up by function.
 #[derive(Debug, Default)]
 pub struct Rewritten {
-    bodies: FxHashMap<(FileId, usize), Body>,
+    bodies: FxHashMap<InputFunc, Body>,
 }
 
 impl Rewritten {
-    /// The rewritten body of the object's `function`-th defined function, if it was rewritten.
-    pub fn body(&self, file: FileId, function: usize) -> Option<&Body> {
-        self.bodies.get(&(file, function))
+    /// The rewritten body of a function, if it was rewritten.
+    pub fn body(&self, function: InputFunc) -> Option<&Body> {
+        self.bodies.get(&function)
     }
 
     /// How many bodies were rewritten.
@@ -81,26 +82,26 @@ pub fn rewrite(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &
         return Ok(out);
     }
     // The functions to rewrite, each with all its code sites in offset order.
-    let mut work: Vec<(FileId, usize, Vec<Site>)> = Vec::new();
-    for (file, sites) in scan.sites.iter().enumerate() {
-        let mut by_function: FxHashMap<usize, Vec<Site>> = FxHashMap::default();
+    let mut work: Vec<(InputFunc, Vec<Site>)> = Vec::new();
+    for ((file, _), sites) in inputs.enumerate_files().zip(&scan.sites) {
+        let mut by_function: FxHashMap<DefinedFunc, Vec<Site>> = FxHashMap::default();
         for site in sites {
             if let Place::Code { function, .. } = site.place {
                 by_function.entry(function).or_default().push(*site);
             }
         }
-        let mut functions: Vec<(usize, Vec<Site>)> =
+        let mut functions: Vec<(DefinedFunc, Vec<Site>)> =
             by_function.into_iter().filter(|(_, s)| s.iter().any(|s| is_absolute_address(s.reloc.kind))).collect();
         functions.sort_by_key(|(f, _)| *f);
         for (function, mut sites) in functions {
             sites.sort_by_key(code_offset);
-            work.push((FileId(file as u32), function, sites)); // ok: resolve() checked the object count fits u32
+            work.push((InputFunc { file, function }, sites));
         }
     }
     let ctx = Context { inputs, res, layout, binding };
-    let bodies = crate::parallel::map(&work, 64, |(file, function, sites)| ctx.rewrite_body(*file, *function, sites));
-    for ((file, function, _), body) in work.iter().zip(bodies) {
-        out.bodies.insert((*file, *function), body?);
+    let bodies = crate::parallel::map(&work, 64, |(func, sites)| ctx.rewrite_body(*func, sites));
+    for ((func, _), body) in work.iter().zip(bodies) {
+        out.bodies.insert(*func, body?);
     }
     Ok(out)
 }
@@ -165,16 +166,14 @@ impl NewLocals {
     }
 }
 
-impl Context<'_, '_> {
-    fn rewrite_body(&self, file: FileId, function: usize, sites: &[Site]) -> Result<Body> {
+impl<'l, 'a> Context<'l, 'a> {
+    fn rewrite_body(&self, func: InputFunc, sites: &[Site]) -> Result<Body> {
+        let InputFunc { file, function } = func;
         let obj = &self.inputs.objects[file.as_usize()]; // ok: scan only locates sites in loaded objects
-        let range = obj.functions.get(function).map(|f| f.body.clone()).ok_or_else(|| malformed(obj, function, "no such function"))?;
+        let input = obj.functions.get(function.as_usize());
+        let range = input.map(|f| f.body.clone()).ok_or_else(|| malformed(obj, function, "no such function"))?;
         let bytes = obj.bytes.get(range).ok_or_else(|| malformed(obj, function, "body outside the file"))?;
-        let params = obj
-            .functions
-            .get(function)
-            .and_then(|f| obj.types.get(f.ty.as_usize()))
-            .map_or(0, |t| t.params().len() as u64);
+        let params = input.and_then(|f| obj.types.get(f.ty.as_usize())).map_or(0, |t| t.params().len() as u64);
         let body = FunctionBody::new(BinaryReader::new(bytes, 0));
         let bad = |e: wasmparser::BinaryReaderError| malformed(obj, function, &format!("{} at body offset 0x{:x}", e.message(), e.offset()));
 
@@ -189,9 +188,13 @@ impl Context<'_, '_> {
         }
         let code_start = locals.original_position();
         let first = u32::try_from(params + declared).map_err(|_| malformed(obj, function, "too many locals"))?;
-        let mut new_locals = NewLocals { first, types: Vec::new() };
-
-        let mut code = Vec::with_capacity(bytes.len() + sites.len() * 8);
+        let mut out = BodyRewrite {
+            ctx: self,
+            obj,
+            function,
+            new_locals: NewLocals { first, types: Vec::new() },
+            code: Vec::with_capacity(bytes.len() + sites.len() * 8),
+        };
         let mut kept = Vec::with_capacity(sites.len());
         let mut next = 0; // the first site not yet placed
         let mut ops = body.get_operators_reader().map_err(bad)?;
@@ -206,32 +209,33 @@ impl Context<'_, '_> {
             let here = &sites[first_site..next]; // ok: first_site <= next <= sites.len()
             // A site in the local declarations or between instructions belongs to none.
             if let Some(stray) = here.iter().find(|s| code_offset(s) < start) {
-                return Err(self.refuse(obj, function, stray, "the site is not inside an instruction"));
+                return Err(out.refuse(stray, "the site is not inside an instruction"));
             }
             let original = &bytes[start..end]; // ok: the reader read these bytes
             let Some(absolute) = here.iter().find(|s| is_absolute_address(s.reloc.kind)) else {
                 // Unchanged: copy it, and move its sites along.
-                let shift = code.len() as isize - start as isize;
-                code.extend_from_slice(original);
+                let shift = out.code.len() as isize - start as isize;
+                out.code.extend_from_slice(original);
                 for site in here {
                     kept.push(moved(site, shift)?);
                 }
                 continue;
             };
             if here.len() != 1 {
-                return Err(self.refuse(obj, function, absolute, "another relocation in the same instruction"));
+                return Err(out.refuse(absolute, "another relocation in the same instruction"));
             }
             let at = code_offset(absolute);
             if at < start || at + PatchWidth::Uleb5.bytes() > end {
-                return Err(self.refuse(obj, function, absolute, "the site is not an immediate of one instruction"));
+                return Err(out.refuse(absolute, "the site is not an immediate of one instruction"));
             }
-            self.rewrite_site(obj, function, absolute, &op, original, at - start, &mut new_locals, &mut code)?;
+            out.rewrite_site(absolute, &op, original, at - start)?;
         }
         if next != sites.len() {
             return Err(malformed(obj, function, "a relocation site past the body's end"));
         }
 
         // The new body: the local groups (kept bytes, new groups encoded), then the code.
+        let BodyRewrite { new_locals, code, .. } = out;
         let mut out = Vec::with_capacity(code_start + 8 + code.len());
         let new_groups = u32::try_from(new_locals.types.len()).ok().and_then(|n| n.checked_add(groups));
         new_groups.ok_or_else(|| malformed(obj, function, "too many local declarations"))?.encode(&mut out);
@@ -245,29 +249,34 @@ impl Context<'_, '_> {
         let sites = kept.iter().map(|s| moved(s, shift)).collect::<Result<Vec<_>>>()?;
         Ok(Body { bytes: out, sites })
     }
+}
 
+/// One body being rewritten: its object and function (what a refusal names), the locals it
+/// gains and the code written so far.
+struct BodyRewrite<'c, 'l, 'a> {
+    ctx: &'c Context<'l, 'a>,
+    obj: &'l Object<'a>,
+    function: DefinedFunc,
+    new_locals: NewLocals,
+    code: Vec<u8>,
+}
+
+impl BodyRewrite<'_, '_, '_> {
     /// Writes the position-independent form of one instruction holding an absolute site
     /// (`at` bytes into `original`, its encoding).
-    #[allow(clippy::too_many_arguments)]
-    fn rewrite_site(
-        &self,
-        obj: &Object<'_>,
-        function: usize,
-        site: &Site,
-        op: &Operator<'_>,
-        original: &[u8],
-        at: usize,
-        new_locals: &mut NewLocals,
-        code: &mut Vec<u8>,
-    ) -> Result<()> {
-        let (global, value) = self.base(obj, function, site)?;
+    fn rewrite_site(&mut self, site: &Site, op: &Operator<'_>, original: &[u8], at: usize) -> Result<()> {
+        let (global, value) = self.base(site)?;
+        let global = global.0;
+        // The new instructions, appended to the body's code at the end (refusals borrow self).
+        let mut new = Vec::with_capacity(original.len() + 12);
+        let code = &mut new;
         match site.reloc.kind {
             RelocKind::MemoryAddrSleb | RelocKind::TableIndexSleb => {
                 // `i32.const` is one opcode byte and the padded LEB.
                 if !matches!(op, Operator::I32Const { .. }) || at != 1 || original.len() != 1 + PatchWidth::Sleb5.bytes() {
-                    return Err(self.refuse(obj, function, site, "not the immediate of an i32.const"));
+                    return Err(self.refuse(site, "not the immediate of an i32.const"));
                 }
-                let value = i32_value(value).ok_or_else(|| self.refuse(obj, function, site, "the address does not fit 32 bits"))?;
+                let value = i32_value(value).ok_or_else(|| self.refuse(site, "the address does not fit 32 bits"))?;
                 Instruction::GlobalGet(global).encode(code);
                 if value != 0 {
                     Instruction::I32Const(value).encode(code);
@@ -276,18 +285,18 @@ impl Context<'_, '_> {
             }
             RelocKind::MemoryAddrLeb => {
                 let Some((memarg, saved)) = memory_access(op) else {
-                    return Err(self.refuse(obj, function, site, "not a scalar load or store (SIMD and atomic accesses are not rewritten)"));
+                    return Err(self.refuse(site, "not a scalar load or store (SIMD and atomic accesses are not rewritten)"));
                 };
                 // Memory 0's memarg ends with the offset: the site must be those last bytes.
                 if memarg.memory != 0 || at + PatchWidth::Uleb5.bytes() != original.len() {
-                    return Err(self.refuse(obj, function, site, "not the offset immediate of a memory access in memory 0"));
+                    return Err(self.refuse(site, "not the offset immediate of a memory access in memory 0"));
                 }
                 // The static part stays in the offset immediate when it can: an offset is
                 // unsigned, so a negative one is added to the address instead.
                 let (in_address, in_offset) = if u32::try_from(value).is_ok() { (0, value) } else { (value, 0) };
-                let in_address = i32_value(in_address).ok_or_else(|| self.refuse(obj, function, site, "the address does not fit 32 bits"))?;
+                let in_address = i32_value(in_address).ok_or_else(|| self.refuse(site, "the address does not fit 32 bits"))?;
                 let saved = match saved {
-                    Some(ty) => Some(new_locals.index_for(ty).ok_or_else(|| self.refuse(obj, function, site, "too many locals"))?),
+                    Some(ty) => Some(self.new_locals.index_for(ty).ok_or_else(|| self.refuse(site, "too many locals"))?),
                     None => None,
                 };
                 if let Some(local) = saved {
@@ -305,43 +314,46 @@ impl Context<'_, '_> {
                 // The instruction itself, its offset immediate (still a padded LEB) replaced.
                 let from = code.len();
                 code.extend_from_slice(original);
-                let slot = code.get_mut(from + at..from + at + PatchWidth::Uleb5.bytes()).ok_or_else(|| self.refuse(obj, function, site, "site outside the instruction"))?;
-                PatchWidth::Uleb5.write(slot, in_offset).map_err(|_| self.refuse(obj, function, site, "the offset does not fit 32 bits"))?;
+                let slot = code.get_mut(from + at..from + at + PatchWidth::Uleb5.bytes()).ok_or_else(|| self.refuse(site, "site outside the instruction"))?;
+                PatchWidth::Uleb5.write(slot, in_offset).map_err(|_| self.refuse(site, "the offset does not fit 32 bits"))?;
             }
-            _ => return Err(self.refuse(obj, function, site, "64-bit relocations are not rewritten")),
+            _ => return Err(self.refuse(site, "64-bit relocations are not rewritten")),
         }
+        self.code.extend_from_slice(&new);
         Ok(())
     }
 
     /// The global the rewritten code starts from (a base or a GOT entry), and what to add
     /// to it.
-    fn base(&self, obj: &Object<'_>, function: usize, site: &Site) -> Result<(u32, i64)> {
-        let id = site.symbol.ok_or_else(|| self.refuse(obj, function, site, "no symbol"))?;
-        let sym = self.res.get(id);
+    fn base(&self, site: &Site) -> Result<(OutGlobalIndex, i64)> {
+        let Context { res, layout, binding, .. } = *self.ctx;
+        let id = site.symbol.ok_or_else(|| self.refuse(site, "no symbol"))?;
+        let sym = res.get(id);
         let addend = site.reloc.addend;
-        if binds_externally(sym, self.binding) {
-            let global = *self.layout.got_global.get(&id).ok_or_else(|| self.refuse(obj, function, site, "no GOT entry"))?;
+        if binds_externally(sym, binding) {
+            let global = layout.got(id).ok_or_else(|| self.refuse(site, "no GOT entry"))?;
             return Ok((global, addend));
         }
-        let missing = |what| self.refuse(obj, function, site, what);
+        let missing = |what| self.refuse(site, what);
         Ok(match site.reloc.kind {
             RelocKind::TableIndexSleb => (
-                self.layout.table_base.ok_or_else(|| missing("no __table_base"))?,
-                i64::from(self.layout.table_slot(id).ok_or_else(|| missing("no table slot"))?) + addend,
+                layout.table_base.ok_or_else(|| missing("no __table_base"))?,
+                i64::from(layout.table_slot(id).ok_or_else(|| missing("no table slot"))?.0) + addend,
             ),
             _ => (
-                self.layout.memory_base.ok_or_else(|| missing("no __memory_base"))?,
-                i64::from(self.layout.data_address(self.inputs, self.res, id).ok_or_else(|| missing("no address"))?) + addend,
+                layout.memory_base.ok_or_else(|| missing("no __memory_base"))?,
+                i64::from(layout.address(id).ok_or_else(|| missing("no address"))?) + addend,
             ),
         })
     }
 
-    fn refuse(&self, obj: &Object<'_>, function: usize, site: &Site, reason: &str) -> LinkError {
+    fn refuse(&self, site: &Site, reason: &str) -> LinkError {
+        let obj = self.obj;
         LinkError::PicRewrite {
             file: obj.name.clone(),
-            function: function_name(obj, function),
+            function: function_name(obj, self.function),
             kind: site.reloc.kind.name(),
-            symbol: site.symbol.map_or_else(String::new, |id| self.res.get(id).name.to_owned()),
+            symbol: site.symbol.map_or_else(String::new, |id| self.ctx.res.get(id).name.to_owned()),
             offset: code_offset(site),
             reason: reason.to_owned(),
         }
@@ -359,15 +371,15 @@ fn moved(site: &Site, shift: isize) -> Result<Site> {
     Ok(Site { place: Place::Code { function, offset }, ..*site })
 }
 
-/// The name of the object's `function`-th defined function, for messages.
-fn function_name(obj: &Object<'_>, function: usize) -> String {
-    let index = obj.imported_funcs.len() + function;
+/// The name of an object's defined function, for messages.
+fn function_name(obj: &Object<'_>, function: DefinedFunc) -> String {
+    let index = obj.imported_funcs.len() + function.as_usize();
     obj.symbols
         .iter()
         .find(|s| !s.is_undefined() && s.target == SymbolTarget::Function(FuncIndex(index as u32))) // ok: indices fit u32
         .map_or_else(|| format!("#{function}"), |s| s.name.to_owned())
 }
 
-fn malformed(obj: &Object<'_>, function: usize, what: &str) -> LinkError {
+fn malformed(obj: &Object<'_>, function: DefinedFunc, what: &str) -> LinkError {
     LinkError::Unsupported { file: obj.name.clone(), what: format!("function `{}`: {what}", function_name(obj, function)) }
 }

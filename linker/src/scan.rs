@@ -10,8 +10,9 @@
 use crate::error::{LinkError, Result};
 use crate::input::Inputs;
 use crate::options::{Binding, PicRewrite};
-use crate::resolve::{Definition, FileId, Resolution, ResolvedSymbol, SymId};
-use pymode_abi::object::{Object, Relocation, SegmentIndex, SymbolKind};
+use crate::ids::{DefinedFunc, FileId};
+use crate::resolve::{Definition, Resolution, ResolvedSymbol, SymId};
+use pymode_abi::object::{FuncIndex, Object, Relocation, SegmentIndex, SymbolIndex, SymbolKind};
 use pymode_abi::reloc::{RelocBase, RelocKind, RelocTarget};
 
 /// An insertion-ordered set with FxHash: the order is the output order, and SipHash's
@@ -23,8 +24,8 @@ pub type FxIndexSet<T> = indexmap::IndexSet<T, rustc_hash::FxBuildHasher>;
 pub enum Place {
     /// Inside a defined function's body (locals and code, without the size prefix).
     Code {
-        /// The function's position among the object's defined functions.
-        function: usize,
+        /// The function, among the object's defined functions.
+        function: DefinedFunc,
         /// Offset of the site from the body's start.
         offset: usize,
     },
@@ -95,10 +96,9 @@ pub fn scan(inputs: &Inputs<'_>, res: &Resolution<'_>, binding: Binding, pic_rew
     let mut scan = Scan::default();
     // Locating is per object and independent: in parallel. Classifying stays in link order,
     // which decides the order of GOT entries, table slots and imports.
-    let files: Vec<usize> = (0..inputs.objects.len()).collect();
-    let located = crate::parallel::map(&files, 4, |&i| locate(&inputs.objects[i], FileId(i as u32), res)); // ok: resolve() checked the object count fits u32
-    for ((i, obj), sites) in inputs.objects.iter().enumerate().zip(located) {
-        let file = FileId(i as u32); // ok: resolve() checked the object count fits u32
+    let files: Vec<(FileId, &Object<'_>)> = inputs.enumerate_files().collect();
+    let located = crate::parallel::map(&files, 4, |&(file, obj)| locate(obj, file, res));
+    for (&(file, obj), sites) in files.iter().zip(located) {
         let sites = sites?;
         // An object that names the table (call_indirect, or NO_STRIP) keeps it imported.
         scan.uses_table |= obj.symbols.iter().any(|s| s.kind() == SymbolKind::Table && s.name == pymode_abi::names::INDIRECT_FUNCTION_TABLE);
@@ -107,7 +107,7 @@ pub fn scan(inputs: &Inputs<'_>, res: &Resolution<'_>, binding: Binding, pic_rew
         }
         scan.sites.push(sites);
         for init in &obj.init_funcs {
-            if let Some(id) = res.of(file, init.symbol.0)
+            if let Some(id) = res.of(file, init.symbol)
                 && !res.get(id).is_defined_here()
             {
                 return Err(LinkError::UndefinedSymbol { file: obj.name.clone(), name: res.get(id).name.to_owned() });
@@ -141,11 +141,12 @@ fn locate(obj: &Object<'_>, file: FileId, res: &Resolution<'_>) -> Result<Vec<Si
                         _ => return Err(outside(obj, reloc, "a function body")),
                     };
                     last = function;
-                    let index = obj.imported_funcs.len() + function;
-                    if discarded.is_some_and(|d| d.functions.contains(&pymode_abi::object::FuncIndex(index as u32))) {
+                    let offset = at - starts[function]; // ok: partition_point found it
+                    // ok: the function section's count is a u32.
+                    let (index, function) = (FuncIndex((obj.imported_funcs.len() + function) as u32), DefinedFunc(function as u32));
+                    if discarded.is_some_and(|d| d.functions.contains(&index)) {
                         continue;
                     }
-                    let offset = at - starts[function]; // ok: partition_point found it
                     sites.push(Site { place: Place::Code { function, offset }, reloc: *reloc, symbol: symbol_of(res, file, reloc) });
                 }
             }
@@ -178,7 +179,7 @@ fn locate(obj: &Object<'_>, file: FileId, res: &Resolution<'_>) -> Result<Vec<Si
 }
 
 fn symbol_of(res: &Resolution<'_>, file: FileId, reloc: &Relocation) -> Option<SymId> {
-    if reloc.kind.index_is_symbol() { res.of(file, reloc.index) } else { None }
+    if reloc.kind.index_is_symbol() { res.of(file, SymbolIndex(reloc.index)) } else { None }
 }
 
 fn outside(obj: &Object<'_>, reloc: &Relocation, what: &str) -> LinkError {

@@ -12,7 +12,8 @@ use crate::error::{LinkError, Result};
 use crate::input::Inputs;
 use crate::layout::{DefinedGlobal, Layout};
 use crate::options::Options;
-use crate::resolve::{FileId, Resolution, SymId};
+use crate::ids::{OutGlobalIndex, SymId};
+use crate::resolve::Resolution;
 use crate::scan::{Place, Scan, binds_externally};
 use pymode_abi::Dylink0;
 use pymode_abi::dylink::{ImportInfo, SymbolFlags};
@@ -39,13 +40,9 @@ pub struct Synthesized {
 /// An init function that takes parameters, or a symbol whose address is unknown (a linker
 /// bug surfaced as an error rather than a panic).
 pub fn synthesize(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>, opts: &Options) -> Result<Synthesized> {
-    let global_inits = layout
-        .defined_globals
-        .iter()
-        .map(|g| global_init(inputs, res, layout, *g))
-        .collect::<Result<Vec<_>>>()?;
+    let global_inits = layout.defined_globals.iter().map(|g| global_init(res, layout, *g)).collect::<Result<Vec<_>>>()?;
     let call_ctors = call_ctors(inputs, res, layout)?;
-    let apply_data_relocs = if layout.apply_data_relocs.is_some() { Some(apply_data_relocs(inputs, res, scan, layout, opts)?) } else { None };
+    let apply_data_relocs = if layout.apply_data_relocs.is_some() { Some(apply_data_relocs(res, scan, layout, opts)?) } else { None };
     let dylink0 = dylink0(inputs, res, layout, opts);
     Ok(Synthesized { global_inits, call_ctors, apply_data_relocs, dylink0 })
 }
@@ -55,28 +52,28 @@ fn unknown(res: &Resolution<'_>, id: SymId, what: &str) -> LinkError {
     LinkError::internal("synth", format!("no {what} for `{}`", res.get(id).name))
 }
 
-fn base_plus(base: u32, offset: u32) -> ConstExpr {
+fn base_plus(base: OutGlobalIndex, offset: u32) -> ConstExpr {
     if offset == 0 {
-        ConstExpr::global_get(base)
+        ConstExpr::global_get(base.0)
     } else {
-        ConstExpr::global_get(base).with_i32_const(offset as i32).with_i32_add()
+        ConstExpr::global_get(base.0).with_i32_const(offset as i32).with_i32_add()
     }
 }
 
-fn global_init(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, global: DefinedGlobal) -> Result<ConstExpr> {
+fn global_init(res: &Resolution<'_>, layout: &Layout<'_>, global: DefinedGlobal) -> Result<ConstExpr> {
     let memory_base = layout.memory_base.ok_or_else(|| LinkError::internal("synth", "no __memory_base import"))?;
     let table_base = layout.table_base.ok_or_else(|| LinkError::internal("synth", "no __table_base import"))?;
     match global {
         DefinedGlobal::Got(id) if res.get(id).kind == SymbolKind::Function => {
             let slot = layout.table_slot(id).ok_or_else(|| unknown(res, id, "table slot"))?;
-            Ok(base_plus(table_base, slot))
+            Ok(base_plus(table_base, slot.0))
         }
         DefinedGlobal::Got(id) => {
-            let address = layout.data_address(inputs, res, id).ok_or_else(|| unknown(res, id, "address"))?;
+            let address = layout.address(id).ok_or_else(|| unknown(res, id, "address"))?;
             Ok(base_plus(memory_base, address))
         }
         DefinedGlobal::DataExport(id) => {
-            let address = layout.data_address(inputs, res, id).ok_or_else(|| unknown(res, id, "address"))?;
+            let address = layout.address(id).ok_or_else(|| unknown(res, id, "address"))?;
             Ok(ConstExpr::i32_const(address as i32))
         }
     }
@@ -84,9 +81,9 @@ fn global_init(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>, g
 
 fn call_ctors(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>) -> Result<Function> {
     let mut inits = Vec::new();
-    for (i, obj) in inputs.objects.iter().enumerate() {
+    for (file, obj) in inputs.enumerate_files() {
         for init in &obj.init_funcs {
-            let Some(id) = res.of(FileId(i as u32), init.symbol.0) else { continue }; // ok: count checked in resolve
+            let Some(id) = res.of(file, init.symbol) else { continue };
             inits.push((init.priority, id, obj));
         }
     }
@@ -95,13 +92,13 @@ fn call_ctors(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>) ->
     let mut f = Function::new([]);
     let mut sink = f.instructions();
     for (_, id, obj) in inits {
-        let index = layout.defined_function_index(inputs, res, id).ok_or_else(|| unknown(res, id, "function index"))?;
-        let ty = layout.types.get_index(index_type(inputs, layout, index).unwrap_or(usize::MAX));
+        let index = layout.definition(id).ok_or_else(|| unknown(res, id, "function index"))?;
+        let ty = layout.type_of(index).and_then(|t| layout.types.get_index(t.as_usize()));
         let Some(ty) = ty else { return Err(unknown(res, id, "type")) };
         if !ty.params().is_empty() {
             return Err(LinkError::Unsupported { file: obj.name.clone(), what: format!("init function `{}` with parameters", res.get(id).name) });
         }
-        sink.call(index);
+        sink.call(index.0);
         for _ in ty.results() {
             sink.drop();
         }
@@ -110,15 +107,7 @@ fn call_ctors(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>) ->
     Ok(f)
 }
 
-/// The output type index of a defined function.
-fn index_type(inputs: &Inputs<'_>, layout: &Layout<'_>, index: u32) -> Option<usize> {
-    let defined = (index as usize).checked_sub(layout.func_imports.len())?;
-    let &(file, f) = layout.defined_funcs.get(defined)?;
-    let ty = inputs.objects.get(file.as_usize())?.functions.get(f)?.ty;
-    layout.type_map.get(file.as_usize())?.get(ty.as_usize()).map(|&t| t as usize)
-}
-
-fn apply_data_relocs(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>, opts: &Options) -> Result<Function> {
+fn apply_data_relocs(res: &Resolution<'_>, scan: &Scan, layout: &Layout<'_>, opts: &Options) -> Result<Function> {
     let memory_base = layout.memory_base.ok_or_else(|| LinkError::internal("synth", "no __memory_base import"))?;
     let table_base = layout.table_base.ok_or_else(|| LinkError::internal("synth", "no __table_base import"))?;
     // One store per pointer in data, hundreds of thousands in a large link: the instructions
@@ -141,16 +130,16 @@ fn apply_data_relocs(inputs: &Inputs<'_>, res: &Resolution<'_>, scan: &Scan, lay
             code.i32_const(site_address as i32).global_get(memory_base).i32_add();
             let addend = site.reloc.addend as i32;
             if binds_externally(res.get(id), opts.binding) {
-                let got = *layout.got_global.get(&id).ok_or_else(|| unknown(res, id, "GOT entry"))?;
+                let got = layout.got(id).ok_or_else(|| unknown(res, id, "GOT entry"))?;
                 code.global_get(got);
                 if addend != 0 {
                     code.i32_const(addend).i32_add();
                 }
             } else if site.reloc.kind == RelocKind::TableIndexI32 {
                 let slot = layout.table_slot(id).ok_or_else(|| unknown(res, id, "table slot"))?;
-                code.global_get(table_base).i32_const(slot as i32).i32_add();
+                code.global_get(table_base).i32_const(slot.0 as i32).i32_add();
             } else {
-                let address = layout.data_address(inputs, res, id).ok_or_else(|| unknown(res, id, "address"))?;
+                let address = layout.address(id).ok_or_else(|| unknown(res, id, "address"))?;
                 code.global_get(memory_base).i32_const(address.wrapping_add(addend as u32) as i32).i32_add();
             }
             code.i32_store();
@@ -181,9 +170,9 @@ impl Code {
         }
     }
 
-    fn global_get(&mut self, index: u32) -> &mut Self {
+    fn global_get(&mut self, index: OutGlobalIndex) -> &mut Self {
         self.0.push(0x23);
-        pymode_abi::write_uleb(&mut self.0, index);
+        pymode_abi::write_uleb(&mut self.0, index.0);
         self
     }
 

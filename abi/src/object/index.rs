@@ -1,11 +1,13 @@
 //! Index newtypes, so that a function index is never used as a global index by mistake.
 
-use std::fmt;
-
+/// Defines `u32` index newtypes: `Copy`, ordered, hashable, `Default` (0), `Display` as the number, with
+/// `as_usize` for indexing a `Vec`. Each item is a name with its doc comment. The linker uses
+/// it for its own index spaces too, as `pymode_abi::index!`.
+#[macro_export]
 macro_rules! index {
     ($($(#[$doc:meta])* $name:ident,)*) => {$(
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(pub u32);
 
         impl $name {
@@ -15,15 +17,15 @@ macro_rules! index {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 self.0.fmt(f)
             }
         }
     )*};
 }
 
-index! {
+crate::index! {
     /// A function index: imported functions first, then defined ones.
     FuncIndex,
     /// A global index: imported globals first, then defined ones.
