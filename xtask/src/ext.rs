@@ -189,7 +189,10 @@ pub fn build_pymode_ld() -> Result<PathBuf> {
 /// Builds a workspace binary (debug profile) and returns its path.
 pub fn build_bin(package: &str, bin: &str) -> Result<PathBuf> {
     run_status(cargo().args(["build", "-q", "-p", package, "--bin", bin]))?;
-    let path = workspace_root().join("target").join("debug").join(bin);
+    // Where cargo put it: `CARGO_TARGET_DIR` when set (cargo passes it on to us), else the
+    // workspace's `target`.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    let path = target.join("debug").join(bin);
     if !Path::new(&path).is_file() {
         bail!("cargo build did not produce {}", path.display());
     }
