@@ -46,6 +46,7 @@ mod lazy;
 mod memory;
 mod open;
 mod resolve;
+pub mod run;
 mod segments;
 mod state;
 mod sym;

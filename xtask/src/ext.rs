@@ -1,27 +1,27 @@
-//! `cargo xtask build-ext NAME`: an unmodified setuptools sdist built for the wasm CPython.
+//! `cargo xtask build-ext NAME`: a package of the test catalogue (`pymode_testdata::packages`)
+//! built where the tests look for it.
 //!
-//! The package's own build backend runs on the native CPython 3.13 (in a build venv with
-//! pinned build requirements) under a cross configuration: the wasm CPython's sysconfig data,
-//! zig cc / zig c++ for wasm32-wasi with `-fPIC` as `CC` / `CXX`, and `pymode-ld -shared` for
-//! every `-shared` link (`xtask/python/pymode_build_ext.py` sets this up). Every `Extension` the package declares
-//! is compiled and linked that way; a recipe in `testdata/recipes/` adds only what the build
-//! cannot find out by itself. The products: a wheel tagged for wasm32-wasi in
-//! `target/ext/NAME/wheels` and the installed package in `target/ext/NAME/site`.
+//! The build itself is `pymode wheel`'s ([`pymode_build::wheel::Builder`]): the package's own
+//! PEP 517 backend with its own build requirements, on the native CPython 3.13 under the cross
+//! configuration, plus a built-in recipe where one exists. This adds what the tests need: the
+//! sdist unpacked at `target/ext/NAME/src/NAME-VERSION` (the suites run from it), the wheel in
+//! `target/ext/NAME/wheels`, the installed package in `target/ext/NAME/site`, pytest and the
+//! suite's pure-Python requirements for the wasm CPython.
 //!
 //! markupsafe is also linked twice more, for cross-checks: by the reference wasm-ld
 //! (`site-wasm-ld`) and from objects compiled without `-fPIC` (`site-nopic`).
 
-use crate::{cargo, cpython::CPython, run_capture, run_status, stamp_is_current, staticlib};
+use crate::{cargo, run_status, stamp_is_current};
 use anyhow::{Context, Result, bail};
-use pymode_testdata::packages::{BUILD_REQUIREMENTS, PACKAGES, Package, package};
+use pymode_build::cpython::CPython;
+use pymode_build::pins::EXT_SUFFIX;
+use pymode_build::recipe::Recipe;
+use pymode_build::wheel::Builder;
+use pymode_testdata::packages::{PACKAGES, Package, package};
 use pymode_testdata::{PYTEST_VERSION, Toolchain, apply_zig_env, cache_dir, ext_dir, venv_python, wasm_ld, wasm_test_deps_path, workspace_root};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
-
-/// The suffix CPython 3.13 on wasm32-wasi looks for (`_imp.extension_suffixes()`).
-pub const EXT_SUFFIX: &str = ".cpython-313-wasm32-wasi.so";
 
 /// Builds the named package into `target/ext/<name>/site` and returns that directory.
 pub fn run(name: &str, tc: &Toolchain, py: &CPython) -> Result<PathBuf> {
@@ -32,10 +32,8 @@ pub fn run(name: &str, tc: &Toolchain, py: &CPython) -> Result<PathBuf> {
     let dir = ext_dir(name);
     let _ = fs::remove_dir_all(&dir);
     let src = dir.join("src");
-    fs::create_dir_all(&src)?;
-    let sdist = download_sdist(pkg.name, pkg.version)?;
-    run_status(Command::new("tar").arg("xzf").arg(&sdist).arg("-C").arg(&src))?;
-    let tree = unpacked_tree(&src)?;
+    let sdist = pymode_build::sdist::download(&py.native_python, pkg.name, Some(pkg.version))?;
+    let tree = pymode_build::sdist::unpack(&sdist, &src, &py.native_python)?;
     if tree != pkg.source() {
         fs::rename(&tree, pkg.source())?;
     }
@@ -46,55 +44,15 @@ pub fn run(name: &str, tc: &Toolchain, py: &CPython) -> Result<PathBuf> {
     }
 
     let linker = build_pymode_ld()?;
-    let python = build_venv(py)?;
-    let tools = cache_dir().join("bin");
-    staticlib::write_tool_wrappers(tc, &tools)?;
-    let cross = dir.join("cross");
-    fs::create_dir_all(&cross)?;
-    let sysconfigdata = sysconfigdata(py)?;
-    let sysconfig_name = sysconfigdata.file_stem().and_then(|s| s.to_str()).context("sysconfigdata file name")?.to_owned();
-    fs::copy(&sysconfigdata, cross.join(sysconfigdata.file_name().context("sysconfigdata file name")?))?;
-
-    let mut build = Command::new(&python);
-    build
-        .arg(workspace_root().join("xtask").join("python").join("pymode_build_ext.py"))
-        .arg("wheel")
-        .arg("--source")
-        .arg(pkg.source())
-        .arg("--wheel-dir")
-        .arg(pkg.wheel_dir())
-        .arg("--site")
-        .arg(pkg.site())
-        .arg("--include")
-        .arg(py.prefix.join("include").join("python3.13"))
-        .arg("--cc")
-        .arg(tools.join("zcc"))
-        .arg("--cxx")
-        .arg(tools.join("zcxx"))
-        .arg("--ar")
-        .arg(tools.join("zar"))
-        .arg("--pymode-ld")
-        .arg(&linker);
-    if let Some(recipe) = pkg.recipe() {
-        build.arg("--recipe").arg(recipe);
-    }
-    for lib in pkg.static_libs {
-        let out = staticlib::run(lib, tc)?;
-        build.arg("--static").arg(format!("{lib}={}", out.display()));
-    }
-    build
-        .env("_PYTHON_SYSCONFIGDATA_NAME", &sysconfig_name)
-        .env("_PYTHON_HOST_PLATFORM", "wasi-wasm32")
-        .env("PYTHONPATH", &cross)
-        .env_remove("PYTHONHOME");
-    apply_zig_env(&mut build);
-    let start = Instant::now();
-    let log = run_capture(&mut build).with_context(|| format!("building {} {} for wasm32-wasi", pkg.name, pkg.version))?;
-    let seconds = start.elapsed().as_secs_f64();
-    fs::write(dir.join("build.log"), &log)?;
-    fs::write(dir.join("build-seconds"), format!("{seconds:.1}\n"))?;
-    for line in log.lines().filter(|l| l.starts_with("wheel ") || l.starts_with("extension ")) {
-        println!("  {line}");
+    let builder = Builder { toolchain: tc.clone(), cpython: py.clone(), linker: linker.clone() };
+    let recipe = Recipe::builtin(pkg.name)?;
+    // `dir` is the build's scratch directory, so the wheel lands in `dir/wheels`
+    // (= `pkg.wheel_dir()`) and the log in `dir/build.log`.
+    let built = builder.wheel_from_tree(&pkg.source(), pkg.name, recipe.as_ref(), &dir, Some(&pkg.site())).with_context(|| format!("building {} {} for wasm32-wasi", pkg.name, pkg.version))?;
+    fs::write(dir.join("build-seconds"), format!("{:.1}\n", built.seconds))?;
+    println!("  wheel {}", built.wheel.display());
+    for ext in &built.extensions {
+        println!("  extension {ext}");
     }
     if pkg.side_modules().is_empty() {
         bail!("{}: the build installed no side module into {}", pkg.name, pkg.site().display());
@@ -104,32 +62,8 @@ pub fn run(name: &str, tc: &Toolchain, py: &CPython) -> Result<PathBuf> {
     }
     install_test_deps()?;
     install_test_requirements(pkg)?;
-    println!("build-ext: {} {} in {seconds:.1} s: {}", pkg.name, pkg.version, pkg.site().display());
+    println!("build-ext: {} {} in {:.1} s: {}", pkg.name, pkg.version, built.seconds, pkg.site().display());
     Ok(pkg.site())
-}
-
-/// The one directory an sdist unpacks to.
-fn unpacked_tree(src: &Path) -> Result<PathBuf> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(src)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
-    match dirs.len() {
-        1 => Ok(dirs.remove(0)),
-        n => bail!("{}: the sdist unpacked to {n} directories, not one", src.display()),
-    }
-}
-
-/// The wasm CPython's `_sysconfigdata_*.py`.
-fn sysconfigdata(py: &CPython) -> Result<PathBuf> {
-    let lib = py.prefix.join("lib").join("python3.13");
-    fs::read_dir(&lib)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("_sysconfigdata_") && n.ends_with(".py")))
-        .with_context(|| format!("no _sysconfigdata_*.py in {}", lib.display()))
-}
-
-/// The build venv: the native CPython 3.13 with [`BUILD_REQUIREMENTS`]; returns its python.
-fn build_venv(py: &CPython) -> Result<PathBuf> {
-    let requirements: Vec<String> = BUILD_REQUIREMENTS.iter().map(|r| r.to_string()).collect();
-    native_venv(&py.native_python, "build-venv", &requirements).context("the build venv")
 }
 
 /// `$PYMODE_CACHE/<name>`: a venv of `native_python` with `requirements` installed from
@@ -144,12 +78,8 @@ pub(crate) fn native_venv(native_python: &Path, name: &str, requirements: &[Stri
     }
     let _ = fs::remove_dir_all(&venv);
     run_status(Command::new(native_python).args(["-m", "venv"]).arg(&venv))?;
-    run_status(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--only-binary", ":all:"])
-            .args(requirements),
-    )
-    .with_context(|| format!("installing {} into {}", requirements.join(" "), venv.display()))?;
+    run_status(Command::new(&python).args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--only-binary", ":all:"]).args(requirements))
+        .with_context(|| format!("installing {} into {}", requirements.join(" "), venv.display()))?;
     fs::write(&stamp, wanted)?;
     Ok(python)
 }
@@ -160,7 +90,7 @@ fn markupsafe_cross_checks(tc: &Toolchain, py: &CPython, linker: &Path) -> Resul
     let dir = ext_dir("markupsafe");
     let pkg = package("markupsafe").context("markupsafe in PACKAGES")?;
     let package_dir = pkg.source().join("src").join("markupsafe");
-    let include = py.prefix.join("include").join("python3.13");
+    let include = py.include_dir();
     let object = dir.join("_speedups.o");
     compile(tc, &include, &package_dir.join("_speedups.c"), &object, true)?;
     // The same source without -fPIC (zig's default for wasm32-wasi, as third-party build
@@ -245,50 +175,10 @@ fn install_test_requirements(pkg: &Package) -> Result<()> {
 /// `pip install --target dir` of pure-Python wheels for CPython 3.13 on any platform.
 fn pip_install_pure(dir: &Path, requirements: &[&str]) -> Result<()> {
     let mut pip = Command::new(venv_python());
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "--quiet",
-        "--only-binary",
-        ":all:",
-        "--python-version",
-        "3.13",
-        "--implementation",
-        "py",
-        "--platform",
-        "any",
-        "--target",
-    ])
-    .arg(dir)
-    .args(requirements);
+    pip.args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--only-binary", ":all:", "--python-version", "3.13", "--implementation", "py", "--platform", "any", "--target"])
+        .arg(dir)
+        .args(requirements);
     run_status(&mut pip)
-}
-
-/// The sdist, downloaded once into `$PYMODE_CACHE/downloads` with pip.
-fn download_sdist(name: &str, version: &str) -> Result<PathBuf> {
-    let downloads = cache_dir().join("downloads");
-    fs::create_dir_all(&downloads)?;
-    // sdist names are normalized (PEP 625) but older uploads keep their own spelling.
-    let normalize = |s: &str| s.to_ascii_lowercase().replace(['-', '.'], "_");
-    let wanted = normalize(&format!("{name}-{version}"));
-    let find = || -> Result<Option<PathBuf>> {
-        Ok(fs::read_dir(&downloads)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".tar.gz")).is_some_and(|stem| normalize(stem) == wanted)))
-    };
-    if let Some(file) = find()? {
-        return Ok(file);
-    }
-    let mut pip = Command::new(venv_python());
-    // `--no-binary NAME`, not `:all:`: pip prepares the sdist's metadata in an isolated env,
-    // and `:all:` would build its build requirements (Cython) from source for that too.
-    pip.args(["-m", "pip", "download", "--disable-pip-version-check", "--no-binary", name, "--no-deps", "-d"])
-        .arg(&downloads)
-        .arg(format!("{name}=={version}"));
-    run_status(&mut pip)?;
-    find()?.with_context(|| format!("pip download did not produce an sdist of {name} {version} in {}", downloads.display()))
 }
 
 /// Builds `pymode-ld` and returns its path.
@@ -299,7 +189,10 @@ pub fn build_pymode_ld() -> Result<PathBuf> {
 /// Builds a workspace binary (debug profile) and returns its path.
 pub fn build_bin(package: &str, bin: &str) -> Result<PathBuf> {
     run_status(cargo().args(["build", "-q", "-p", package, "--bin", bin]))?;
-    let path = workspace_root().join("target").join("debug").join(bin);
+    // Where cargo put it: `CARGO_TARGET_DIR` when set (cargo passes it on to us), else the
+    // workspace's `target`.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    let path = target.join("debug").join(bin);
     if !Path::new(&path).is_file() {
         bail!("cargo build did not produce {}", path.display());
     }

@@ -1,18 +1,18 @@
 //! Project automation: `cargo xtask <command>`.
 //!
-//! Commands: `toolchain` (provision zig + wasm-tools into the pymode cache), `fixtures`
-//! (compile `testdata/c/*.c` in every mode), `test` (both, then the test suites), `demo`.
+//! The developer tasks: `fixtures` (compile `testdata/c/*.c` in every mode), `build-ext`
+//! (a package of the test catalogue, where the tests look for it), `test`, `package-table`,
+//! `demo`. Provisioning and builds (`toolchain`, `cpython`, `staticlib`) are `pymode-build`'s
+//! library, called from here; the user-facing tool is `pymode` (`build/`).
 
-mod cpython;
 mod demo;
 mod ext;
 mod fixtures;
 mod package_table;
-mod staticlib;
 mod test;
-mod toolchain;
 
 use anyhow::{Context, Result, bail};
+use pymode_build::cpython;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -56,14 +56,14 @@ fn dispatch(args: &[String]) -> Result<()> {
     };
     let rest = &args[1..];
     match cmd.as_str() {
-        "toolchain" => toolchain::run().map(|_| ()),
+        "toolchain" => toolchain().map(|tc| pymode_build::toolchain::print_paths(&tc)),
         "fixtures" => {
-            let tc = toolchain::run()?;
+            let tc = toolchain()?;
             fixtures::run(&tc).map(|_| ())
         }
         "cpython" => {
-            let tc = toolchain::run()?;
-            let built = cpython::run(&tc)?;
+            let tc = toolchain()?;
+            let built = cpython::build(&tc)?;
             println!("  prefix          {}", built.prefix.display());
             println!("  main module     {}", built.python_wasm.display());
             println!("  build Python    {}", built.native_python.display());
@@ -71,8 +71,8 @@ fn dispatch(args: &[String]) -> Result<()> {
         }
         "build-ext" => {
             let Some(name) = rest.first() else { bail!("usage: cargo xtask build-ext NAME") };
-            let tc = toolchain::run()?;
-            let py = cpython::run(&tc)?;
+            let tc = toolchain()?;
+            let py = cpython::build(&tc)?;
             if name == "all" {
                 for pkg in pymode_testdata::packages::PACKAGES {
                     ext::run(pkg.name, &tc, &py)?;
@@ -83,8 +83,8 @@ fn dispatch(args: &[String]) -> Result<()> {
         }
         "staticlib" => {
             let Some(name) = rest.first() else { bail!("usage: cargo xtask staticlib NAME") };
-            let tc = toolchain::run()?;
-            staticlib::run(name, &tc).map(|_| ())
+            let tc = toolchain()?;
+            pymode_build::staticlib::build(name, &tc).map(|_| ()).map_err(Into::into)
         }
         "test" => test::run(rest),
         "package-table" => package_table::run(),
@@ -95,6 +95,11 @@ fn dispatch(args: &[String]) -> Result<()> {
         }
         other => bail!("unknown command `{other}`\n{USAGE}"),
     }
+}
+
+/// The pinned toolchain, provisioned if needed.
+pub(crate) fn toolchain() -> Result<pymode_build::toolchain::Toolchain> {
+    Ok(pymode_build::toolchain::provision()?)
 }
 
 /// Runs a step, printing its name first and its wall time after.
@@ -121,16 +126,7 @@ pub(crate) fn run_status(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Whether a cached build is current: `stamp` holds `key` and every product exists. Says so
-/// if it is; otherwise removes the stale stamp, so that a build cut short leaves none.
-pub(crate) fn stamp_is_current(stamp: &std::path::Path, key: &str, products: &[std::path::PathBuf]) -> bool {
-    if std::fs::read_to_string(stamp).is_ok_and(|s| s.trim() == key) && products.iter().all(|p| p.is_file()) {
-        println!("  up to date ({})", stamp.display());
-        return true;
-    }
-    let _ = std::fs::remove_file(stamp);
-    false
-}
+pub(crate) use pymode_build::stamp::is_current as stamp_is_current;
 
 /// Runs a command, captures its output, and returns stdout; stderr goes into the error.
 pub(crate) fn run_capture(cmd: &mut Command) -> Result<String> {

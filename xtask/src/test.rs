@@ -1,7 +1,8 @@
 //! `cargo xtask test`: provision, build the fixtures, the wasm CPython and markupsafe, run
 //! every test suite.
 
-use crate::{cargo, cpython, ext, fixtures, run_status, staticlib, step, toolchain};
+use crate::{cargo, ext, fixtures, run_status, step, toolchain};
+use pymode_build::{cpython, staticlib};
 use anyhow::Result;
 use std::time::Instant;
 
@@ -11,16 +12,16 @@ pub fn run(args: &[String]) -> Result<()> {
     let full = args.iter().any(|a| a == "--full");
     let extra: Vec<&String> = args.iter().filter(|a| *a != "--full").collect();
 
-    let tc = step("toolchain", toolchain::run)?;
+    let tc = step("toolchain", toolchain)?;
     step("fixtures", || fixtures::run(&tc))?;
     // The end-to-end tests need the wasm CPython (built once, then cached) and an extension.
-    let py = step("cpython", || cpython::run(&tc))?;
+    let py = step("cpython", || Ok(cpython::build(&tc)?))?;
     // loader/tests/packages.rs runs each package's own suite over what this builds.
     for pkg in pymode_testdata::packages::PACKAGES {
         step(&format!("build-ext {}", pkg.name), || ext::run(pkg.name, &tc, &py))?;
     }
     // loader/tests/staticlib.rs links this non-PIC zlib into a side module.
-    step("staticlib zlib", || staticlib::run("zlib", &tc))?;
+    step("staticlib zlib", || Ok(staticlib::build("zlib", &tc)?))?;
     // The workspace includes `fuzz/`, so this also replays the fuzz seeds (its smoke tests)
     // against the same wasmtime build as every other test.
     step("cargo test --workspace", || {

@@ -3,9 +3,12 @@
 //!
 //! ```text
 //! pymode-run [--dir HOST[::GUEST]]... [--env K=V]... [--lib-root DIR]... [--cache DIR]
+//!            [-W max-wasm-stack=N,max-memory-size=N,max-table-elements=N]
 //!            MODULE.wasm [-- ARGS...]
 //! ```
 //!
+//! The flags are `wasmtime run`'s where they mean the same: `--dir HOST::GUEST`, `--env`, and
+//! `-W` for the stack and memory limits (also spelled `--max-wasm-stack` and so on).
 //! `PYMODE_LOG` sets a `tracing` filter for the host's log on stderr, e.g.
 //! `PYMODE_LOG=pymode_loader=debug` shows every load with its steps and timings.
 //!
@@ -17,132 +20,88 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pymode_loader::{LibRoot, Loader, LoaderConfig, ModuleCache, WasiHost, add_to_linker};
-use wasmtime::{Config, Engine, Linker, Store};
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use clap::Parser;
+use pymode_loader::run::{RunOptions, run};
 
-const USAGE: &str = "usage: pymode-run [--dir HOST[::GUEST]]... [--env K=V]... [--lib-root DIR]... [--cache DIR] MODULE.wasm [-- ARGS...]";
+const USAGE: &str = "usage: pymode-run [--dir HOST[::GUEST]]... [--env K=V]... [--lib-root DIR]... [--cache DIR] [-W OPT=N,...] MODULE.wasm [-- ARGS...]";
 
-#[derive(Debug, Default)]
-struct Args {
+/// Runs a WASI preview-1 main module with the PyMode loader attached.
+#[derive(Debug, Parser)]
+#[command(name = "pymode-run", override_usage = &USAGE[7..], after_help = "The exit code is the guest's, 134 after a trap, 2 for a usage error, 1 for another host error.")]
+struct Cli {
+    /// Map a host directory into the guest (at GUEST, default the same path); side modules
+    /// under it can be loaded.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
     dirs: Vec<(PathBuf, String)>,
+    /// Set an environment variable for the guest.
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
     envs: Vec<(String, String)>,
+    /// A directory side modules may be loaded from by host path or relative name.
+    #[arg(long = "lib-root", value_name = "DIR")]
     lib_roots: Vec<PathBuf>,
+    /// Cache compiled modules in DIR.
+    #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
+    /// wasmtime-style options: max-wasm-stack=BYTES, max-memory-size=BYTES, max-table-elements=N (comma-separated).
+    #[arg(short = 'W', value_name = "OPT=N[,OPT=N]...")]
+    wasm: Vec<String>,
+    /// The most bytes of host stack wasm code may use.
+    #[arg(long, value_name = "BYTES")]
+    max_wasm_stack: Option<usize>,
+    /// The most bytes a linear memory may grow to.
+    #[arg(long, value_name = "BYTES")]
+    max_memory_size: Option<usize>,
+    /// The most elements a table may grow to.
+    #[arg(long, value_name = "N")]
+    max_table_elements: Option<usize>,
+    /// The main module.
+    #[arg(value_name = "MODULE.wasm")]
     module: PathBuf,
+    /// Arguments for the guest (after `--`, or after the module).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
     args: Vec<String>,
 }
 
-fn parse(argv: Vec<String>) -> Result<Args, String> {
-    let mut out = Args::default();
-    let mut it = argv.into_iter();
-    let mut module = None;
-    while let Some(a) = it.next() {
-        let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match a.as_str() {
-            "--dir" => {
-                let v = value("--dir")?;
-                let (host, guest) = match v.split_once("::") {
-                    Some((h, g)) => (h.to_owned(), g.to_owned()),
-                    None => (v.clone(), v.clone()),
-                };
-                out.dirs.push((PathBuf::from(host), guest));
-            }
-            "--env" => {
-                let v = value("--env")?;
-                let (k, val) = v.split_once('=').ok_or_else(|| format!("--env {v}: expected K=V"))?;
-                out.envs.push((k.to_owned(), val.to_owned()));
-            }
-            "--lib-root" => out.lib_roots.push(PathBuf::from(value("--lib-root")?)),
-            "--cache" => out.cache = Some(PathBuf::from(value("--cache")?)),
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            "--" => {
-                out.args.extend(it.by_ref());
-            }
-            s if s.starts_with("--") && module.is_none() => return Err(format!("unknown option {s}")),
-            _ if module.is_none() => module = Some(PathBuf::from(a)),
-            // Arguments after the module without `--` also go to the guest.
-            _ => out.args.push(a),
-        }
-    }
-    out.module = module.ok_or_else(|| "missing MODULE.wasm".to_owned())?;
-    Ok(out)
+fn parse_dir(v: &str) -> Result<(PathBuf, String), String> {
+    Ok(match v.split_once("::") {
+        Some((h, g)) => (PathBuf::from(h), g.to_owned()),
+        None => (PathBuf::from(v), v.to_owned()),
+    })
 }
 
-fn run(args: Args) -> Result<ExitCode, String> {
-    let mut config = Config::new();
-    // The features zig/clang enable by default for wasm32-wasi (DESIGN §4).
-    config
-        .wasm_bulk_memory(true)
-        .wasm_multi_value(true)
-        .wasm_extended_const(true);
-    let engine = Engine::new(&config).map_err(|e| format!("engine: {e}"))?;
-
-    let mut wasi = WasiCtxBuilder::new();
-    wasi.inherit_stdio();
-    let program = args.module.display().to_string();
-    wasi.arg(&program);
-    for a in &args.args {
-        wasi.arg(a);
-    }
-    for (k, v) in &args.envs {
-        wasi.env(k, v);
-    }
-    let mut roots = Vec::new();
-    for (host, guest) in &args.dirs {
-        wasi.preopened_dir(host, guest, FsPerms::ReadWrite).map_err(|e| format!("--dir {}: {e}", host.display()))?;
-        roots.push(LibRoot::mapped(host, guest.clone()));
-    }
-    roots.extend(args.lib_roots.iter().map(LibRoot::host));
-
-    let mut store = Store::new(&engine, WasiHost { wasi: wasi.build_p1(), loader: None });
-    let mut linker: Linker<WasiHost> = Linker::new(&engine);
-    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut WasiHost| &mut h.wasi).map_err(|e| format!("linker: {e}"))?;
-    add_to_linker(&mut linker).map_err(|e| format!("linker: {e}"))?;
-
-    let bytes = std::fs::read(&args.module).map_err(|e| format!("{program}: {e}"))?;
-    let mut cache = ModuleCache::new(args.cache.clone());
-    let module = cache.get_or_compile(&engine, &bytes).map_err(|e| format!("{program}: {e}"))?;
-    let uses_loader = module.imports().any(|i| i.module() == pymode_abi::host::MODULE);
-    let instance = linker.instantiate(&mut store, &module).map_err(|e| format!("{program}: {e:?}"))?;
-
-    let config = LoaderConfig { roots, ..LoaderConfig::default() };
-    match Loader::attach(&mut store, &instance, config) {
-        Ok(mut loader) => {
-            loader.set_cache(cache);
-            store.data_mut().loader = Some(loader);
-        }
-        // A module that never calls dl_open does not need what the loader checks for.
-        Err(e) if uses_loader => return Err(format!("{program}: {e}")),
-        Err(e) => tracing_note(&format!("{program}: loader not attached: {e}")),
-    }
-
-    let start = instance.get_typed_func::<(), ()>(&mut store, "_start").map_err(|e| format!("{program}: _start: {e}"))?;
-    match start.call(&mut store, ()) {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) => {
-            if let Some(exit) = e.downcast_ref::<I32Exit>() {
-                // Exit codes are 0..=255 on the host; WASI passes an i32.
-                return Ok(ExitCode::from((exit.0 & 0xff) as u8));
-            }
-            eprintln!("pymode-run: {program}: {e:?}");
-            if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::BadSignature)) {
-                // DESIGN §5.10: the usual cause in C extensions, which native ABIs tolerate.
-                eprintln!(
-                    "pymode-run: hint: a function was called through a pointer of a different type \
-                     (e.g. a METH_NOARGS function declared with one parameter, or a cast callback); \
-                     wasm checks the signature of every indirect call"
-                );
-            }
-            Ok(ExitCode::from(134))
-        }
-    }
+fn parse_env(v: &str) -> Result<(String, String), String> {
+    let (k, val) = v.split_once('=').ok_or_else(|| format!("--env {v}: expected K=V"))?;
+    Ok((k.to_owned(), val.to_owned()))
 }
 
-fn tracing_note(msg: &str) {
-    if std::env::var_os("PYMODE_RUN_VERBOSE").is_some() {
-        eprintln!("pymode-run: {msg}");
+fn options(cli: Cli) -> Result<RunOptions, String> {
+    let mut opts = RunOptions {
+        module: cli.module,
+        args: cli.args,
+        dirs: cli.dirs,
+        envs: cli.envs,
+        lib_roots: cli.lib_roots,
+        cache: cli.cache,
+        max_wasm_stack: cli.max_wasm_stack,
+        max_memory_size: cli.max_memory_size,
+        max_table_elements: cli.max_table_elements,
+    };
+    for item in cli.wasm.iter().flat_map(|w| w.split(',')) {
+        let (key, value) = item.split_once('=').ok_or_else(|| format!("-W {item}: expected OPT=N"))?;
+        let n: usize = value.parse().map_err(|_| format!("-W {item}: {value} is not a number"))?;
+        match key {
+            "max-wasm-stack" => opts.max_wasm_stack = Some(n),
+            "max-memory-size" => opts.max_memory_size = Some(n),
+            "max-table-elements" => opts.max_table_elements = Some(n),
+            _ => return Err(format!("-W {item}: unknown option (known: max-wasm-stack, max-memory-size, max-table-elements)")),
+        }
     }
+    Ok(opts)
+}
+
+fn parse(argv: Vec<String>) -> Result<RunOptions, clap::Error> {
+    let cli = Cli::try_parse_from(std::iter::once("pymode-run".to_owned()).chain(argv))?;
+    options(cli).map_err(|msg| clap::Error::raw(clap::error::ErrorKind::ValueValidation, msg))
 }
 
 fn main() -> ExitCode {
@@ -151,15 +110,21 @@ fn main() -> ExitCode {
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     }
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let args = match parse(argv) {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("pymode-run: {msg}\n{USAGE}");
+    let opts = match parse(argv) {
+        Ok(o) => o,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            eprintln!("pymode-run: {}\n{USAGE}", first.strip_prefix("error: ").unwrap_or(first));
             return ExitCode::from(2);
         }
     };
-    match run(args) {
-        Ok(code) => code,
+    match run(&opts, "pymode-run") {
+        Ok(exit) => ExitCode::from(exit.code()),
         Err(msg) => {
             eprintln!("pymode-run: {msg}");
             ExitCode::FAILURE
@@ -177,14 +142,27 @@ mod tests {
 
     #[test]
     fn parses_the_documented_form() {
-        let a = parse(v(&["--dir", "/h::/g", "--dir", "/x", "--env", "A=b=c", "--lib-root", "/l", "--cache", "/c", "m.wasm", "--", "-c", "--dir"]))
-            .unwrap();
+        let a = parse(v(&["--dir", "/h::/g", "--dir", "/x", "--env", "A=b=c", "--lib-root", "/l", "--cache", "/c", "m.wasm", "--", "-c", "--dir"])).unwrap();
         assert_eq!(a.dirs, vec![(PathBuf::from("/h"), "/g".to_owned()), (PathBuf::from("/x"), "/x".to_owned())]);
         assert_eq!(a.envs, vec![("A".to_owned(), "b=c".to_owned())]);
         assert_eq!(a.lib_roots, vec![PathBuf::from("/l")]);
         assert_eq!(a.cache, Some(PathBuf::from("/c")));
         assert_eq!(a.module, PathBuf::from("m.wasm"));
         assert_eq!(a.args, v(&["-c", "--dir"]));
+    }
+
+    #[test]
+    fn arguments_after_the_module_go_to_the_guest() {
+        let a = parse(v(&["m.wasm", "x", "-y"])).unwrap();
+        assert_eq!(a.args, v(&["x", "-y"]));
+    }
+
+    #[test]
+    fn wasmtime_style_limits() {
+        let a = parse(v(&["-W", "max-wasm-stack=1048576,max-memory-size=65536", "--max-table-elements", "10", "m.wasm"])).unwrap();
+        assert_eq!((a.max_wasm_stack, a.max_memory_size, a.max_table_elements), (Some(1 << 20), Some(65536), Some(10)));
+        assert!(parse(v(&["-W", "bogus=1", "m.wasm"])).is_err());
+        assert!(parse(v(&["-W", "max-wasm-stack=x", "m.wasm"])).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
-"""Builds an unmodified setuptools sdist for the wasm32-wasi CPython (`cargo xtask build-ext`).
+"""Builds an unmodified sdist for the wasm32-wasi CPython (`pymode wheel`, `cargo xtask build-ext`).
 
-Runs on a native CPython 3.13 (the host), inside a build venv that holds the package's build
-requirements. The package's own PEP 517 backend runs in this process, so its `setup.py`, its
+Runs on a native CPython 3.13 (the host), inside an isolated build environment that holds the
+package's own build requirements (PEP 518). The package's own PEP 517 backend runs in this process, so its `setup.py`, its
 Cython step and its `build_ext` see a cross configuration instead of the host's:
 
 * `sysconfig` reads the wasm CPython's `_sysconfigdata` (the caller sets
@@ -13,13 +13,18 @@ Cython step and its `build_ext` see a cross configuration instead of the host's:
   extensions (distutils links C++ with the C++ compiler) both end in pymode-ld;
 * Python's include directory is the wasm CPython's.
 
-A recipe (`testdata/recipes/NAME.toml`, optional) adds only what the build cannot find out by
+A recipe (`build/recipes/NAME.toml` or `--recipe FILE`, optional) adds only what the build cannot find out by
 itself: environment variables, PEP 517 config settings, and static libraries to link.
 
 Usage:
-    pymode_build_ext.py wheel --source DIR --wheel-dir DIR --site DIR --include DIR
-                              --cc ZCC --cxx ZCXX --ar ZAR --pymode-ld PATH
-                              [--recipe FILE] [--static NAME=DIR]...
+    pymode_build_ext.py wheel --source DIR --wheel-dir DIR --include DIR
+                              --cc ZCC --cxx ZCXX --ar ZAR --pymode-ld PATH --result FILE
+                              [--site DIR] [--recipe FILE] [--static NAME=DIR]...
+                              [--requires-out FILE]
+
+`--requires-out`: if the backend's `get_requires_for_build_wheel` asks for requirements the
+environment does not satisfy, they are written to FILE (one a line) and the exit code is 3, so
+the caller can make an environment that has them and run the build again.
     pymode_build_ext.py cc|cxx ARGS...        (what CC / CXX run)
 """
 
@@ -132,9 +137,13 @@ def target_python_include(include):
 
     Without this, build_ext adds the host interpreter's include directory; the target's comes
     first on the command line, but the host's pyconfig.h should not be reachable at all.
+    A backend other than setuptools (flit, hatchling, meson-python) does not use distutils.
     """
-    import setuptools  # noqa: F401 (installs setuptools' distutils)
-    from setuptools._distutils import sysconfig as distutils_sysconfig
+    try:
+        import setuptools  # noqa: F401 (installs setuptools' distutils)
+        from setuptools._distutils import sysconfig as distutils_sysconfig
+    except ImportError:
+        return
 
     def get_python_inc(plat_specific=False, prefix=None):
         return include
@@ -151,8 +160,8 @@ def check_target_config():
     return suffix
 
 
-def build_wheel(source, wheel_dir, config_settings):
-    """Runs the package's own PEP 517 backend, in this process, from its source tree."""
+def load_backend(source):
+    """Imports the package's own PEP 517 backend, from its source tree."""
     import importlib
     import tomllib
 
@@ -170,6 +179,42 @@ def build_wheel(source, wheel_dir, config_settings):
     backend = importlib.import_module(module_name)
     for part in filter(None, attr.split(".")):
         backend = getattr(backend, part)
+    return backend
+
+
+def unsatisfied(requirements):
+    """The requirements the running environment does not satisfy."""
+    from importlib import metadata
+
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:
+        Requirement = None
+    missing = []
+    for text in requirements:
+        if Requirement is not None:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate():
+                continue
+            try:
+                if req.specifier.contains(metadata.version(req.name), prereleases=True):
+                    continue
+            except metadata.PackageNotFoundError:
+                pass
+        else:
+            name = text.split(";")[0].strip()
+            for sep in "<>=!~[ ":
+                name = name.split(sep)[0]
+            try:
+                metadata.version(name)
+                continue
+            except metadata.PackageNotFoundError:
+                pass
+        missing.append(text)
+    return missing
+
+
+def build_wheel(backend, wheel_dir, config_settings):
     os.makedirs(wheel_dir, exist_ok=True)
     name = backend.build_wheel(wheel_dir, config_settings or None)
     return os.path.join(wheel_dir, name)
@@ -200,7 +245,9 @@ def wheel_main(args):
     parser = argparse.ArgumentParser(prog="pymode_build_ext.py wheel")
     parser.add_argument("--source", required=True)
     parser.add_argument("--wheel-dir", required=True)
-    parser.add_argument("--site", required=True)
+    parser.add_argument("--site")
+    parser.add_argument("--result", required=True, help="where to write the result as JSON")
+    parser.add_argument("--requires-out")
     parser.add_argument("--include", required=True, help="the wasm CPython's include/python3.13")
     parser.add_argument("--cc", required=True, help="zig cc for wasm32-wasi, one word")
     parser.add_argument("--cxx", required=True, help="zig c++ for wasm32-wasi, one word")
@@ -216,14 +263,29 @@ def wheel_main(args):
     target_python_include(opts.include)
     start = time.monotonic()
     config_settings = {k: str(v) for k, v in recipe.get("config-settings", {}).items()}
-    wheel = build_wheel(os.path.abspath(opts.source), os.path.abspath(opts.wheel_dir), config_settings)
-    extensions = install(wheel, opts.site, suffix)
-    if not extensions:
-        sys.exit(f"{wheel}: no extension module ending in {suffix}: the build made a pure-Python wheel")
+    wheel_dir = os.path.abspath(opts.wheel_dir)
+    backend = load_backend(os.path.abspath(opts.source))
+    if opts.requires_out and hasattr(backend, "get_requires_for_build_wheel"):
+        missing = unsatisfied(backend.get_requires_for_build_wheel(config_settings or None))
+        if missing:
+            with open(opts.requires_out, "w") as f:
+                f.write("\n".join(missing) + "\n")
+            print("the backend asks for build requirements the environment lacks:", ", ".join(missing))
+            sys.exit(3)
+    wheel = build_wheel(backend, wheel_dir, config_settings)
+    with zipfile.ZipFile(wheel) as zf:
+        extensions = [n for n in zf.namelist() if n.endswith(suffix)]
+    if opts.site:
+        install(wheel, opts.site, suffix)
+    seconds = time.monotonic() - start
     print(f"wheel {wheel}")
     for ext in extensions:
         print(f"extension {ext}")
-    print(f"seconds {time.monotonic() - start:.1f}")
+    print(f"seconds {seconds:.1f}")
+    import json
+
+    with open(opts.result, "w") as f:
+        json.dump({"wheel": wheel, "extensions": extensions, "seconds": seconds}, f)
 
 
 def main():

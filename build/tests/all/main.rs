@@ -1,0 +1,134 @@
+//! The `pymode` command end to end: build-requirement isolation, `pymode install` with a
+//! dependency, `pymode run`, and bad input (each a one-line error that leaves nothing
+//! half-written in the output directory).
+//!
+//! These need the toolchain and the wasm CPython (`cargo xtask cpython`, or `pymode python`)
+//! and the network to the package index; a missing toolchain or CPython fails the test with
+//! the command to run, it never skips.
+
+use pymode_build::cpython::CPython;
+use pymode_build::toolchain::Toolchain;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const PYMODE: &str = env!("CARGO_BIN_EXE_pymode");
+
+/// Fails unless what `pymode wheel` needs is there: a test must not start a 20-minute build.
+fn require_cpython() {
+    if let Err(e) = Toolchain::load() {
+        panic!("{e}");
+    }
+    assert!(CPython::existing().is_some(), "the wasm CPython is not built: run `cargo xtask cpython` (or `pymode python`) first");
+}
+
+fn pymode(args: &[&str], cwd: &Path) -> Output {
+    Command::new(PYMODE).args(args).current_dir(cwd).output().expect("run pymode")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The error is one line, `pymode: error: ...`, and mentions `needle`.
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "stdout: {}\nstderr: {err}", String::from_utf8_lossy(&out.stdout));
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "not one line: {err}");
+    assert!(lines[0].starts_with("pymode: error: "), "{err}");
+    assert!(lines[0].contains(needle), "{needle:?} not in {err}");
+}
+
+/// Nothing in `dir` (it may not exist).
+fn assert_empty(dir: &Path) {
+    let entries: Vec<_> = fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name())).collect()).unwrap_or_default();
+    assert!(entries.is_empty(), "{} holds {entries:?}", dir.display());
+}
+
+/// lz4's version comes from setuptools_scm, which is in its own `[build-system] requires`
+/// and in no other build set: without isolation it is missing (or the wheel says 0.0.0).
+#[test]
+fn setuptools_scm_package_gets_its_real_version() {
+    require_cpython();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = pymode(&["wheel", "lz4==4.4.5", "-o", "wheels"], tmp.path());
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    let wheels: Vec<String> = fs::read_dir(tmp.path().join("wheels")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(wheels, ["lz4-4.4.5-cp313-cp313-wasi_wasm32.whl"], "{}", String::from_utf8_lossy(&out.stdout));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("extension lz4/block/_block.cpython-313-wasm32-wasi.so"), "{stdout}");
+}
+
+/// jinja2 is pure Python and depends on markupsafe, which has a C extension: the resolver
+/// finds both for CPython 3.13, jinja2's wheel is installed as it is, markupsafe is built
+/// from its sdist, and `pymode run` imports both from the site with the speedups loaded.
+#[test]
+fn install_resolves_a_dependency_and_run_imports_it() {
+    require_cpython();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = pymode(&["install", "jinja2==3.1.6", "--target", "site"], tmp.path());
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("installed Jinja2 3.1.6 (pure Python)") || stdout.contains("installed jinja2 3.1.6 (pure Python)"), "{stdout}");
+    assert!(stdout.contains("(built for wasm32-wasi)"), "{stdout}");
+    let site = tmp.path().join("site");
+    assert!(site.join("jinja2").join("__init__.py").is_file());
+    assert!(site.join("markupsafe").join("_speedups.cpython-313-wasm32-wasi.so").is_file());
+
+    let script = "import jinja2, markupsafe, markupsafe._speedups as s\n\
+                  print(jinja2.Template('{{ x }}', autoescape=True).render(x='<b>'))\n\
+                  print(markupsafe._escape_inner is s._escape_inner)\n";
+    fs::write(tmp.path().join("check.py"), script).unwrap();
+    let out = pymode(&["run", "--site", "site", "--", "check.py"], tmp.path());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "&lt;b&gt;\nTrue\n", "{}", stderr(&out));
+}
+
+#[test]
+fn a_spec_that_names_no_package_is_one_line() {
+    require_cpython();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = pymode(&["wheel", "pymode-no-such-package-4711", "-o", "wheels"], tmp.path());
+    assert_one_line_error(&out, "pymode-no-such-package-4711");
+    assert_empty(&tmp.path().join("wheels"));
+    // Not a package name at all: refused before anything runs.
+    let out = pymode(&["wheel", "lz4>=1", "-o", "wheels"], tmp.path());
+    assert_one_line_error(&out, "lz4>=1");
+    assert_empty(&tmp.path().join("wheels"));
+}
+
+#[test]
+fn an_sdist_that_is_not_an_archive_is_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("fake-1.0.tar.gz"), "this is not gzip\n").unwrap();
+    let out = pymode(&["wheel", "fake-1.0.tar.gz", "-o", "wheels"], tmp.path());
+    assert_one_line_error(&out, "not an sdist archive");
+    assert_empty(&tmp.path().join("wheels"));
+}
+
+/// An in-tree backend that raises: no build requirements to install, so no network.
+#[test]
+fn a_backend_that_fails_is_one_line() {
+    require_cpython();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("broken-1.0");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("pyproject.toml"), "[project]\nname = \"broken\"\nversion = \"1.0\"\n[build-system]\nrequires = []\nbuild-backend = \"broken_backend\"\nbackend-path = [\".\"]\n").unwrap();
+    fs::write(src.join("broken_backend.py"), "def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n    raise RuntimeError('this backend fails on purpose')\n").unwrap();
+    fs::create_dir_all(tmp.path().join("wheels")).unwrap();
+    let out = pymode(&["wheel", "broken-1.0", "-o", "wheels"], tmp.path());
+    assert_one_line_error(&out, "this backend fails on purpose");
+    let err = stderr(&out);
+    assert!(err.contains("the build backend of broken"), "{err}");
+    assert_empty(&tmp.path().join("wheels"));
+}
+
+#[test]
+fn every_command_has_help() {
+    let tmp = tempfile::tempdir().unwrap();
+    for cmd in ["toolchain", "python", "wheel", "install", "run"] {
+        let out = pymode(&[cmd, "--help"], tmp.path());
+        assert!(out.status.success(), "{cmd}: {}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: pymode"), "{cmd}");
+    }
+}

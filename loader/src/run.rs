@@ -1,0 +1,153 @@
+//! Running a WASI preview-1 main module (e.g. `python.wasm`) with the loader attached: what
+//! `pymode-run` and `pymode run` share.
+//!
+//! Every mapped directory is preopened for the guest and is also a library root at its guest
+//! path, so side modules under it can be `dl_open`ed; [`RunOptions::lib_roots`] adds roots the
+//! guest reaches by host path or relative name.
+
+use crate::{HasLoader, LibRoot, Loader, LoaderConfig, ModuleCache, add_to_linker};
+use std::path::PathBuf;
+use wasmtime::{Config, Engine, Linker, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+/// What to run and with what.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The main module.
+    pub module: PathBuf,
+    /// The guest's arguments after its program name.
+    pub args: Vec<String>,
+    /// Host directories mapped into the guest, as (host, guest path).
+    pub dirs: Vec<(PathBuf, String)>,
+    /// Environment variables for the guest.
+    pub envs: Vec<(String, String)>,
+    /// Extra library roots, reached by host path.
+    pub lib_roots: Vec<PathBuf>,
+    /// Where compiled modules are cached on disk.
+    pub cache: Option<PathBuf>,
+    /// The most bytes wasm code may use of the host stack (wasmtime's `max-wasm-stack`).
+    pub max_wasm_stack: Option<usize>,
+    /// The most bytes any one linear memory may grow to.
+    pub max_memory_size: Option<usize>,
+    /// The most elements any one table may grow to.
+    pub max_table_elements: Option<usize>,
+}
+
+/// How a run ended, when it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The guest exited with this code (`proc_exit`, or 0 when `_start` returned).
+    Code(u8),
+    /// The guest trapped; the message was printed on stderr.
+    Trap,
+}
+
+/// Store data for [`run`]: WASI, the loader slot and the resource limits.
+struct RunHost {
+    wasi: wasmtime_wasi::p1::WasiP1Ctx,
+    loader: Option<Loader>,
+    limits: StoreLimits,
+}
+
+impl HasLoader for RunHost {
+    fn loader_slot(&mut self) -> &mut Option<Loader> {
+        &mut self.loader
+    }
+}
+
+/// The exit code [`Exit::Trap`] maps to (as a signal-killed process would: 128 + SIGABRT).
+pub const TRAP_EXIT_CODE: u8 = 134;
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Trap => TRAP_EXIT_CODE,
+        }
+    }
+}
+
+/// Runs the module; `Err` is a one-line host error (`program: what`). `name` prefixes the
+/// trap messages on stderr (`pymode-run`, `pymode`).
+pub fn run(opts: &RunOptions, name: &str) -> Result<Exit, String> {
+    let mut config = Config::new();
+    // The features zig/clang enable by default for wasm32-wasi (DESIGN §4).
+    config.wasm_bulk_memory(true).wasm_multi_value(true).wasm_extended_const(true);
+    if let Some(bytes) = opts.max_wasm_stack {
+        config.max_wasm_stack(bytes);
+    }
+    let engine = Engine::new(&config).map_err(|e| format!("engine: {e}"))?;
+
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.inherit_stdio();
+    let program = opts.module.display().to_string();
+    wasi.arg(&program);
+    for a in &opts.args {
+        wasi.arg(a);
+    }
+    for (k, v) in &opts.envs {
+        wasi.env(k, v);
+    }
+    let mut roots = Vec::new();
+    for (host, guest) in &opts.dirs {
+        wasi.preopened_dir(host, guest, FsPerms::ReadWrite).map_err(|e| format!("--dir {}: {e}", host.display()))?;
+        roots.push(LibRoot::mapped(host, guest.clone()));
+    }
+    roots.extend(opts.lib_roots.iter().map(LibRoot::host));
+
+    let mut limits = StoreLimitsBuilder::new();
+    if let Some(bytes) = opts.max_memory_size {
+        limits = limits.memory_size(bytes);
+    }
+    if let Some(elements) = opts.max_table_elements {
+        limits = limits.table_elements(elements);
+    }
+    let mut store = Store::new(&engine, RunHost { wasi: wasi.build_p1(), loader: None, limits: limits.build() });
+    store.limiter(|h| &mut h.limits);
+    let mut linker: Linker<RunHost> = Linker::new(&engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut RunHost| &mut h.wasi).map_err(|e| format!("linker: {e}"))?;
+    add_to_linker(&mut linker).map_err(|e| format!("linker: {e}"))?;
+
+    let bytes = std::fs::read(&opts.module).map_err(|e| format!("{program}: {e}"))?;
+    let mut cache = ModuleCache::new(opts.cache.clone());
+    let module = cache.get_or_compile(&engine, &bytes).map_err(|e| format!("{program}: {e}"))?;
+    let uses_loader = module.imports().any(|i| i.module() == pymode_abi::host::MODULE);
+    let instance = linker.instantiate(&mut store, &module).map_err(|e| format!("{program}: {e:?}"))?;
+
+    let config = LoaderConfig { roots, ..LoaderConfig::default() };
+    match Loader::attach(&mut store, &instance, config) {
+        Ok(mut loader) => {
+            loader.set_cache(cache);
+            store.data_mut().loader = Some(loader);
+        }
+        // A module that never calls dl_open does not need what the loader checks for.
+        Err(e) if uses_loader => return Err(format!("{program}: {e}")),
+        Err(e) => {
+            if std::env::var_os("PYMODE_RUN_VERBOSE").is_some() {
+                eprintln!("{name}: {program}: loader not attached: {e}");
+            }
+        }
+    }
+
+    let start = instance.get_typed_func::<(), ()>(&mut store, "_start").map_err(|e| format!("{program}: _start: {e}"))?;
+    match start.call(&mut store, ()) {
+        Ok(()) => Ok(Exit::Code(0)),
+        Err(e) => {
+            if let Some(exit) = e.downcast_ref::<I32Exit>() {
+                // Exit codes are 0..=255 on the host; WASI passes an i32.
+                return Ok(Exit::Code((exit.0 & 0xff) as u8));
+            }
+            eprintln!("{name}: {program}: {e:?}");
+            if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::BadSignature)) {
+                // DESIGN §5.10: the usual cause in C extensions, which native ABIs tolerate.
+                eprintln!(
+                    "{name}: hint: a function was called through a pointer of a different type \
+                     (e.g. a METH_NOARGS function declared with one parameter, or a cast callback); \
+                     wasm checks the signature of every indirect call"
+                );
+            }
+            Ok(Exit::Trap)
+        }
+    }
+}
