@@ -2,16 +2,17 @@
 //! (memory, a growable table, the stack pointer, an allocator) and index the main module's
 //! exports as symbols.
 
-use std::collections::HashMap;
-
 use pymode_abi::names;
-use wasmtime::{AsContextMut, Extern, Instance, Mutability, Val, ValType};
+use wasmtime::{AsContextMut, Extern, Instance, Mutability, StoreContextMut, TypedFunc, Val, ValType};
 
 use crate::cache::ModuleCache;
 use crate::config::LoaderConfig;
 use crate::error::AttachError;
-use crate::resolve::canonical_roots;
-use crate::state::{FastMap, Loader, MainModule, Symbol};
+use crate::dtors::AtExit;
+use crate::paths::canonical_roots;
+use crate::registry::Registry;
+use crate::state::{Loader, MainModule};
+use crate::symbol::{Symbol, SymbolMap};
 use crate::table::Slots;
 
 const HINT_MEMORY: &str = "link the main module with -Wl,--export-memory (wasm-ld exports `memory` by default unless --import-memory)";
@@ -74,32 +75,8 @@ impl Loader {
             return Err(wrong(names::STACK_POINTER, "a mutable i32 global", HINT_SP));
         }
 
-        let malloc = match main.get_func(&mut store, &config.malloc) {
-            Some(f) => f.typed::<i32, i32>(&store).map_err(|_| wrong(&config.malloc, "a function (i32) -> i32", HINT_ALLOC))?,
-            None => return Err(missing(&config.malloc, "the allocator's malloc (i32) -> i32", HINT_ALLOC)),
-        };
-        let free = match main.get_func(&mut store, &config.free) {
-            Some(f) => f.typed::<i32, ()>(&store).map_err(|_| wrong(&config.free, "a function (i32) -> ()", HINT_ALLOC))?,
-            None => return Err(missing(&config.free, "the allocator's free (i32) -> ()", HINT_ALLOC)),
-        };
-
-        let mut symbols = FastMap::default();
-        let exports: Vec<(String, Extern)> =
-            main.exports(&mut store).map(|e| (e.name().to_owned(), e.into_extern())).collect();
-        for (name, ext) in exports {
-            match ext {
-                Extern::Func(f) => {
-                    symbols.insert(name, Symbol::Func(f));
-                }
-                // Immutable i32 globals of a main module are data addresses (absolute).
-                Extern::Global(g) if g.ty(&store).mutability() == Mutability::Const => {
-                    if let Val::I32(v) = g.get(&mut store) {
-                        symbols.insert(name, Symbol::Data(v as u32));
-                    }
-                }
-                _ => {}
-            }
-        }
+        let (malloc, free) = allocator(&mut store, main, &config)?;
+        let symbols = main_symbols(&mut store, main);
 
         if config.init_fuel.is_some() && store.get_fuel().is_err() {
             return Err(AttachError::FuelNotEnabled);
@@ -109,20 +86,20 @@ impl Loader {
         let len = u32::try_from(size).map_err(|e| AttachError::Table(Box::new(e)))?;
         slots.scan(&mut store, &table, 0, len);
         tracing::debug!(table_size = size, symbols = symbols.len(), "pymode loader attached");
+        let main_cxa_atexit = match symbols.get("__cxa_atexit") {
+            Some(Symbol::Func(f)) => Some(*f),
+            _ => None,
+        };
+        let at_exit = AtExit::new(&store, table, main_cxa_atexit);
         Ok(Loader {
             config,
             roots,
             main: MainModule { memory, table, stack_pointer, malloc, free, symbols, instance: *main },
             slots,
-            libs: FastMap::default(),
-            by_path: HashMap::new(),
-            globals: Vec::new(),
-            next_handle: 0,
-            last_error: None,
+            registry: Registry::default(),
+            at_exit,
             cache: ModuleCache::default(),
-            dtor_registry: Default::default(),
-            dtor_runner_slot: None,
-            next_dtor_id: 0,
+            last_error: None,
         })
     }
 
@@ -134,9 +111,49 @@ impl Loader {
     /// Counters: loaded libraries, free table slots, cached modules.
     pub fn stats(&self) -> crate::LoaderStats {
         crate::LoaderStats {
-            libraries: self.libs.len(),
+            libraries: self.registry.len(),
             free_table_slots: self.slots.free_slots(),
             cached_modules: self.cache.len(),
         }
     }
+}
+
+/// The configured `malloc` and `free` exports, type-checked.
+fn allocator<T: 'static>(
+    store: &mut StoreContextMut<'_, T>,
+    main: &Instance,
+    config: &LoaderConfig,
+) -> Result<(TypedFunc<i32, i32>, TypedFunc<i32, ()>), AttachError> {
+    let missing = |name: &str, what| AttachError::MissingExport { name: name.to_owned(), what, hint: HINT_ALLOC };
+    let wrong = |name: &str, what| AttachError::WrongExport { name: name.to_owned(), what, hint: HINT_ALLOC };
+    let malloc = match main.get_func(&mut *store, &config.malloc) {
+        Some(f) => f.typed::<i32, i32>(&*store).map_err(|_| wrong(&config.malloc, "a function (i32) -> i32"))?,
+        None => return Err(missing(&config.malloc, "the allocator's malloc (i32) -> i32")),
+    };
+    let free = match main.get_func(&mut *store, &config.free) {
+        Some(f) => f.typed::<i32, ()>(&*store).map_err(|_| wrong(&config.free, "a function (i32) -> ()"))?,
+        None => return Err(missing(&config.free, "the allocator's free (i32) -> ()")),
+    };
+    Ok((malloc, free))
+}
+
+/// The main module's exports as symbols: functions, and immutable i32 globals as (absolute)
+/// data addresses.
+fn main_symbols<T: 'static>(store: &mut StoreContextMut<'_, T>, main: &Instance) -> SymbolMap {
+    let mut symbols = SymbolMap::default();
+    let exports: Vec<(String, Extern)> = main.exports(&mut *store).map(|e| (e.name().to_owned(), e.into_extern())).collect();
+    for (name, ext) in exports {
+        match ext {
+            Extern::Func(f) => {
+                symbols.insert(name, Symbol::Func(f));
+            }
+            Extern::Global(g) if g.ty(&*store).mutability() == Mutability::Const => {
+                if let Val::I32(v) = g.get(&mut *store) {
+                    symbols.insert(name, Symbol::Data(v as u32));
+                }
+            }
+            _ => {}
+        }
+    }
+    symbols
 }

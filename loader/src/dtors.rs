@@ -15,10 +15,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use wasmtime::{AsContextMut, Caller, Func, FuncType, Ref, StoreContextMut, Table, Val, ValType};
+use wasmtime::{AsContext, AsContextMut, Caller, Func, FuncType, Ref, StoreContextMut, Table, Val, ValType};
 
 use crate::error::describe;
-use crate::state::{FastMap, Loader, Symbol};
+use crate::symbol::{FastMap, TableSlot};
+use crate::table::Slots;
 
 /// One registered handler: a table slot and, for `__cxa_atexit`, its argument.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +56,7 @@ pub(crate) struct ExitState {
 }
 
 /// The loader's [`ExitState`], shared with the runner.
-pub(crate) type Registry = Arc<ExitState>;
+type Shared = Arc<ExitState>;
 
 fn lock(registry: &ExitState) -> MutexGuard<'_, FastMap<u32, Arc<Destructors>>> {
     registry.libraries.lock().unwrap_or_else(|p| p.into_inner())
@@ -97,30 +98,50 @@ fn run_handlers(mut store: impl AsContextMut, table: &Table, list: &Destructors,
     failures
 }
 
-impl Loader {
-    /// The `env.__cxa_atexit` or `env.atexit` a library being loaded imports, bound to its
-    /// new handler list (returned, to keep with the library).
+/// The loader's side of destructors: the state shared with the exit-time runner, the
+/// runner's table slot once made, and what it needs from the main module.
+#[derive(Debug)]
+pub(crate) struct AtExit {
+    shared: Shared,
+    /// The table slot of the exit-time runner, once made.
+    runner_slot: Option<TableSlot>,
+    next_id: u32,
+    /// The main module's table, where handlers and the runner live.
+    table: Table,
+    /// The main module's `__cxa_atexit`, when it exports one of the C signature.
+    main_cxa_atexit: Option<Func>,
+}
+
+impl AtExit {
+    /// `main_cxa_atexit` is the main module's export of that name, if any; one of another
+    /// signature is ignored (then libraries still loaded at exit run no handlers).
+    pub(crate) fn new(store: impl AsContext, table: Table, main_cxa_atexit: Option<Func>) -> Self {
+        let main_cxa_atexit = main_cxa_atexit.filter(|f| interposed("__cxa_atexit", &f.ty(&store)));
+        AtExit { shared: Shared::default(), runner_slot: None, next_id: 0, table, main_cxa_atexit }
+    }
+
+    /// A new, empty handler list for a library being loaded.
+    pub(crate) fn new_list(&mut self) -> Arc<Destructors> {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        Arc::new(Destructors { id, handlers: Mutex::new(Vec::new()) })
+    }
+
+    /// The `env.__cxa_atexit` or `env.atexit` (by `name`) a library being loaded imports,
+    /// bound to its handler list `dtors` (from [`AtExit::new_list`]).
     pub(crate) fn registration_stub<T: 'static>(
         &mut self,
         store: &mut StoreContextMut<'_, T>,
+        slots: &mut Slots,
         name: &str,
-        list: &mut Option<Arc<Destructors>>,
+        dtors: &Arc<Destructors>,
     ) -> Result<Func, wasmtime::Error> {
-        let dtors = match list {
-            Some(d) => Arc::clone(d),
-            None => {
-                let id = self.next_dtor_id;
-                self.next_dtor_id = self.next_dtor_id.wrapping_add(1);
-                let d = Arc::new(Destructors { id, handlers: Mutex::new(Vec::new()) });
-                *list = Some(Arc::clone(&d));
-                d
-            }
-        };
-        let at_exit = self.exit_runner(store)?;
-        let registry = Arc::clone(&self.dtor_registry);
+        let dtors = Arc::clone(dtors);
+        let at_exit = self.exit_runner(store, slots)?;
+        let registry = Arc::clone(&self.shared);
         let register = move |caller: &mut Caller<'_, T>, handler: Handler| -> wasmtime::Result<i32> {
             dtors.handlers().push(handler);
-            if let Some((main_cxa_atexit, runner_slot)) = at_exit
+            if let Some((main_cxa_atexit, TableSlot(runner_slot))) = at_exit
                 && !registry.runner_registered.swap(true, Ordering::Relaxed)
             {
                 let mut rc = [Val::I32(0)];
@@ -145,18 +166,17 @@ impl Loader {
     /// The main module's `__cxa_atexit` and the table slot of the runner it is given, made
     /// the first time a library registers a handler; `None` when the main module has no
     /// `__cxa_atexit` of the C signature.
-    fn exit_runner<T: 'static>(&mut self, store: &mut StoreContextMut<'_, T>) -> Result<Option<(Func, u32)>, wasmtime::Error> {
-        let Some(Symbol::Func(main_cxa_atexit)) = self.main.symbols.get("__cxa_atexit").copied() else {
-            return Ok(None);
-        };
-        if !interposed("__cxa_atexit", &main_cxa_atexit.ty(&*store)) {
-            return Ok(None);
-        }
-        if let Some(slot) = self.dtor_runner_slot {
+    fn exit_runner<T: 'static>(
+        &mut self,
+        store: &mut StoreContextMut<'_, T>,
+        slots: &mut Slots,
+    ) -> Result<Option<(Func, TableSlot)>, wasmtime::Error> {
+        let Some(main_cxa_atexit) = self.main_cxa_atexit else { return Ok(None) };
+        if let Some(slot) = self.runner_slot {
             return Ok(Some((main_cxa_atexit, slot)));
         }
-        let registry = Arc::clone(&self.dtor_registry);
-        let table = self.main.table;
+        let registry = Arc::clone(&self.shared);
+        let table = self.table;
         let runner = Func::wrap(&mut *store, move |mut caller: Caller<'_, T>, _arg: i32| {
             let mut remaining: Vec<Arc<Destructors>> = lock(&registry).drain().map(|(_, list)| list).collect();
             remaining.sort_unstable_by_key(|list| std::cmp::Reverse(list.id));
@@ -164,22 +184,22 @@ impl Loader {
                 run_handlers(&mut caller, &table, &list, "at exit");
             }
         });
-        let (slot, _) = self.slots.slot_for(&mut *store, &table, &runner).map_err(|e| wasmtime::Error::msg(e.to_string()))?;
-        self.dtor_runner_slot = Some(slot);
+        let (slot, _) = slots.slot_for(&mut *store, &table, &runner).map_err(|e| wasmtime::Error::msg(e.to_string()))?;
+        self.runner_slot = Some(slot);
         Ok(Some((main_cxa_atexit, slot)))
     }
 
     /// Makes `list` known to the exit-time runner once its library is loaded.
-    pub(crate) fn register_destructors(&self, list: &Arc<Destructors>) {
-        lock(&self.dtor_registry).insert(list.id, Arc::clone(list));
+    pub(crate) fn register(&self, list: &Arc<Destructors>) {
+        lock(&self.shared).insert(list.id, Arc::clone(list));
     }
 
-    /// Runs an unloading library's handlers (none when its load failed: it is not in the
-    /// registry) and forgets them. Returns a message per handler that failed.
-    pub(crate) fn run_destructors<T: 'static>(&self, store: &mut StoreContextMut<'_, T>, list: &Arc<Destructors>, library: &str) -> Vec<String> {
-        let registered = lock(&self.dtor_registry).remove(&list.id);
+    /// Runs an unloading library's handlers (none when its load failed: it is not
+    /// registered) and forgets them. Returns a message per handler that failed.
+    pub(crate) fn run(&self, store: impl AsContextMut, list: &Arc<Destructors>, library: &str) -> Vec<String> {
+        let registered = lock(&self.shared).remove(&list.id);
         match registered {
-            Some(list) => run_handlers(&mut *store, &self.main.table, &list, library),
+            Some(list) => run_handlers(store, &self.table, &list, library),
             None => Vec::new(),
         }
     }

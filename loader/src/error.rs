@@ -77,18 +77,41 @@ pub enum AttachError {
 }
 
 /// A failed `dl_open`: which library, and why.
+///
+/// Its `Display` is the host's view (the canonical host path); what the guest gets from
+/// `dl_error` is [`OpenError::guest_message`], which names every library by the guest's
+/// spelling of its path. Causes name paths as the guest spells them in both.
 #[derive(Debug, thiserror::Error)]
 #[error("{library}: {kind}")]
 pub struct OpenError {
-    /// The library as requested, or its canonical path once resolved.
+    /// The library as requested, or its canonical host path once resolved.
     pub library: String,
+    /// The library as requested, or once resolved its path as the guest sees it (under the
+    /// guest prefix of its root; for a root without one, the host path).
+    pub guest_library: String,
     /// The cause.
     pub kind: OpenErrorKind,
 }
 
 impl OpenError {
+    /// An error about a library not resolved yet: both names are what was requested.
     pub(crate) fn new(library: impl AsRef<str>, kind: OpenErrorKind) -> Self {
-        OpenError { library: shown_path(library.as_ref()), kind }
+        let library = shown_path(library.as_ref());
+        OpenError { guest_library: library.clone(), library, kind }
+    }
+
+    /// An error about a resolved library, named on the host and for the guest.
+    pub(crate) fn resolved(host: &str, guest: &str, kind: OpenErrorKind) -> Self {
+        OpenError { library: shown_path(host), guest_library: shown_path(guest), kind }
+    }
+
+    /// The message as the guest sees it (`dl_error`): like `Display`, with every library
+    /// (this one and the NEEDED ones in the cause) named by its guest path.
+    pub fn guest_message(&self) -> String {
+        match &self.kind {
+            OpenErrorKind::Needed(inner) => format!("{}: needed library failed: {}", self.guest_library, inner.guest_message()),
+            kind => format!("{}: {kind}", self.guest_library),
+        }
     }
 }
 
@@ -190,12 +213,12 @@ pub enum OpenErrorKind {
     /// Imports from modules other than `env`, `GOT.mem`, `GOT.func` (and configured ones).
     #[error("forbidden imports: {}", .0.join(", "))]
     ForbiddenImports(Vec<String>),
-    /// Required symbols that no loaded module defines; all of them, as `module.name`.
-    #[error("unresolved symbols: {}", .0.join(", "))]
-    MissingSymbols(Vec<String>),
-    /// Symbols found with the wrong kind or signature.
-    #[error("symbols with the wrong type: {}", .0.join("; "))]
-    TypeMismatch(Vec<String>),
+    /// Required symbols that no loaded module defines; all of them, in import order.
+    #[error("unresolved symbols: {}", join(.0, ", "))]
+    MissingSymbols(Vec<MissingSymbol>),
+    /// Symbols found with the wrong kind or signature; all of them, in import order.
+    #[error("symbols with the wrong type: {}", join(.0, "; "))]
+    TypeMismatch(Vec<SymbolTypeMismatch>),
     /// The main module's allocator returned null or an unusable block.
     #[error("allocating {size} bytes (alignment {align}) through the main module's allocator failed{}", .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     Allocation {
@@ -245,12 +268,79 @@ pub enum OpenErrorKind {
     BadPath,
 }
 
+fn join<T: std::fmt::Display>(items: &[T], sep: &str) -> String {
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(sep)
+}
+
+/// An import no loaded module defines, shaped like wasmtime's `UnknownImportError`.
+/// Displayed as `module.name` (e.g. `GOT.mem.nope_data`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{module}.{name}")]
+pub struct MissingSymbol {
+    /// The import's module (`env`, `GOT.mem`, `GOT.func` or an extra module).
+    pub module: String,
+    /// The symbol's name.
+    pub name: String,
+    /// The type the library imports it with.
+    pub ty: wasmtime::ExternType,
+}
+
+/// Compares with the `module.name` spelling, so that a list of them reads like the message.
+impl PartialEq<&str> for MissingSymbol {
+    fn eq(&self, other: &&str) -> bool {
+        other.strip_prefix(self.module.as_str()).and_then(|rest| rest.strip_prefix('.')) == Some(self.name.as_str())
+    }
+}
+
+/// An import whose definition has the wrong kind or signature.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{module}.{name}: {kind}")]
+pub struct SymbolTypeMismatch {
+    /// The import's module.
+    pub module: String,
+    /// The symbol's name.
+    pub name: String,
+    /// What is wrong.
+    pub kind: TypeMismatchKind,
+}
+
+/// What is wrong with a [`SymbolTypeMismatch`].
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TypeMismatchKind {
+    /// A function defined with another signature.
+    #[error("imported as {imported}, defined as {defined}")]
+    Signature {
+        /// The type the library imports.
+        imported: wasmtime::FuncType,
+        /// The type of the definition found.
+        defined: wasmtime::FuncType,
+    },
+    /// An `env` function import that names a data symbol.
+    #[error("imported as a function, defined as data")]
+    DataAsFunction,
+    /// A `GOT.mem` entry that names a function.
+    #[error("a function used as data")]
+    FunctionAsData,
+    /// A `GOT.func` entry that names a data symbol.
+    #[error("data used as a function")]
+    DataAsFunctionAddress,
+    /// A GOT import that is not a mutable i32 global.
+    #[error("a GOT entry must be a mutable i32 global")]
+    GotNotMutableI32,
+    /// The library's own export for a `GOT.mem` entry is not an i32 global.
+    #[error("export is not an i32 global")]
+    OwnExportNotI32Global,
+    /// The library's own export for a GOT entry is of the wrong kind.
+    #[error("the module's own export has the wrong kind")]
+    OwnExportWrongKind,
+}
+
 /// A failed `dl_sym` or `dl_close`.
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
     /// The handle is not one `dl_open` returned, or it was closed.
     #[error("invalid handle {0}")]
-    BadHandle(i32),
+    BadHandle(crate::Handle),
     /// The symbol is not defined by the handle (or its dependencies).
     #[error("symbol `{name}` not found in {library}")]
     NotFound {

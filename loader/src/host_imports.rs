@@ -8,6 +8,7 @@ use wasmtime::{Caller, Linker};
 use crate::error::{BoxError, boxed};
 use crate::memory::{read_guest, write_guest};
 use crate::state::Loader;
+use crate::symbol::Handle;
 
 /// Gives the host imports access to the loader inside the store's data.
 ///
@@ -55,7 +56,7 @@ fn guest_str<T: HasLoader + 'static>(loader: &mut Loader, caller: &mut Caller<'_
 fn open<T: HasLoader + 'static>(caller: &mut Caller<'_, T>, ptr: i32, len: i32, flags: i32) -> i32 {
     with_loader(caller, host::OPEN_FAILED, |loader, caller| {
         let Some(path) = guest_str(loader, caller, ptr, len, "dl_open") else { return host::OPEN_FAILED };
-        loader.dl_open(&mut *caller, &path, flags).unwrap_or(host::OPEN_FAILED)
+        loader.dl_open(&mut *caller, &path, flags).map_or(host::OPEN_FAILED, Handle::raw)
     })
 }
 

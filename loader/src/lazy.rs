@@ -9,11 +9,12 @@
 //! is an address the module may store anywhere, so it must be known at load time, as ELF
 //! requires for address-taken functions and data.
 
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use wasmtime::{AsContextMut, Func, FuncType, StoreContextMut};
+use wasmtime::{AsContext, AsContextMut, Func, FuncType};
 
-use crate::state::{Handle, Loader, Provider, Symbol};
+use crate::symbol::{Handle, Provider, Symbol};
 
 /// One lazily bound function import of one library.
 #[derive(Debug)]
@@ -50,46 +51,49 @@ impl LazyBinding {
     }
 }
 
-impl Loader {
-    /// Binds every unbound lazy import that a visible library now defines with a matching
-    /// type; the importer takes a reference on the provider, as for an eager binding, so
-    /// that the provider stays loaded while it can be called. Runs after each successful
-    /// `dl_open` and `dl_close`; with no lazy imports anywhere it is one pass over the
-    /// libraries.
-    pub(crate) fn bind_lazy<T: 'static>(&mut self, store: &mut StoreContextMut<'_, T>) {
-        let mut new_refs: Vec<(Handle, Handle)> = Vec::new();
-        for (&importer, lib) in &self.libs {
-            if lib.lazy.is_empty() {
+/// One library's lazy imports and the scope they may bind in.
+pub(crate) struct Pending<'a> {
+    /// The importing library.
+    pub(crate) importer: Handle,
+    /// Its path, for the log.
+    pub(crate) library: &'a Path,
+    pub(crate) bindings: &'a [Arc<LazyBinding>],
+    /// Its dependency closure: a provider in it is already referenced.
+    pub(crate) scope: Vec<Handle>,
+}
+
+/// Binds every unbound binding in `pending` that `lookup` (the global scope, then the
+/// importer's scope) now finds with a matching type. Returns the new `(importer, provider)`
+/// references to take, so that a provider stays loaded while it can be called; the caller
+/// (the registry) takes them. Runs after each successful `dl_open` and `dl_close`; with no
+/// lazy imports anywhere, `pending` is empty.
+pub(crate) fn bind_pending<'a>(
+    store: impl AsContext,
+    pending: impl IntoIterator<Item = Pending<'a>>,
+    lookup: impl Fn(&str, &[Handle]) -> Option<(Symbol, Provider)>,
+) -> Vec<(Handle, Handle)> {
+    let store = store.as_context();
+    let mut new_refs: Vec<(Handle, Handle)> = Vec::new();
+    for Pending { importer, library, bindings, scope } in pending {
+        for binding in bindings {
+            if binding.target.get().is_some() {
                 continue;
             }
-            let scope = self.dep_closure(&lib.deps);
-            for binding in &lib.lazy {
-                if binding.target.get().is_some() {
-                    continue;
-                }
-                if let Some((Symbol::Func(f), provider)) = self.lookup(&binding.name, &scope)
-                    && f.ty(&*store).matches(&binding.ty)
+            if let Some((Symbol::Func(f), provider)) = lookup(&binding.name, &scope)
+                && f.ty(&store).matches(&binding.ty)
+            {
+                tracing::debug!(symbol = binding.name, library = %library.display(), "lazy binding resolved");
+                // Checked unset above, and the loader is the only writer.
+                let _ = binding.target.set(f);
+                if let Provider::Lib(h) = provider
+                    && h != importer
+                    && !scope.contains(&h)
+                    && !new_refs.contains(&(importer, h))
                 {
-                    tracing::debug!(symbol = binding.name, library = %lib.path.display(), "lazy binding resolved");
-                    // Checked unset above, and the loader is the only writer.
-                    let _ = binding.target.set(f);
-                    if let Provider::Lib(h) = provider
-                        && h != importer
-                        && !scope.contains(&h)
-                        && !new_refs.contains(&(importer, h))
-                    {
-                        new_refs.push((importer, h));
-                    }
+                    new_refs.push((importer, h));
                 }
-            }
-        }
-        for (importer, provider) in new_refs {
-            if let Some(p) = self.libs.get_mut(&provider) {
-                p.refcount = p.refcount.saturating_add(1);
-            }
-            if let Some(i) = self.libs.get_mut(&importer) {
-                i.deps.push(provider);
             }
         }
     }
+    new_refs
 }

@@ -36,24 +36,33 @@
 #![allow(clippy::result_large_err)]
 #![warn(missing_docs)]
 
-mod attach;
-pub mod cache;
+// In the order a library goes through them.
 pub mod config;
-mod dtors;
-pub mod error;
+mod attach;
 mod host_imports;
-mod lazy;
-mod memory;
 mod open;
-mod resolve;
-pub mod run;
+mod paths;
+mod admit;
 mod segments;
-mod state;
-mod sym;
+pub mod cache;
+mod imports;
+mod allocate;
+mod memory;
 mod table;
+mod instantiate;
+mod lazy;
+mod dtors;
+mod registry;
+mod sym;
+mod state;
+mod symbol;
+pub mod error;
+// Not a step: running a WASI main module with a loader attached (pymode-run, `pymode run`).
+pub mod run;
 
 pub use cache::ModuleCache;
 pub use config::{LibRoot, LoaderConfig};
-pub use error::{AttachError, BoxError, HandleError, OpenError, OpenErrorKind};
+pub use error::{AttachError, BoxError, HandleError, MissingSymbol, OpenError, OpenErrorKind, SymbolTypeMismatch, TypeMismatchKind};
 pub use host_imports::{HasLoader, WasiHost, add_to_linker};
-pub use state::{Handle, Loader, LoaderStats};
+pub use state::{Loader, LoaderStats};
+pub use symbol::Handle;

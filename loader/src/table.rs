@@ -5,7 +5,7 @@
 use wasmtime::{AsContextMut, Func, Ref, Table};
 
 use crate::error::{BoxError, boxed};
-use crate::state::FastMap;
+use crate::symbol::{FastMap, TableSlot};
 
 /// The identity of a function: wasmtime 48's `Func::to_raw` is the address of its
 /// `VMFuncRef`, which is the same for a defined function whether it is reached through an
@@ -42,11 +42,11 @@ impl Slots {
 
     /// The canonical slot of `f`, giving it a new one the first time. Returns the slot and
     /// whether it is new (then the caller records who owns it, so it is freed with them).
-    pub(crate) fn slot_for(&mut self, mut store: impl AsContextMut, table: &Table, f: &Func) -> Result<(u32, bool), BoxError> {
+    pub(crate) fn slot_for(&mut self, mut store: impl AsContextMut, table: &Table, f: &Func) -> Result<(TableSlot, bool), BoxError> {
         let mut store = store.as_context_mut();
         let key = func_key(&mut store, f);
         if let Some(&slot) = self.canonical.get(&key) {
-            return Ok((slot, false));
+            return Ok((TableSlot(slot), false));
         }
         let slot = self.alloc(&mut store, table, 1, 1)?;
         if let Err(e) = table.set(&mut store, u64::from(slot), Ref::Func(Some(*f))) {
@@ -55,7 +55,7 @@ impl Slots {
         }
         self.canonical.insert(key, slot);
         self.by_slot.insert(slot, key);
-        Ok((slot, true))
+        Ok((TableSlot(slot), true))
     }
 
     /// Allocates `len` consecutive null slots starting at a multiple of `align`: first fit

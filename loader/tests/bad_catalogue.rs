@@ -360,6 +360,21 @@ fn guest_call_cases() {
             guest_open_str(env, "adir.so")
         }),
         ("dl-open-not-found", |env| guest_open_str(env, "nope.so")),
+        ("dl-open-guest-prefix-missing-needed", |env| {
+            // The root is mapped at `/lib`: what the guest reads names the library and the
+            // searched place under `/lib`, never the host directory behind it.
+            let root = env.dir.path().to_path_buf();
+            let config = pymode_loader::LoaderConfig { roots: vec![pymode_loader::LibRoot::mapped(&root, "/lib")], ..Default::default() };
+            let loader = pymode_loader::Loader::attach(&mut env.store, &env.instance, config).unwrap();
+            env.store.data_mut().loader = Some(loader);
+            env.write("needy/a.so", &side(&needs(&["libnope.so"]), &side_wat("")));
+            poke(env, SCRATCH as usize, b"/lib/needy/a.so");
+            let r = env.call_main::<(i32, i32), i32>("g_dl_open", (SCRATCH, 15));
+            let err = env.loader().take_error().unwrap_or_default();
+            let canon = std::fs::canonicalize(&root).unwrap();
+            assert!(!err.contains(&*root.to_string_lossy()) && !err.contains(&*canon.to_string_lossy()), "{err}");
+            format!("dl_open -> {r}; dl_error: {err}")
+        }),
         ("dl-open-nul-in-path", |env| guest_open_str(env, "good.so\0x")),
         ("dl-open-1mib-path", |env| {
             // Too long for the test main's memory as a guest string: the host API takes it.

@@ -201,7 +201,7 @@ impl Env {
     }
 
     pub fn open(&mut self, path: &str, flags: i32) -> Result<i32, pymode_loader::OpenError> {
-        self.with(|l, s| l.dl_open(s, path, flags))
+        self.with(|l, s| l.dl_open(s, path, flags)).map(pymode_loader::Handle::raw)
     }
 
     pub fn sym(&mut self, handle: i32, name: &str) -> Result<u32, pymode_loader::HandleError> {

@@ -4,6 +4,12 @@
 //!   leave every root is refused as outside, whether or not a file is there, so that a
 //!   guest cannot probe which files exist outside the roots;
 //! - after canonicalizing: a symlink inside a root that leads out of it is refused too.
+//!
+//! Messages name paths as the guest spells them ([`guest_spelling`]): a path inside a root
+//! mapped at a guest prefix is shown under that prefix, never under the host directory it
+//! is mapped to, so that `dl_error` (and Python's `ImportError`) does not reveal the host's
+//! file system. A root without a guest prefix is one the guest reaches by host path, so its
+//! paths are shown as they are.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -43,7 +49,25 @@ fn roots_list(roots: &[Root]) -> String {
     if roots.is_empty() {
         return "none configured".to_owned();
     }
-    roots.iter().map(|r| r.canonical.display().to_string()).collect::<Vec<_>>().join(", ")
+    roots.iter().map(|r| r.guest.clone().unwrap_or_else(|| r.canonical.display().to_string())).collect::<Vec<_>>().join(", ")
+}
+
+/// `path` as the guest spells it: under the guest prefix of the mapped root it lies in (by
+/// spelling: canonical or as configured, the longest match first), else as it is.
+pub(crate) fn guest_spelling(roots: &[Root], path: &Path) -> String {
+    let mapped = roots
+        .iter()
+        .filter_map(|r| {
+            let guest = r.guest.as_deref()?;
+            let rest = path.strip_prefix(&r.canonical).or_else(|_| path.strip_prefix(&r.configured)).ok()?;
+            Some((guest, rest))
+        })
+        .min_by_key(|(_, rest)| rest.components().count());
+    match mapped {
+        Some((guest, rest)) if rest.as_os_str().is_empty() => guest.to_owned(),
+        Some((guest, rest)) => format!("{}/{}", guest.trim_end_matches('/'), rest.display()),
+        None => path.display().to_string(),
+    }
 }
 
 /// `path` with `.` and `..` resolved by spelling alone (`a/b/../c` is `a/c`), as the
@@ -72,14 +96,14 @@ fn confine(roots: &[Root], candidate: &Path) -> Result<PathBuf, OpenErrorKind> {
         return Err(OpenErrorKind::OutsideRoots { roots: roots_list(roots) });
     }
     let canonical = std::fs::canonicalize(candidate).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => OpenErrorKind::NotFound { searched: shown_path(&candidate.to_string_lossy()) },
+        std::io::ErrorKind::NotFound => OpenErrorKind::NotFound { searched: shown_path(&guest_spelling(roots, candidate)) },
         _ => OpenErrorKind::Io(e),
     })?;
     if !roots.iter().any(|r| canonical.starts_with(&r.canonical)) {
         return Err(OpenErrorKind::OutsideRoots { roots: roots_list(roots) });
     }
     if !canonical.is_file() {
-        return Err(OpenErrorKind::NotFound { searched: format!("{} (not a regular file)", canonical.display()) });
+        return Err(OpenErrorKind::NotFound { searched: format!("{} (not a regular file)", guest_spelling(roots, &canonical)) });
     }
     Ok(canonical)
 }
@@ -158,7 +182,7 @@ pub(crate) fn resolve_needed(
             // A directory outside the roots is skipped, not fatal: a later one may hold it.
             Err(OpenErrorKind::OutsideRoots { .. }) => {
                 outside = true;
-                searched.push(format!("{} (outside the roots)", candidate.display()));
+                searched.push(format!("{} (outside the roots)", guest_spelling(roots, &candidate)));
             }
             Err(e) => return Err(e),
         }
