@@ -1,12 +1,18 @@
 //! Comdat groups (C++ inline functions) and untrusted input: corrupted objects give errors,
 //! never panics.
 
-mod common;
-
-use common::*;
+use pymode_testdata::trials::Trial;
+use crate::common::*;
 use pymode_testdata::{Mode, fixture_object, zig_command};
 
-#[test]
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        comdat_groups_keep_the_first_copy,
+        corrupted_objects_never_panic,
+        corrupted_non_pic_objects_never_panic,
+    ]
+}
+
 fn comdat_groups_keep_the_first_copy() {
     let dir = tempfile::tempdir().unwrap();
     let mut objects = Vec::new();
@@ -33,7 +39,6 @@ fn comdat_groups_keep_the_first_copy() {
 
 /// Every byte of a few fixtures, overwritten with values that break LEBs, counts and
 /// indices: the link fails or succeeds, but never panics, and a success validates.
-#[test]
 fn corrupted_objects_never_panic() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.o");
@@ -46,7 +51,6 @@ fn corrupted_objects_never_panic() {
 }
 
 /// The same for non-PIC objects, whose code the linker parses and rewrites.
-#[test]
 fn corrupted_non_pic_objects_never_panic() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.o");

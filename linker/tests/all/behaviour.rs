@@ -13,8 +13,35 @@ use pymode_abi::object::Object;
 use pymode_linker::{Binding, Options, options::InputSpec};
 use pymode_testdata::{Mode, fixture_names, fixture_object, wasm_ld};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use pymode_testdata::trials::{Trial, case};
+use std::sync::{Arc, LazyLock, Mutex};
 use wasmtime::{Config, Engine, Extern, ExternType, Func, Global, GlobalType, Instance, Memory, MemoryType, Module, Mutability, Ref, RefType, Store, Table, TableType, Val, ValType};
+
+pub(crate) fn trials() -> Vec<Trial> {
+    let mut trials = pymode_testdata::tests![
+        every_fixture_runs_in_both_bindings_and_all_modes,
+        all_fixtures_in_one_module_behave_the_same_as_with_wasm_ld,
+        pic_and_non_pic_objects_mix_in_one_module,
+    ];
+    for name in fixture_names() {
+        for mode in [Mode::PicO0, Mode::PicO2] {
+            let name = name.clone();
+            trials.push(case(module_path!(), format!("wasm-ld::{mode}/{name}"), move || fixture_behaves_the_same_as_with_wasm_ld(&name, mode)));
+        }
+        for mode in [Mode::NopicO0, Mode::NopicO2] {
+            let name = name.clone();
+            trials.push(case(module_path!(), format!("pic-rewrite::{mode}/{name}"), move || non_pic_fixture_behaves_like_its_pic_build(&name, mode)));
+        }
+    }
+    trials
+}
+
+/// Each case trial runs one fixture in one mode, both bindings; together: every fixture in
+/// every mode.
+fn every_fixture_runs_in_both_bindings_and_all_modes() {
+    let cases = trials().iter().filter(|t| t.name().contains("::wasm-ld::") || t.name().contains("::pic-rewrite::")).count();
+    assert_eq!(cases, 4 * fixture_names().len());
+}
 
 /// Where the harness puts host data: `host_counter` then `host_array[4]`.
 const HOST_DATA: u32 = 256;
@@ -202,37 +229,39 @@ fn ours(object: &Path, binding: Binding) -> Vec<u8> {
     pymode_linker::link_to_bytes(&opts).unwrap()
 }
 
-#[test]
-fn fixtures_behave_the_same_as_with_wasm_ld() {
-    let mut config = Config::new();
-    config.wasm_extended_const(true).wasm_multi_value(true).wasm_bulk_memory(true);
-    let engine = Engine::new(&config).unwrap();
+/// The wasmtime engine every trial here shares (compiling is per module; the engine is not).
+fn engine() -> Engine {
+    static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
+        let mut config = Config::new();
+        config.wasm_extended_const(true).wasm_multi_value(true).wasm_bulk_memory(true);
+        Engine::new(&config).unwrap()
+    });
+    ENGINE.clone()
+}
+
+/// One PIC fixture linked by wasm-ld and by pymode-ld in both bindings: the same result and
+/// host calls, and the promised value.
+fn fixture_behaves_the_same_as_with_wasm_ld(name: &str, mode: Mode) {
+    let engine = engine();
     let dir = tempfile::tempdir().unwrap();
     let mut ran = 0;
-    for mode in [Mode::PicO0, Mode::PicO2] {
-        for name in fixture_names() {
-            let object = fixture_object(&name, mode);
-            let theirs = run(&engine, &name, &reference(&object, &dir.path().join(format!("{name}-{mode}.so"))));
-            if let Some(value) = expected(&name) {
-                assert_eq!(theirs.0, value, "{mode}/{name}: the harness disagrees with the fixture under wasm-ld");
-            }
-            for binding in [Binding::Local, Binding::Interposable] {
-                let result = run(&engine, &name, &ours(&object, binding));
-                assert_eq!(result, theirs, "{mode}/{name} ({binding:?}): result and host calls differ from wasm-ld's");
-                ran += 1;
-            }
-        }
+    let object = fixture_object(name, mode);
+    let theirs = run(&engine, name, &reference(&object, &dir.path().join(format!("{name}-{mode}.so"))));
+    if let Some(value) = expected(name) {
+        assert_eq!(theirs.0, value, "{mode}/{name}: the harness disagrees with the fixture under wasm-ld");
     }
-    assert_eq!(ran, 2 * 2 * fixture_names().len());
+    for binding in [Binding::Local, Binding::Interposable] {
+        let result = run(&engine, name, &ours(&object, binding));
+        assert_eq!(result, theirs, "{mode}/{name} ({binding:?}): result and host calls differ from wasm-ld's");
+        ran += 1;
+    }
+    assert_eq!(ran, 2);
 }
 
 /// Every fixture in one module (cross-object symbols, many segments, several constructors):
 /// each check returns its promised value, and the same as in wasm-ld's link of the same set.
-#[test]
 fn all_fixtures_in_one_module_behave_the_same_as_with_wasm_ld() {
-    let mut config = Config::new();
-    config.wasm_extended_const(true).wasm_multi_value(true).wasm_bulk_memory(true);
-    let engine = Engine::new(&config).unwrap();
+    let engine = engine();
     let dir = tempfile::tempdir().unwrap();
     let names = fixture_names();
     let checks: Vec<&str> = names.iter().map(String::as_str).filter(|n| expected(n).is_some()).collect();
@@ -269,39 +298,29 @@ fn pic_of(mode: Mode) -> Mode {
     }
 }
 
-/// Every fixture compiled without `-fPIC` and linked by `pymode-ld` (its code rewritten into
+/// A fixture compiled without `-fPIC` and linked by `pymode-ld` (its code rewritten into
 /// position-independent form) returns the same value with the same host calls as its PIC
 /// build linked by `pymode-ld`, in both bindings.
-#[test]
-fn non_pic_fixtures_behave_like_their_pic_build() {
-    let mut config = Config::new();
-    config.wasm_extended_const(true).wasm_multi_value(true).wasm_bulk_memory(true);
-    let engine = Engine::new(&config).unwrap();
+fn non_pic_fixture_behaves_like_its_pic_build(name: &str, mode: Mode) {
+    let engine = engine();
     let mut ran = 0;
-    for mode in [Mode::NopicO0, Mode::NopicO2] {
-        for name in fixture_names() {
-            for binding in [Binding::Local, Binding::Interposable] {
-                let pic = run(&engine, &name, &ours(&fixture_object(&name, pic_of(mode)), binding));
-                let rewritten = run(&engine, &name, &ours(&fixture_object(&name, mode), binding));
-                if let Some(value) = expected(&name) {
-                    assert_eq!(rewritten.0, value, "{mode}/{name} ({binding:?})");
-                }
-                assert_eq!(rewritten, pic, "{mode}/{name} ({binding:?}): result and host calls differ from the PIC build's");
-                ran += 1;
-            }
+    for binding in [Binding::Local, Binding::Interposable] {
+        let pic = run(&engine, name, &ours(&fixture_object(name, pic_of(mode)), binding));
+        let rewritten = run(&engine, name, &ours(&fixture_object(name, mode), binding));
+        if let Some(value) = expected(name) {
+            assert_eq!(rewritten.0, value, "{mode}/{name} ({binding:?})");
         }
+        assert_eq!(rewritten, pic, "{mode}/{name} ({binding:?}): result and host calls differ from the PIC build's");
+        ran += 1;
     }
-    assert_eq!(ran, 2 * 2 * fixture_names().len());
+    assert_eq!(ran, 2);
 }
 
 /// PIC and non-PIC objects in one link (every other fixture non-PIC, and the other way
 /// round): each check returns its promised value, with the same host calls as the all-PIC
 /// link.
-#[test]
 fn pic_and_non_pic_objects_mix_in_one_module() {
-    let mut config = Config::new();
-    config.wasm_extended_const(true).wasm_multi_value(true).wasm_bulk_memory(true);
-    let engine = Engine::new(&config).unwrap();
+    let engine = engine();
     let names = fixture_names();
     let checks: Vec<&str> = names.iter().map(String::as_str).filter(|n| expected(n).is_some()).collect();
     for mode in [Mode::NopicO0, Mode::NopicO2] {

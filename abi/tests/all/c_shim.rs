@@ -2,10 +2,19 @@
 //! with zig, the shim imports exactly the `pymode` functions of `pymode_abi::host` with their
 //! signatures, defines dlopen/dlsym/dlerror/dlclose, and wasi-libc's RTLD_* values match.
 
+use pymode_testdata::trials::Trial;
 use pymode_abi::host;
 use pymode_abi::object::{Object, SymbolTarget};
 use std::path::{Path, PathBuf};
 use wasmparser::TypeRef;
+
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        shim_imports_match_the_host_abi,
+        header_declares_every_host_import,
+        rtld_values_match_wasi_libc,
+    ]
+}
 
 fn compile(source: &Path, extra: &[&str], out_name: &str) -> Vec<u8> {
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -25,7 +34,6 @@ fn compile(source: &Path, extra: &[&str], out_name: &str) -> Vec<u8> {
     std::fs::read(&out).expect("read object")
 }
 
-#[test]
 fn shim_imports_match_the_host_abi() {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/pymode_dlfcn.c");
     let bytes = compile(&source, &[], "pymode_dlfcn.o");
@@ -49,7 +57,6 @@ fn shim_imports_match_the_host_abi() {
     }
 }
 
-#[test]
 fn header_declares_every_host_import() {
     // A translation unit that calls all six through the header.
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -70,7 +77,6 @@ fn header_declares_every_host_import() {
     assert_eq!(fields, expected);
 }
 
-#[test]
 fn rtld_values_match_wasi_libc() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let source = dir.join("rtld.c");

@@ -3,16 +3,27 @@
 //! `target_features` disagree are refused as wasm-ld refuses them, unless
 //! `--no-check-features`; `--features=` names the set; the output's section matches wasm-ld's.
 
-mod common;
-
-use common::differential::reference_link;
-use common::*;
+use pymode_testdata::trials::Trial;
+use crate::common::differential::reference_link;
+use crate::common::*;
 use pymode_abi::object::{FeaturePolicy, Object};
 use pymode_linker::FeatureCheck;
 use pymode_testdata::SIMD_SOURCE;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use wasm_encoder::{CustomSection, Encode, Section};
+
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        simd_object_links_and_the_output_declares_simd128,
+        output_declares_the_same_features_as_wasm_ld,
+        a_disallowed_feature_is_refused_unless_checks_are_off,
+        a_required_feature_must_be_in_every_object,
+        explicit_feature_list_replaces_the_inferred_one,
+        memory64_is_refused_by_name,
+        command_line_flags,
+    ]
+}
 
 fn simd_object(dir: &Path) -> PathBuf {
     compile(dir, "simd", SIMD_SOURCE, &["-fPIC", "-O2", "-msimd128"])
@@ -53,7 +64,6 @@ fn with_features(object: &Path, features: &[(u8, &str)], out: &Path) -> PathBuf 
     out.to_owned()
 }
 
-#[test]
 fn simd_object_links_and_the_output_declares_simd128() {
     let dir = tempfile::tempdir().unwrap();
     let object = simd_object(dir.path());
@@ -68,7 +78,6 @@ fn simd_object_links_and_the_output_declares_simd128() {
     assert!(!pymode_linker::emit::declared_features(&plain).unwrap().contains(wasmparser::WasmFeatures::SIMD));
 }
 
-#[test]
 fn output_declares_the_same_features_as_wasm_ld() {
     let dir = tempfile::tempdir().unwrap();
     let simd = simd_object(dir.path());
@@ -84,7 +93,6 @@ fn output_declares_the_same_features_as_wasm_ld() {
     assert!(used.contains(&"simd128".to_owned()) && used.contains(&"reference-types".to_owned()), "{used:?}");
 }
 
-#[test]
 fn a_disallowed_feature_is_refused_unless_checks_are_off() {
     let dir = tempfile::tempdir().unwrap();
     let simd = simd_object(dir.path());
@@ -107,7 +115,6 @@ fn a_disallowed_feature_is_refused_unless_checks_are_off() {
     link_ok(&options(&[&no_simd]));
 }
 
-#[test]
 fn a_required_feature_must_be_in_every_object() {
     let dir = tempfile::tempdir().unwrap();
     let plain = plain_object(dir.path());
@@ -118,7 +125,6 @@ fn a_required_feature_must_be_in_every_object() {
     link_ok(&options(&[&wants, &simd_object(dir.path())]));
 }
 
-#[test]
 fn explicit_feature_list_replaces_the_inferred_one() {
     let dir = tempfile::tempdir().unwrap();
     let simd = simd_object(dir.path());
@@ -136,7 +142,6 @@ fn explicit_feature_list_replaces_the_inferred_one() {
     assert_eq!(used_features(&link_ok(&opts)), ["mutable-globals", "simd128"]);
 }
 
-#[test]
 fn memory64_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let wide = with_features(&plain_object(dir.path()), &[(b'+', "memory64")], &dir.path().join("wide.o"));
@@ -144,7 +149,6 @@ fn memory64_is_refused_by_name() {
     assert_eq!(err, format!("{}: memory64 (side modules share a 32-bit memory) is not supported yet", wide.display()));
 }
 
-#[test]
 fn command_line_flags() {
     let dir = tempfile::tempdir().unwrap();
     let simd = simd_object(dir.path());

@@ -5,12 +5,16 @@
 //! Needs `cargo xtask cpython` and `cargo xtask build-ext markupsafe` (both run by
 //! `cargo xtask test`); fails loudly without them.
 
-mod common;
-
-use common::differential::compare_with_wasm_ld;
+use pymode_testdata::trials::Trial;
+use crate::common::differential::compare_with_wasm_ld;
 use pymode_testdata::{COMMON_CFLAGS, MARKUPSAFE_VERSION, cpython_prefix, ext_dir, zig_cc};
 
-#[test]
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        markupsafe_speedups_matches_wasm_ld,
+    ]
+}
+
 fn markupsafe_speedups_matches_wasm_ld() {
     let source = ext_dir("markupsafe")
         .join("src")

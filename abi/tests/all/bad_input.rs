@@ -1,12 +1,32 @@
 //! Truncated, garbage and hand-corrupted objects: each gives a typed error with the file, the
 //! section and the byte offset, never a panic.
 
+use pymode_testdata::trials::Trial;
 use pymode_abi::object::{FeaturePolicy, Object};
 use pymode_abi::{ErrorKind, RelocKind};
 use wasm_encoder::{
     CodeSection, ConstExpr, CustomSection, DataSection, EntityType, Function, FunctionSection, ImportSection,
     MemoryType, Module, TypeSection,
 };
+
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        the_uncorrupted_object_reads,
+        every_truncation_is_an_error_not_a_panic,
+        garbage_is_not_wasm,
+        bad_leb_in_the_relocation_section,
+        symbol_index_out_of_range,
+        symbol_target_out_of_range,
+        relocation_offset_past_the_section,
+        unknown_relocation_type,
+        relocation_target_must_be_an_earlier_section,
+        unsupported_linking_version,
+        every_single_byte_flip_is_handled,
+        function_type_index_out_of_range,
+        target_features_are_read_with_their_policies,
+        malformed_target_features_name_the_section_and_offset,
+    ]
+}
 
 fn leb(out: &mut Vec<u8>, v: u32) {
     pymode_abi::write_uleb(out, v);
@@ -104,7 +124,6 @@ fn object(p: &Parts) -> Vec<u8> {
     module.finish()
 }
 
-#[test]
 fn the_uncorrupted_object_reads() {
     let bytes = object(&Parts::default());
     let obj = Object::parse("ok.o", &bytes).expect("valid object");
@@ -122,7 +141,6 @@ fn the_uncorrupted_object_reads() {
     assert!(wasmparser::Validator::new().validate_all(&bytes).is_ok());
 }
 
-#[test]
 fn every_truncation_is_an_error_not_a_panic() {
     let bytes = object(&Parts::default());
     let full = Object::parse("full.o", &bytes).expect("valid");
@@ -143,7 +161,6 @@ fn every_truncation_is_an_error_not_a_panic() {
     }
 }
 
-#[test]
 fn garbage_is_not_wasm() {
     for junk in [&b""[..], b"\0asm", b"\x7fELF\x02\x01\x01\0\0\0\0\0", b"\0asm\x02\0\0\0", b"!<arch>\n"] {
         let err = Object::parse("junk.o", junk).expect_err("not wasm");
@@ -152,7 +169,6 @@ fn garbage_is_not_wasm() {
     }
 }
 
-#[test]
 fn bad_leb_in_the_relocation_section() {
     let mut bytes = object(&Parts::default());
     // Overwrite the reloc entry count (after "reloc.CODE" and the target index) with an
@@ -171,7 +187,6 @@ fn bad_leb_in_the_relocation_section() {
     assert_eq!(err.location.offset, count_at + 4, "{err}");
 }
 
-#[test]
 fn symbol_index_out_of_range() {
     let bytes = object(&Parts { reloc_index: 7, ..Parts::default() });
     let err = Object::parse("sym.o", &bytes).expect_err("bad symbol index");
@@ -188,7 +203,6 @@ fn symbol_index_out_of_range() {
     );
 }
 
-#[test]
 fn symbol_target_out_of_range() {
     let bytes = object(&Parts { symbol_func_index: 5, ..Parts::default() });
     let err = Object::parse("target.o", &bytes).expect_err("bad function index");
@@ -197,7 +211,6 @@ fn symbol_target_out_of_range() {
     assert!(err.location.offset > 0);
 }
 
-#[test]
 fn relocation_offset_past_the_section() {
     let bytes = object(&Parts { reloc_offset: 200, ..Parts::default() });
     let err = Object::parse("off.o", &bytes).expect_err("site out of range");
@@ -216,7 +229,6 @@ fn relocation_offset_past_the_section() {
     assert!(Object::parse("edge.o", &object(&Parts { reloc_offset: code_len - 4, ..Parts::default() })).is_err());
 }
 
-#[test]
 fn unknown_relocation_type() {
     let bytes = object(&Parts { reloc_type: 99, ..Parts::default() });
     let err = Object::parse("type.o", &bytes).expect_err("unknown type");
@@ -225,14 +237,12 @@ fn unknown_relocation_type() {
     assert_eq!(err.location.section.as_deref(), Some("reloc.CODE"));
 }
 
-#[test]
 fn relocation_target_must_be_an_earlier_section() {
     let bytes = object(&Parts { reloc_target_section: 9, ..Parts::default() });
     let err = Object::parse("tgt.o", &bytes).expect_err("bad target");
     assert_eq!(err.kind, ErrorKind::RelocationTargetSection(9));
 }
 
-#[test]
 fn unsupported_linking_version() {
     let bytes = object(&Parts { linking_version: 1, ..Parts::default() });
     let err = Object::parse("v1.o", &bytes).expect_err("version 1");
@@ -240,7 +250,6 @@ fn unsupported_linking_version() {
     assert_eq!(err.location.section.as_deref(), Some("linking"));
 }
 
-#[test]
 fn every_single_byte_flip_is_handled() {
     // Not a proof, but a cheap sweep: flipping any one byte gives Ok or a typed error.
     let bytes = object(&Parts::default());
@@ -255,7 +264,6 @@ fn every_single_byte_flip_is_handled() {
     }
 }
 
-#[test]
 fn function_type_index_out_of_range() {
     let mut module = Module::new();
     let mut types = TypeSection::new();
@@ -287,7 +295,6 @@ fn with_target_features(contents: &[u8]) -> (Vec<u8>, usize) {
     (bytes, contents_at)
 }
 
-#[test]
 fn target_features_are_read_with_their_policies() {
     let mut contents = vec![2, b'+'];
     string(&mut contents, "simd128");
@@ -300,7 +307,6 @@ fn target_features_are_read_with_their_policies() {
     assert!(Object::parse("none.o", &object(&Parts::default())).unwrap().target_features.is_none());
 }
 
-#[test]
 fn malformed_target_features_name_the_section_and_offset() {
     let check = |label: &str, contents: &[u8], offset_in_contents: usize, message: &str| {
         let (bytes, contents_at) = with_target_features(contents);

@@ -1,15 +1,30 @@
 //! Error paths: each gives lld's wording, names the file (and archive member) and the symbol,
 //! and never leaves an output file behind.
 
-mod common;
-
-use common::*;
+use pymode_testdata::trials::Trial;
+use crate::common::*;
 use pymode_abi::dylink::SymbolFlags;
 use pymode_abi::object::Object;
 use pymode_linker::PicRewrite;
 use pymode_testdata::{Mode, fixture_object};
 
-#[test]
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        duplicate_strong_definitions_name_both_files,
+        strong_definition_beats_weak_and_first_weak_wins,
+        non_pic_object_is_refused_like_lld,
+        every_non_pic_fixture_with_addresses_is_refused_without_the_rewrite,
+        corrupt_archive_is_an_error_not_a_panic,
+        undefined_weak_is_imported_and_marked_weak,
+        unknown_flag_is_an_error,
+        failed_link_leaves_no_output_and_keeps_an_old_one,
+        #[cfg(unix)] output_is_readable_by_everyone,
+        export_of_undefined_symbol_is_an_error,
+        missing_library_and_file_are_errors,
+        undefined_hidden_symbol_names_the_archive_member,
+    ]
+}
+
 fn duplicate_strong_definitions_name_both_files() {
     let dir = tempfile::tempdir().unwrap();
     let a = compile(dir.path(), "a", "int dup(void) { return 1; }\n", &[]);
@@ -20,7 +35,6 @@ fn duplicate_strong_definitions_name_both_files() {
     assert!(err.contains(&format!(">>> defined in {}", b.display())), "{err}");
 }
 
-#[test]
 fn strong_definition_beats_weak_and_first_weak_wins() {
     let dir = tempfile::tempdir().unwrap();
     let weak = compile(dir.path(), "weak", "__attribute__((weak)) int pick(void) { return 1; }\nint use_pick(void) { return pick(); }\n", &[]);
@@ -46,8 +60,7 @@ fn pick_constant(bytes: &[u8]) -> u8 {
 }
 
 /// With `--pic-rewrite=off`, a non-PIC object gets wasm-ld's error (by default it is
-/// rewritten: tests/pic_rewrite.rs).
-#[test]
+/// rewritten: pic_rewrite.rs).
 fn non_pic_object_is_refused_like_lld() {
     let object = fixture_object("method_table", Mode::NopicO2);
     let mut opts = options(&[&object]);
@@ -69,7 +82,6 @@ fn non_pic_object_is_refused_like_lld() {
     assert!(String::from_utf8_lossy(&theirs.stderr).contains("recompile with -fPIC"));
 }
 
-#[test]
 fn every_non_pic_fixture_with_addresses_is_refused_without_the_rewrite() {
     let mut refused = 0;
     for mode in [Mode::NopicO0, Mode::NopicO2] {
@@ -91,7 +103,6 @@ fn every_non_pic_fixture_with_addresses_is_refused_without_the_rewrite() {
     assert!(refused > 0, "some non-PIC fixture uses an absolute address");
 }
 
-#[test]
 fn corrupt_archive_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("libgarbage.a");
@@ -108,7 +119,6 @@ fn corrupt_archive_is_an_error_not_a_panic() {
     assert!(err.contains("libx.a(y.o)"), "{err}");
 }
 
-#[test]
 fn undefined_weak_is_imported_and_marked_weak() {
     let object = fixture_object("weak", Mode::PicO2);
     let bytes = link_ok(&options(&[&object]));
@@ -127,14 +137,12 @@ fn undefined_weak_is_imported_and_marked_weak() {
     assert!(!import_names(&bytes).iter().any(|(_, f)| f == "weak_value"));
 }
 
-#[test]
 fn unknown_flag_is_an_error() {
     let out = run_ld(["--frobnicate", "x.o", "-o", "x.so"]);
     assert!(!out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr), "pymode-ld: error: unknown argument: --frobnicate\n");
 }
 
-#[test]
 fn failed_link_leaves_no_output_and_keeps_an_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let object = fixture_object("method_table", Mode::NopicO2);
@@ -153,7 +161,6 @@ fn failed_link_leaves_no_output_and_keeps_an_old_one() {
 }
 
 #[cfg(unix)]
-#[test]
 fn output_is_readable_by_everyone() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
@@ -164,7 +171,6 @@ fn output_is_readable_by_everyone() {
     assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o755);
 }
 
-#[test]
 fn export_of_undefined_symbol_is_an_error() {
     let object = fixture_object("extern_calls", Mode::PicO2);
     let mut opts = options(&[&object]);
@@ -172,7 +178,6 @@ fn export_of_undefined_symbol_is_an_error() {
     assert_eq!(link_err(&opts), "--export: undefined symbol: no_such_symbol");
 }
 
-#[test]
 fn missing_library_and_file_are_errors() {
     let out = run_ld(["-lnope", "-o", "/nonexistent/x.so"]);
     assert_eq!(String::from_utf8_lossy(&out.stderr), "pymode-ld: error: unable to find library -lnope\n");
@@ -180,7 +185,6 @@ fn missing_library_and_file_are_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("pymode-ld: error: cannot open /nonexistent/a.o:"));
 }
 
-#[test]
 fn undefined_hidden_symbol_names_the_archive_member() {
     let dir = tempfile::tempdir().unwrap();
     // Hidden data must be defined in this module: code reaches it relative to __memory_base.

@@ -1,60 +1,57 @@
-//! Golden tests of `pymode-readobj` on every fixture object (four modes) and every wasm-ld
-//! side module. `BLESS=1 cargo test -p pymode-linker --test readobj_golden` rewrites the
-//! golden files; review the diff before committing it.
+//! `pymode-readobj` as a command (output on a real object, and exit 1 with a one-line error
+//! naming the file for anything that is not wasm) and as a library on the fixtures: every
+//! relocation under its R_WASM name, the PIC objects' GOT imports and relative relocations,
+//! and `dylink.0` in side modules. Its golden files are checked in golden.rs.
 
-use pymode_abi::object::Object;
 use pymode_abi::RelocKind;
+use pymode_abi::object::Object;
 use pymode_linker::readobj::{describe, relocation_kinds};
-use pymode_testdata::{fixture_names, fixture_object, fixture_side_module, Mode};
-use std::path::{Path, PathBuf};
+use pymode_testdata::trials::Trial;
+use pymode_testdata::{Mode, fixture_names, fixture_object, fixture_side_module};
+use std::process::Command;
 
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/readobj")
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        not_wasm_is_a_one_line_error_and_exit_1,
+        prints_a_fixture_object,
+        every_fixture_object_lists_relocations_by_their_r_wasm_names,
+        pic_objects_use_got_imports_and_relative_relocations,
+        side_modules_show_dylink0,
+    ]
 }
 
-/// Describes the file under a stable display name (`pic-O2/foo.o`), so goldens do not depend
-/// on where the workspace is checked out.
-fn describe_file(path: &Path, display: &str) -> String {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let obj = Object::parse(display, &bytes).unwrap_or_else(|e| panic!("{e}"));
-    describe(&obj)
+fn readobj() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pymode-readobj"))
 }
 
-fn check_golden(display: &str, actual: &str, mismatches: &mut Vec<String>) {
-    let path = golden_dir().join(format!("{display}.txt"));
-    if pymode_testdata::golden::bless() {
-        std::fs::create_dir_all(path.parent().expect("golden files live in a directory")).expect("create golden dir");
-        std::fs::write(&path, actual).expect("write golden");
-        return;
-    }
-    match std::fs::read_to_string(&path) {
-        Ok(expected) if expected == actual => {}
-        Ok(expected) => {
-            let first = expected.lines().zip(actual.lines()).position(|(a, b)| a != b);
-            mismatches.push(format!("{display}: differs from {} (first differing line {first:?})", path.display()));
-        }
-        Err(_) => mismatches.push(format!("{display}: no golden file {} (run with BLESS=1)", path.display())),
-    }
+fn not_wasm_is_a_one_line_error_and_exit_1() {
+    let dir = std::env::temp_dir().join(format!("readobj-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let junk = dir.join("notes.txt");
+    std::fs::write(&junk, "this is not a wasm module\n").expect("write");
+    let out = readobj().arg(&junk).output().expect("run pymode-readobj");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("pymode-readobj: error: "), "{stderr}");
+    assert!(stderr.contains("notes.txt"), "{stderr}");
+    assert!(stderr.contains("not a WebAssembly module"), "{stderr}");
+    assert!(out.stdout.is_empty());
+
+    let missing = dir.join("missing.o");
+    let out = readobj().arg(&missing).output().expect("run pymode-readobj");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.o"));
 }
 
-#[test]
-fn readobj_matches_golden_for_every_fixture() {
-    let names = fixture_names();
-    assert!(names.len() >= 12, "expected the full fixture set, found {names:?}");
-    let mut mismatches = Vec::new();
-    for name in &names {
-        for mode in Mode::all() {
-            let display = format!("{}/{name}.o", mode.dir_name());
-            let text = describe_file(&fixture_object(name, mode), &display);
-            check_golden(&display, &text, &mut mismatches);
-            if mode.is_pic() {
-                let display = format!("{}/{name}.wasm-ld.so", mode.dir_name());
-                let text = describe_file(&fixture_side_module(name, mode), &display);
-                check_golden(&display, &text, &mut mismatches);
-            }
-        }
-    }
-    assert!(mismatches.is_empty(), "golden mismatches:\n{}", mismatches.join("\n"));
+fn prints_a_fixture_object() {
+    let object = pymode_testdata::fixture_object("method_table", pymode_testdata::Mode::PicO2);
+    let out = readobj().arg(&object).output().expect("run pymode-readobj");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("kind: relocatable object (linking v2)"), "{text}");
+    assert!(text.contains("R_WASM_TABLE_INDEX_I32"), "{text}");
+    assert!(text.contains("R_WASM_MEMORY_ADDR_REL_SLEB"), "{text}");
 }
 
 fn parse_fixture(name: &str, mode: Mode) -> (Vec<u8>, String) {
@@ -66,7 +63,6 @@ fn imports_of(obj: &Object<'_>) -> Vec<String> {
     obj.imports.iter().map(|i| format!("{}.{}", i.module, i.field)).collect()
 }
 
-#[test]
 fn every_fixture_object_lists_relocations_by_their_r_wasm_names() {
     for name in fixture_names() {
         for mode in Mode::all() {
@@ -84,7 +80,6 @@ fn every_fixture_object_lists_relocations_by_their_r_wasm_names() {
     }
 }
 
-#[test]
 fn pic_objects_use_got_imports_and_relative_relocations() {
     // extern_data takes the address of extern data: GOT.mem under PIC, absolute without.
     let (bytes, display) = parse_fixture("extern_data", Mode::PicO2);
@@ -120,10 +115,9 @@ fn pic_objects_use_got_imports_and_relative_relocations() {
     assert!(relocation_kinds(&obj).contains(&RelocKind::TableIndexSleb), "{display}: {:?}", relocation_kinds(&obj));
 }
 
-#[test]
 fn side_modules_show_dylink0() {
     let path = fixture_side_module("bss", Mode::PicO2);
-    let text = describe_file(&path, "pic-O2/bss.wasm-ld.so");
+    let text = crate::golden::describe_file(&path, "pic-O2/bss.wasm-ld.so");
     assert!(text.contains("kind: side module (dylink.0)"), "{text}");
     assert!(text.contains("mem_info: memory "), "{text}");
     assert!(text.contains("env.__memory_base"), "{text}");

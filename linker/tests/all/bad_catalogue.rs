@@ -3,20 +3,31 @@
 //! pymode-ld (`pymode_linker::link`) and gives the error in its `.expected` file, with no
 //! output file left behind. Objects are also read by `pymode_abi::Object::parse`, which must
 //! not panic. `BLESS=1` rewrites the case files (from the generators below) and the expected
-//! texts.
-
-mod common;
+//! texts. Each case is a trial (`bad_catalogue::objects::empty`).
 
 use std::path::{Path, PathBuf};
 
-use common::options;
+use crate::common::options;
 use pymode_abi::RelocKind;
 use pymode_testdata::golden;
+use pymode_testdata::trials::{Trial, case};
 use pymode_abi::object::Object;
 use wasm_encoder::{
     CodeSection, ConstExpr, CustomSection, DataSection, EntityType, Function, FunctionSection, ImportSection,
     MemoryType, Module, TypeSection,
 };
+
+/// One trial per case: `bad_catalogue::objects::<name>` and `bad_catalogue::archives::<name>`.
+pub(crate) fn trials() -> Vec<Trial> {
+    let mut trials = pymode_testdata::tests![the_generators_baseline_object_links];
+    for (name, generated) in object_cases() {
+        trials.push(case(module_path!(), format!("objects::{name}"), move || object_case_gives_its_error(name, &generated)));
+    }
+    for (name, generated) in archive_cases() {
+        trials.push(case(module_path!(), format!("archives::{name}"), move || archive_case_gives_its_error(name, &generated)));
+    }
+    trials
+}
 
 fn bad_dir() -> PathBuf {
     std::fs::canonicalize(golden::bad_dir()).unwrap()
@@ -299,30 +310,24 @@ fn link_outcome(input: &Path) -> String {
     }
 }
 
-#[test]
-fn object_cases_give_their_errors() {
-    // The generator's baseline object links: each case breaks one thing.
+fn the_generators_baseline_object_links() {
+    // Each case breaks one thing in this object.
     let dir = tempfile::tempdir().unwrap();
     let ok = dir.path().join("ok.o");
     std::fs::write(&ok, object(OK)).unwrap();
     assert!(link_outcome(&ok).starts_with("ok: "), "{}", link_outcome(&ok));
-
-    let cases = object_cases();
-    for (name, generated) in &cases {
-        let path = case_file("objects", &format!("{name}.o"), generated);
-        // The reader alone: an error (or a module), never a panic.
-        let bytes = std::fs::read(&path).unwrap();
-        let parsed = std::panic::catch_unwind(|| Object::parse("x.o", &bytes).map(|_| ()).map_err(|e| e.to_string()));
-        assert!(parsed.is_ok(), "{name}: Object::parse panicked");
-        check_expected("objects", name, &link_outcome(&path));
-    }
 }
 
-#[test]
-fn archive_cases_give_their_errors() {
-    let cases = archive_cases();
-    for (name, generated) in &cases {
-        let path = case_file("archives", &format!("{name}.a"), generated);
-        check_expected("archives", name, &link_outcome(&path));
-    }
+fn object_case_gives_its_error(name: &str, generated: &[u8]) {
+    let path = case_file("objects", &format!("{name}.o"), generated);
+    // The reader alone: an error (or a module), never a panic.
+    let bytes = std::fs::read(&path).unwrap();
+    let parsed = std::panic::catch_unwind(|| Object::parse("x.o", &bytes).map(|_| ()).map_err(|e| e.to_string()));
+    assert!(parsed.is_ok(), "{name}: Object::parse panicked");
+    check_expected("objects", name, &link_outcome(&path));
+}
+
+fn archive_case_gives_its_error(name: &str, generated: &[u8]) {
+    let path = case_file("archives", &format!("{name}.a"), generated);
+    check_expected("archives", name, &link_outcome(&path));
 }

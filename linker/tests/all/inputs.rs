@@ -2,16 +2,28 @@
 //! symbols, with or without a symbol index), `-L`/`-l`, side modules as inputs (NEEDED),
 //! response files, and several objects.
 
-mod common;
-
-use common::*;
+use pymode_testdata::trials::Trial;
+use crate::common::*;
 use pymode_abi::object::Object;
 use pymode_linker::options::InputSpec;
 use pymode_testdata::{Mode, fixture_archive, fixture_object};
 
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        archive_members_are_pulled_only_when_needed,
+        weak_references_do_not_pull_members,
+        archive_without_symbol_index_is_searched_by_reading_members,
+        dash_l_searches_dash_capital_l_directories,
+        side_module_input_becomes_needed_and_defines_its_exports,
+        response_file_and_rpath,
+        all_fixtures_link_into_one_module,
+        export_forces_hidden_symbols_out_and_strip_all_drops_names,
+        export_if_defined_exports_hidden_definitions_and_ignores_missing_ones,
+    ]
+}
+
 const CALLS_METHOD_TABLE: &str = "int method_table_check(void);\nint main_check(void) { return method_table_check(); }\n";
 
-#[test]
 fn archive_members_are_pulled_only_when_needed() {
     let dir = tempfile::tempdir().unwrap();
     let main = compile(dir.path(), "main", CALLS_METHOD_TABLE, &[]);
@@ -23,7 +35,6 @@ fn archive_members_are_pulled_only_when_needed() {
     assert!(!import_names(&bytes).iter().any(|(_, f)| f == "method_table_check"));
 }
 
-#[test]
 fn weak_references_do_not_pull_members() {
     let dir = tempfile::tempdir().unwrap();
     let source = "extern int method_table_check(void) __attribute__((weak));\n\
@@ -34,7 +45,6 @@ fn weak_references_do_not_pull_members() {
     assert!(import_names(&bytes).contains(&("env".to_owned(), "method_table_check".to_owned())));
 }
 
-#[test]
 fn archive_without_symbol_index_is_searched_by_reading_members() {
     let dir = tempfile::tempdir().unwrap();
     let main = compile(dir.path(), "main", CALLS_METHOD_TABLE, &[]);
@@ -48,7 +58,6 @@ fn archive_without_symbol_index_is_searched_by_reading_members() {
     assert!(!exports.contains(&"extern_calls_check".to_owned()));
 }
 
-#[test]
 fn dash_l_searches_dash_capital_l_directories() {
     let dir = tempfile::tempdir().unwrap();
     let main = compile(dir.path(), "main", CALLS_METHOD_TABLE, &[]);
@@ -67,7 +76,6 @@ fn dash_l_searches_dash_capital_l_directories() {
     assert!(export_names(&std::fs::read(&out).unwrap()).contains(&"method_table_check".to_owned()));
 }
 
-#[test]
 fn side_module_input_becomes_needed_and_defines_its_exports() {
     let dir = tempfile::tempdir().unwrap();
     let lib = dir.path().join("libmt.so");
@@ -83,7 +91,6 @@ fn side_module_input_becomes_needed_and_defines_its_exports() {
     assert!(!export_names(&bytes).contains(&"method_table_check".to_owned()));
 }
 
-#[test]
 fn response_file_and_rpath() {
     let dir = tempfile::tempdir().unwrap();
     let object = fixture_object("extern_calls", Mode::PicO2);
@@ -97,7 +104,6 @@ fn response_file_and_rpath() {
     assert_eq!(module.dylink0.unwrap().runtime_path, vec!["$ORIGIN/lib".to_owned()]);
 }
 
-#[test]
 fn all_fixtures_link_into_one_module() {
     for mode in [Mode::PicO0, Mode::PicO2] {
         let objects: Vec<_> = pymode_testdata::fixture_names().iter().map(|n| fixture_object(n, mode)).collect();
@@ -112,7 +118,6 @@ fn all_fixtures_link_into_one_module() {
     }
 }
 
-#[test]
 fn export_forces_hidden_symbols_out_and_strip_all_drops_names() {
     let dir = tempfile::tempdir().unwrap();
     let source = "__attribute__((visibility(\"hidden\"))) int hidden_fn(void) { return 1; }\n\
@@ -132,7 +137,6 @@ fn export_forces_hidden_symbols_out_and_strip_all_drops_names() {
     assert!(!Object::parse("stripped", &bytes).unwrap().sections.iter().any(|s| s.name == "name"));
 }
 
-#[test]
 fn export_if_defined_exports_hidden_definitions_and_ignores_missing_ones() {
     let dir = tempfile::tempdir().unwrap();
     let object = compile(dir.path(), "h", "__attribute__((visibility(\"hidden\"))) int hidden_fn(void) { return 1; }\n", &[]);

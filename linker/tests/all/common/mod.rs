@@ -1,8 +1,6 @@
 //! Helpers shared by the linker's integration tests: compile small C snippets with the
 //! provisioned zig, run `pymode-ld` as a library or as the binary.
 
-#![allow(dead_code)] // each test file uses a different subset
-
 pub mod differential;
 
 use pymode_abi::object::Object;

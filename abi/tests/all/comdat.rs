@@ -1,10 +1,16 @@
 //! Comdat groups, as C++ inline functions and templates produce them, read from a real
 //! zig-compiled object.
 
+use pymode_testdata::trials::Trial;
 use pymode_abi::object::{ComdatMember, Object, SymbolTarget};
 use std::path::PathBuf;
 
-#[test]
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        cxx_inline_functions_land_in_comdats,
+    ]
+}
+
 fn cxx_inline_functions_land_in_comdats() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let source = dir.join("comdat.cpp");

@@ -3,13 +3,18 @@
 //! restores wasm-ld's error. (That rewritten fixtures behave like their PIC builds is
 //! checked in behaviour.rs and in the loader's fixture tests.)
 
-mod common;
-
-use common::*;
+use pymode_testdata::trials::Trial;
+use crate::common::*;
 use pymode_linker::PicRewrite;
 
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        simd_access_at_an_absolute_address_is_a_named_error,
+        command_line_switch,
+    ]
+}
+
 /// A SIMD load from a global's absolute address is not rewritten: the error says where.
-#[test]
 fn simd_access_at_an_absolute_address_is_a_named_error() {
     let dir = tempfile::tempdir().unwrap();
     let source = "typedef int v4 __attribute__((vector_size(16)));\nv4 g;\nv4 get_g(void) { return g; }\n";
@@ -25,7 +30,6 @@ fn simd_access_at_an_absolute_address_is_a_named_error() {
 
 /// The switch on the command line: the same object links by default and with
 /// `--pic-rewrite=on`, and is refused with `--pic-rewrite off`.
-#[test]
 fn command_line_switch() {
     let dir = tempfile::tempdir().unwrap();
     let object = compile(dir.path(), "addr", "int x = 3;\nint *addr_of_x(void) { return &x; }\n", &["-O2"]);
