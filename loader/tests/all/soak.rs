@@ -16,6 +16,7 @@
 //! measurements into C arrays, so that taking one allocates nothing that outlives it.
 //! python.wasm runs in this process, so the loader's state is checked after the script too.
 
+use pymode_testdata::trials::Trial;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,6 +24,14 @@ use std::time::Instant;
 use pymode_loader::{LibRoot, Loader, LoaderConfig, ModuleCache, WasiHost, add_to_linker};
 use wasmtime::{Config, Engine, Linker, Store};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        side_modules_load_and_unload_in_one_cpython_back_to_baseline,
+        many_rounds_without_destructors_stay_flat,
+        many_rounds_with_destructors_stay_flat,
+    ]
+}
 
 const FULL_MODULES: usize = 100;
 const GATED_MODULES: usize = 5;
@@ -541,7 +550,6 @@ const ROUNDS: usize = 3;
 /// The marks the script takes in each round, in order (slot `4 * round + 1 + k`).
 const PHASES: [&str; 4] = ["all open", "all used", "objects dropped", "all closed"];
 
-#[test]
 fn side_modules_load_and_unload_in_one_cpython_back_to_baseline() {
     let n = if full() { FULL_MODULES } else { GATED_MODULES };
     if !full() {
@@ -683,7 +691,6 @@ fn many_rounds(dtor: bool) {
     );
 }
 
-#[test]
 fn many_rounds_without_destructors_stay_flat() {
     many_rounds(false);
 }
@@ -691,7 +698,6 @@ fn many_rounds_without_destructors_stay_flat() {
 /// The loader registers its exit-time runner with the main module's `__cxa_atexit` once, not
 /// once per load: an entry per load could never be taken out by dl_close, and musl's list
 /// grew by about 8 bytes of guest heap per load before that was fixed.
-#[test]
 fn many_rounds_with_destructors_stay_flat() {
     many_rounds(true);
 }

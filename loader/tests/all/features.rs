@@ -5,14 +5,21 @@
 //! the heap and the table as they were.
 #![allow(clippy::result_large_err)]
 
-mod common;
-
-use common::*;
+use pymode_testdata::trials::Trial;
+use crate::common::*;
 use pymode_abi::host::rtld;
 use pymode_linker::Options;
 use pymode_linker::options::InputSpec;
 use pymode_testdata::{COMMON_CFLAGS, Mode, SIMD_SOURCE, run_ok, zig_cc};
 use std::path::Path;
+
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        simd_side_modules_load_and_compute,
+        reference_types_side_module_loads_and_computes,
+        an_engine_without_simd_refuses_the_module_and_stays_intact,
+    ]
+}
 
 /// `reftypes_check()` calls through a function pointer (a `call_indirect` whose table
 /// index is a relocation when reference types are on): 42.
@@ -32,7 +39,6 @@ fn side_module(dir: &Path, name: &str, source: &str, flags: &[&str]) -> Vec<u8> 
     pymode_linker::link_to_bytes(&opts).unwrap_or_else(|e| panic!("pymode-ld {name}: {e}"))
 }
 
-#[test]
 fn simd_side_modules_load_and_compute() {
     let tmp = tempfile::tempdir().unwrap();
     for mode in [Mode::PicO2, Mode::PicO0, Mode::NopicO2, Mode::NopicO0] {
@@ -46,7 +52,6 @@ fn simd_side_modules_load_and_compute() {
     }
 }
 
-#[test]
 fn reference_types_side_module_loads_and_computes() {
     let tmp = tempfile::tempdir().unwrap();
     let bytes = side_module(tmp.path(), "reftypes", REFTYPES_SOURCE, &["-fPIC", "-O2", "-mreference-types"]);
@@ -56,7 +61,6 @@ fn reference_types_side_module_loads_and_computes() {
     assert_eq!(env.call_sym(handle, "reftypes_check"), 42);
 }
 
-#[test]
 fn an_engine_without_simd_refuses_the_module_and_stays_intact() {
     let tmp = tempfile::tempdir().unwrap();
     let bytes = side_module(tmp.path(), "simd", SIMD_SOURCE, &["-fPIC", "-O2", "-msimd128"]);

@@ -4,12 +4,21 @@
 //! one `ok NAME` line per check; the exit code is its failure count. Needs the toolchain and
 //! the fixtures (`cargo xtask fixtures`): fails loudly without them.
 
+use pymode_testdata::trials::Trial;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pymode_linker::Options;
 use pymode_linker::options::InputSpec;
 use pymode_testdata::{COMMON_CFLAGS, Mode, WASM_LD_SIDE_MODULE_FLAGS, c_main_module, fixture_names, fixture_side_module, run_ok, wasm_ld, zig_cc};
+
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        c_main_loads_fixtures_pic_o2,
+        c_main_loads_fixtures_pic_o0,
+        the_call_trampoline_asks_again_after_dlclose_reuses_a_slot,
+    ]
+}
 
 const RUN: &str = env!("CARGO_BIN_EXE_pymode-run");
 
@@ -115,12 +124,10 @@ fn run_checks(mode: Mode) {
     assert!(stdout.trim_end().ends_with("failures 0\nunregister 9"), "{stdout}");
 }
 
-#[test]
 fn c_main_loads_fixtures_pic_o2() {
     run_checks(Mode::PicO2);
 }
 
-#[test]
 fn c_main_loads_fixtures_pic_o0() {
     run_checks(Mode::PicO0);
 }
@@ -128,7 +135,6 @@ fn c_main_loads_fixtures_pic_o0() {
 /// `pymode_call_trampoline` (the shim's, which CPython's C-call macros use) caches each
 /// function's arity by table index. A closed library's slots are reused; the cache must not
 /// answer for the new function with the old one's arity, or the call would trap.
-#[test]
 fn the_call_trampoline_asks_again_after_dlclose_reuses_a_slot() {
     let tmp = tempfile::tempdir().unwrap();
     let lib = tmp.path().join("lib");

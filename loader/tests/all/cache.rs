@@ -1,10 +1,17 @@
 //! The compiled-module cache: same bytes → same compiled module in memory; on disk an entry
 //! per (content, engine), written atomically, corrupt entries ignored and rewritten.
 
-mod common;
-
-use common::*;
+use pymode_testdata::trials::Trial;
+use crate::common::*;
 use pymode_loader::ModuleCache;
+
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        same_bytes_under_two_paths_compile_once,
+        disk_cache_round_trip_and_corruption,
+        an_unwritable_cache_dir_only_costs_compilation,
+    ]
+}
 
 fn module_bytes() -> Vec<u8> {
     side(&dylink(16, 2, 0), &side_wat(r#"(func (export "f") (result i32) i32.const 9)"#))
@@ -16,7 +23,6 @@ fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     v
 }
 
-#[test]
 fn same_bytes_under_two_paths_compile_once() {
     let mut env = env();
     env.write("one.so", &module_bytes());
@@ -28,7 +34,6 @@ fn same_bytes_under_two_paths_compile_once() {
     assert_eq!(env.call_sym(b, "f"), 9);
 }
 
-#[test]
 fn disk_cache_round_trip_and_corruption() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine();
@@ -65,7 +70,6 @@ fn disk_cache_round_trip_and_corruption() {
     assert_eq!(entries(dir.path()).len(), 1);
 }
 
-#[test]
 fn an_unwritable_cache_dir_only_costs_compilation() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("not-a-dir");

@@ -4,29 +4,32 @@
 //! at `__table_base`, `GOT.mem` / `GOT.func` imports of main and own symbols, weak imports,
 //! NEEDED, initializers and an initializer that never returns.
 //!
-//! `BLESS=1 cargo test --test load_seeds` rewrites the files; without it the test fails when
+//! `BLESS=1 cargo test -p pymode-fuzz --test all -- load_seeds::` rewrites the files; without it the test fails when
 //! a committed seed differs from what is built here.
 
+use pymode_testdata::trials::Trial;
 use std::path::Path;
 
 use pymode_abi::dylink::{ImportInfo, MemInfo};
 use pymode_abi::{Dylink0, SymbolFlags};
+use pymode_testdata::wat::side_wat;
 
-const IMPORTS: &str = r#"
-  (import "env" "memory" (memory 0))
-  (import "env" "__indirect_function_table" (table 0 funcref))
-  (import "env" "__memory_base" (global $mb i32))
-  (import "env" "__table_base" (global $tb i32))
-  (import "env" "__stack_pointer" (global $sp (mut i32)))
-"#;
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        wat_seeds_are_current_and_load,
+        wat_seeds_open_as_expected,
+        strict_checks_notice_writes_into_the_main_module,
+    ]
+}
 
 fn dylink(memory_size: u32, memory_align_log2: u32, table_size: u32) -> Dylink0 {
     Dylink0 { mem_info: MemInfo { memory_size, memory_align_log2, table_size, table_align_log2: 0 }, ..Default::default() }
 }
 
-/// `wat` (its imports go first) assembled, with `dylink` as its first section.
+/// `body` after the shared side-module imports ([`side_wat`]) assembled, with `dylink` as its
+/// first section.
 fn side(dylink: &Dylink0, body: &str) -> Vec<u8> {
-    let module = wat::parse_str(format!("(module {IMPORTS} {body})")).expect("seed WAT assembles");
+    let module = wat::parse_str(side_wat(body)).expect("seed WAT assembles");
     let mut out = module[..8].to_vec();
     out.extend(dylink.encode_section());
     out.extend_from_slice(&module[8..]);
@@ -128,7 +131,6 @@ fn seeds() -> Vec<(&'static str, Vec<u8>, bool)> {
     ]
 }
 
-#[test]
 fn wat_seeds_are_current_and_load() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join("load");
     let bless = std::env::var_os("BLESS").is_some();
@@ -147,7 +149,6 @@ fn wat_seeds_are_current_and_load() {
 
 /// The seeds that should load do, and the rest fail as intended: proof that the target
 /// reaches past `dl_open` instead of failing every input early.
-#[test]
 fn wat_seeds_open_as_expected() {
     for (name, bytes, _) in seeds() {
         let opened = pymode_fuzz::load::try_open(&bytes);
@@ -165,7 +166,6 @@ fn wat_seeds_open_as_expected() {
 /// hold modules that run code while loading to the strict checks (a side module may write
 /// anywhere in shared memory), which `Scan` decides. (Segments placed outside the library's
 /// own range no longer serve here: the loader refuses them before instantiating.)
-#[test]
 fn strict_checks_notice_writes_into_the_main_module() {
     let cases = [
         (

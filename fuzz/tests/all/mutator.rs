@@ -3,9 +3,18 @@
 //! seed go through `pymode_fuzz::link`, which panics on a linker panic or on an output that
 //! does not validate.
 
+use pymode_testdata::trials::Trial;
 use std::path::Path;
 
 use pymode_fuzz::mutate::{FieldKind, fields, mutate};
+
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        finds_relocation_and_symbol_fields,
+        structured_mutations_link_or_fail_cleanly,
+        mutation_is_deterministic,
+    ]
+}
 
 fn link_seeds() -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join("link");
@@ -21,7 +30,6 @@ fn link_seeds() -> Vec<(String, Vec<u8>)> {
     seeds
 }
 
-#[test]
 fn finds_relocation_and_symbol_fields() {
     for (name, data) in link_seeds() {
         let found = fields(&data);
@@ -41,7 +49,6 @@ fn rounds() -> u64 {
     if std::env::var_os("PYMODE_FULL").is_some() { 10_000 } else { 500 }
 }
 
-#[test]
 fn structured_mutations_link_or_fail_cleanly() {
     let mut changed = 0u64;
     let mut total = 0u64;
@@ -59,7 +66,6 @@ fn structured_mutations_link_or_fail_cleanly() {
     assert!(changed * 10 > total * 8, "only {changed} of {total} mutations changed the input");
 }
 
-#[test]
 fn mutation_is_deterministic() {
     let (_, seed) = link_seeds().remove(0);
     let (mut a, mut b) = (seed.clone(), seed.clone());

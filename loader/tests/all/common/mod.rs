@@ -1,6 +1,6 @@
-//! Shared test harness: a WAT main module with a tiny first-fit allocator, and helpers that
-//! build side modules from WAT plus a `dylink.0` section.
-#![allow(dead_code, clippy::result_large_err)]
+//! Shared test harness: the WAT main module of `pymode_testdata::wat` (with its allocator)
+//! instantiated and attached, and helpers that build side modules from WAT plus a `dylink.0`
+//! section.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +8,8 @@ use pymode_abi::dylink::{ImportInfo, MemInfo};
 use pymode_abi::{Dylink0, SymbolFlags};
 use pymode_loader::{HasLoader, Loader, LoaderConfig, add_to_linker};
 use wasmtime::{Engine, Instance, Linker, Module, Store};
+
+pub use pymode_testdata::wat::{ALLOCATOR, MAIN_BODY, default_main_wat, main_wat, side_wat};
 
 pub struct Host {
     pub loader: Option<Loader>,
@@ -25,103 +27,6 @@ impl HasLoader for Host {
     fn loader_slot(&mut self) -> &mut Option<Loader> {
         &mut self.loader
     }
-}
-
-/// The allocator: blocks carry a 16-byte header `[size][next]`; `free` pushes onto a list,
-/// `malloc` takes the smallest free block that fits (no splitting), else bumps. Same-size alloc/free cycles
-/// keep `heap_top` flat, which is what the leak tests measure.
-pub const ALLOCATOR: &str = r#"
-  (global $heap (mut i32) (i32.const 65536))
-  (global $free_list (mut i32) (i32.const 0))
-  (global $live (mut i32) (i32.const 0))
-  (func (export "heap_top") (result i32) global.get $heap)
-  (func (export "live_blocks") (result i32) global.get $live)
-  (func $malloc (export "malloc") (param $n i32) (result i32)
-    (local $p i32) (local $prev i32) (local $best i32) (local $best_prev i32) (local $next i32)
-    local.get $n i32.const 15 i32.add i32.const -16 i32.and local.set $n
-    global.get $free_list local.set $p
-    ;; best fit: the smallest free block that is large enough
-    block $done
-      loop $l
-        local.get $p i32.eqz br_if $done
-        local.get $p i32.const 16 i32.sub i32.load local.get $n i32.ge_u
-        if
-          local.get $best
-          if (result i32)
-            local.get $p i32.const 16 i32.sub i32.load local.get $best i32.const 16 i32.sub i32.load i32.lt_u
-          else
-            i32.const 1
-          end
-          if local.get $p local.set $best local.get $prev local.set $best_prev end
-        end
-        local.get $p local.set $prev
-        local.get $p i32.const 12 i32.sub i32.load local.set $p
-        br $l
-      end
-    end
-    local.get $best
-    if
-      local.get $best i32.const 12 i32.sub i32.load local.set $next
-      local.get $best_prev i32.eqz
-      if local.get $next global.set $free_list
-      else local.get $best_prev i32.const 12 i32.sub local.get $next i32.store end
-      global.get $live i32.const 1 i32.add global.set $live
-      local.get $best return
-    end
-    global.get $heap i32.const 16 i32.add local.set $p
-    local.get $p local.get $n i32.add global.set $heap
-    block $ok
-      loop $g
-        global.get $heap memory.size i32.const 65536 i32.mul i32.le_u br_if $ok
-        i32.const 1 memory.grow i32.const -1 i32.eq if i32.const 0 return end
-        br $g
-      end
-    end
-    local.get $p i32.const 16 i32.sub local.get $n i32.store
-    global.get $live i32.const 1 i32.add global.set $live
-    local.get $p)
-  (func $free (export "free") (param $p i32)
-    local.get $p i32.eqz if return end
-    local.get $p i32.const 12 i32.sub global.get $free_list i32.store
-    local.get $p global.set $free_list
-    global.get $live i32.const 1 i32.sub global.set $live)
-"#;
-
-/// Everything a main module exports besides the allocator: a stack pointer, a growable
-/// table with two functions at slots 1 and 2, a data symbol at 1024, helpers to call
-/// through the table and peek at memory, and wrappers around the `pymode.*` imports.
-pub const MAIN_BODY: &str = r#"
-  (import "pymode" "dl_open" (func $dl_open (param i32 i32) (result i32)))
-  (import "pymode" "dl_open_flags" (func $dl_open_flags (param i32 i32 i32) (result i32)))
-  (import "pymode" "dl_sym" (func $dl_sym (param i32 i32 i32) (result i32)))
-  (import "pymode" "dl_close" (func $dl_close (param i32)))
-  (import "pymode" "dl_error" (func $dl_error (param i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (global (export "__stack_pointer") (mut i32) (i32.const 60000))
-  (global (export "main_data") i32 (i32.const 1024))
-  (type $v_i (func (result i32)))
-  (elem (i32.const 1) $main_fn $main_fn2)
-  (func $main_fn (export "main_fn") (result i32) i32.const 42)
-  (func $main_fn2 (export "main_fn2") (result i32) i32.const 43)
-  (func (export "main_unslotted") (result i32) i32.const 7)
-  (func (export "foo") (result i32) i32.const 1)
-  (func (export "call_ptr") (param i32) (result i32) local.get 0 call_indirect (type $v_i))
-  (func (export "load32") (param i32) (result i32) local.get 0 i32.load)
-  (func (export "fill") (param i32 i32 i32) local.get 0 local.get 1 local.get 2 memory.fill)
-  (func (export "g_dl_open") (param i32 i32) (result i32) local.get 0 local.get 1 call $dl_open)
-  (func (export "g_dl_open_flags") (param i32 i32 i32) (result i32) local.get 0 local.get 1 local.get 2 call $dl_open_flags)
-  (func (export "g_dl_sym") (param i32 i32 i32) (result i32) local.get 0 local.get 1 local.get 2 call $dl_sym)
-  (func (export "g_dl_close") (param i32) local.get 0 call $dl_close)
-  (func (export "g_dl_error") (param i32 i32) (result i32) local.get 0 local.get 1 call $dl_error)
-"#;
-
-pub fn main_wat(table: &str) -> String {
-    format!("(module {MAIN_BODY} {table} {ALLOCATOR})")
-}
-
-/// The default main: a growable table of 3 slots exported under its ABI name.
-pub fn default_main_wat() -> String {
-    main_wat(r#"(table (export "__indirect_function_table") 3 funcref)"#)
 }
 
 pub struct Env {
@@ -281,19 +186,6 @@ pub fn dylink(memory_size: u32, memory_align_log2: u32, table_size: u32) -> Dyli
 
 pub fn weak(module: &str, field: &str) -> ImportInfo {
     ImportInfo { module: module.into(), field: field.into(), flags: SymbolFlags::BINDING_WEAK }
-}
-
-/// The standard imports of a side module.
-pub const SIDE_IMPORTS: &str = r#"
-  (import "env" "memory" (memory 0))
-  (import "env" "__indirect_function_table" (table 0 funcref))
-  (import "env" "__memory_base" (global $mb i32))
-  (import "env" "__table_base" (global $tb i32))
-  (import "env" "__stack_pointer" (global $sp (mut i32)))
-"#;
-
-pub fn side_wat(body: &str) -> String {
-    format!("(module {SIDE_IMPORTS} {body})")
 }
 
 pub fn assert_path_in(p: &Path, dir: &Path) {

@@ -1,6 +1,16 @@
 //! Replays each target's seed corpus (`fuzz/seeds/<target>/`) through the target's body.
 
+use pymode_testdata::trials::Trial;
 use std::path::Path;
+
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        parse_object_seeds,
+        parse_dylink0_seeds,
+        link_seeds,
+        load_seeds,
+    ]
+}
 
 fn replay(target: &str, run: fn(&[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds").join(target);
@@ -18,22 +28,18 @@ fn replay(target: &str, run: fn(&[u8])) {
     assert!(count >= 3, "{target}: expected a seed corpus in {}, found {count} files", dir.display());
 }
 
-#[test]
 fn parse_object_seeds() {
     replay("parse_object", pymode_fuzz::parse_object);
 }
 
-#[test]
 fn parse_dylink0_seeds() {
     replay("parse_dylink0", pymode_fuzz::parse_dylink0);
 }
 
-#[test]
 fn link_seeds() {
     replay("link", pymode_fuzz::link);
 }
 
-#[test]
 fn load_seeds() {
     replay("load", pymode_fuzz::load);
 }

@@ -4,15 +4,26 @@
 //! `pymode.*` imports. After each case the main module must be intact: heap top, live
 //! blocks, table size and library count as before, and a known-good side module still loads
 //! and runs. `BLESS=1` rewrites the case files (from the generators below) and the
-//! expected texts.
+//! expected texts. Each case is a trial (`bad_catalogue::side-modules::empty`).
 
-mod common;
-
-
-use common::*;
+use crate::common::*;
 use pymode_abi::Dylink0;
 use pymode_abi::host::rtld;
 use pymode_testdata::golden;
+use pymode_testdata::trials::{Trial, case};
+
+/// One trial per case: `bad_catalogue::side-modules::<name>` and
+/// `bad_catalogue::guest-calls::<name>`.
+pub(crate) fn trials() -> Vec<Trial> {
+    let mut trials = pymode_testdata::tests![the_side_module_catalogue_is_complete];
+    for c in side_cases() {
+        trials.push(case(module_path!(), format!("side-modules::{}", c.name), move || side_module_case(&c)));
+    }
+    for (name, run) in guest_call_cases() {
+        trials.push(case(module_path!(), format!("guest-calls::{name}"), move || guest_call_case(name, run)));
+    }
+    trials
+}
 
 /// Compares `actual` with `testdata/bad/<kind>/<name>.expected` (or writes it with BLESS).
 fn check_expected(kind: &str, name: &str, actual: &str) {
@@ -238,30 +249,30 @@ fn assert_intact(env: &mut Env, before: &Baseline, what: &str) {
 
 // ---- the runners --------------------------------------------------------------------------
 
-#[test]
-fn side_module_cases() {
+fn the_side_module_catalogue_is_complete() {
     let cases = side_cases();
     assert!(cases.len() >= 25, "{} cases", cases.len());
-    for case in &cases {
-        let mut env = env();
-        for (rel, generated) in &case.files {
-            let bytes = case_file(rel, generated);
-            env.write(rel, &bytes);
-        }
-        let before = baseline(&mut env);
-        let outcome = open_case(&mut env, case);
-        check_expected("side-modules", case.name, &outcome);
-        // A failed open frees what it allocated (live blocks as before), but the test
-        // allocator keeps a freed block on its free list rather than lowering the heap top,
-        // and a failure after allocation may grow the table once (docs/loader.md). So the
-        // exact check is against the state after the first attempt: the same failure again
-        // moves nothing.
-        assert_eq!(env.live_blocks(), before.live, "{}: live blocks after the first attempt", case.name);
-        assert_eq!(env.loader().stats().libraries, 0, "{}: libraries left loaded", case.name);
-        let after_first = baseline(&mut env);
-        assert_eq!(open_case(&mut env, case), outcome, "{}: a second attempt differs", case.name);
-        assert_intact(&mut env, &after_first, case.name);
+}
+
+fn side_module_case(case: &Case) {
+    let mut env = env();
+    for (rel, generated) in &case.files {
+        let bytes = case_file(rel, generated);
+        env.write(rel, &bytes);
     }
+    let before = baseline(&mut env);
+    let outcome = open_case(&mut env, case);
+    check_expected("side-modules", case.name, &outcome);
+    // A failed open frees what it allocated (live blocks as before), but the test
+    // allocator keeps a freed block on its free list rather than lowering the heap top,
+    // and a failure after allocation may grow the table once (docs/loader.md). So the
+    // exact check is against the state after the first attempt: the same failure again
+    // moves nothing.
+    assert_eq!(env.live_blocks(), before.live, "{}: live blocks after the first attempt", case.name);
+    assert_eq!(env.loader().stats().libraries, 0, "{}: libraries left loaded", case.name);
+    let after_first = baseline(&mut env);
+    assert_eq!(open_case(&mut env, case), outcome, "{}: a second attempt differs", case.name);
+    assert_intact(&mut env, &after_first, case.name);
 }
 
 /// Opens the case's library: the error (normalized), or for a case that loads, what it
@@ -307,10 +318,11 @@ fn guest_open_str(env: &mut Env, path: &str) -> String {
     guest_open(env, SCRATCH, path.len() as i32)
 }
 
-#[test]
-fn guest_call_cases() {
-    type Run = fn(&mut Env) -> String;
-    let cases: Vec<(&str, Run)> = vec![
+/// What a guest-call case does, returning its outcome text.
+type Run = fn(&mut Env) -> String;
+
+fn guest_call_cases() -> Vec<(&'static str, Run)> {
+    vec![
         ("dl-open-pointer-out-of-bounds", |env| guest_open(env, 0x7fff_fff0, 64)),
         ("dl-open-length-negative", |env| guest_open(env, SCRATCH, -1)),
         ("dl-open-length-past-memory", |env| guest_open(env, SCRATCH, 1 << 30)),
@@ -401,20 +413,21 @@ fn guest_call_cases() {
             let kept = env.loader().take_error();
             format!("dl_error -> {r}; message kept: {}", kept.is_some())
         }),
-    ];
-    for (name, run) in cases {
-        let mut env = env();
-        let before = baseline(&mut env);
-        let outcome = run(&mut env);
-        check_expected("guest-calls", name, &outcome);
-        // The dl_sym case loads and closes the good module first, which leaves its block on
-        // the allocator's free list and may grow the table once.
-        let before = if name.starts_with("dl-sym-pointer") || name == "dl-open-flags-unknown-bits" {
-            assert_eq!(env.live_blocks(), before.live, "{name}: live blocks");
-            baseline(&mut env)
-        } else {
-            before
-        };
-        assert_intact(&mut env, &before, name);
-    }
+    ]
+}
+
+fn guest_call_case(name: &str, run: Run) {
+    let mut env = env();
+    let before = baseline(&mut env);
+    let outcome = run(&mut env);
+    check_expected("guest-calls", name, &outcome);
+    // The dl_sym case loads and closes the good module first, which leaves its block on
+    // the allocator's free list and may grow the table once.
+    let before = if name.starts_with("dl-sym-pointer") || name == "dl-open-flags-unknown-bits" {
+        assert_eq!(env.live_blocks(), before.live, "{name}: live blocks");
+        baseline(&mut env)
+    } else {
+        before
+    };
+    assert_intact(&mut env, &before, name);
 }

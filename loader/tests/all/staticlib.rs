@@ -5,12 +5,20 @@
 //! under pymode-run, and exercised: compress, decompress, crc32. The bytes and checksums are
 //! checked here in Rust, not by the guest. Fails loudly if the library has not been built.
 
+use pymode_testdata::trials::Trial;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pymode_linker::Options;
 use pymode_linker::options::{InputSpec, PicRewrite};
 use pymode_testdata::{COMMON_CFLAGS, c_main_module, cache_dir, run_ok, workspace_root, zig_cc};
+
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        rewrite_is_needed_for_this_zlib,
+        zlib_built_without_fpic_compresses_and_decompresses_in_a_side_module,
+    ]
+}
 
 const RUN: &str = env!("CARGO_BIN_EXE_pymode-run");
 
@@ -88,7 +96,6 @@ fn build_main(out: &Path) {
     run_ok(&mut c_main_module(&src_dir().join("zlib_main.c"), out, &["strlen"]));
 }
 
-#[test]
 fn rewrite_is_needed_for_this_zlib() {
     // The library really is non-PIC: with the rewrite off, pymode-ld refuses it as wasm-ld would.
     let zlib = zlib_dir();
@@ -97,7 +104,6 @@ fn rewrite_is_needed_for_this_zlib() {
     assert!(err.contains("-fPIC"), "unexpected error: {err}");
 }
 
-#[test]
 fn zlib_built_without_fpic_compresses_and_decompresses_in_a_side_module() {
     let zlib = zlib_dir();
     let tmp = tempfile::tempdir().unwrap();

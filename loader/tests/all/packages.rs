@@ -9,8 +9,14 @@
 //! their WASI reason, in the package table. The summary is written next to the build
 //! (`target/ext/NAME/results-{fast,full}.txt`) for `docs/packages.md`.
 
-use pymode_testdata::packages::{Scope, Summary, package, prepare_root, reported_extensions, wasm_command, wasm_pytest_args};
+use pymode_testdata::packages::{PACKAGES, Scope, Summary, package, prepare_root, reported_extensions, wasm_command, wasm_pytest_args};
+use pymode_testdata::trials::{Trial, case};
 use std::path::{Path, PathBuf};
+
+/// One trial per package: `packages::<name>_own_suite`.
+pub(crate) fn trials() -> Vec<Trial> {
+    PACKAGES.iter().map(|pkg| case(module_path!(), format!("{}_own_suite", pkg.name), move || own_suite_passes(pkg.name))).collect()
+}
 
 fn own_suite_passes(name: &str) {
     let pkg = package(name).unwrap_or_else(|| panic!("{name} is not in PACKAGES"));
@@ -48,44 +54,4 @@ fn own_suite_passes(name: &str) {
             "{name}: the suite did not use our {module} (loaded: {loaded:?})"
         );
     }
-}
-
-#[test]
-fn markupsafe_own_suite() {
-    own_suite_passes("markupsafe");
-}
-
-#[test]
-fn regex_own_suite() {
-    own_suite_passes("regex");
-}
-
-#[test]
-fn pyyaml_own_suite() {
-    own_suite_passes("pyyaml");
-}
-
-#[test]
-fn zstandard_own_suite() {
-    own_suite_passes("zstandard");
-}
-
-#[test]
-fn multidict_own_suite() {
-    own_suite_passes("multidict");
-}
-
-#[test]
-fn propcache_own_suite() {
-    own_suite_passes("propcache");
-}
-
-#[test]
-fn frozenlist_own_suite() {
-    own_suite_passes("frozenlist");
-}
-
-#[test]
-fn yarl_own_suite() {
-    own_suite_passes("yarl");
 }

@@ -2,11 +2,20 @@
 //! `pymode.*` imports from a `--dir` preopen, and exits with what it computed.
 #![allow(clippy::result_large_err)]
 
-mod common;
-
+use pymode_testdata::trials::Trial;
 use std::process::Command;
 
-use common::{ALLOCATOR, dylink, side, side_wat};
+use crate::common::{ALLOCATOR, dylink, side, side_wat};
+
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        loads_a_side_module_from_a_preopened_dir,
+        a_refused_path_reaches_the_guest_through_dl_error,
+        plain_wasi_module_runs_with_args_env_and_exit_code,
+        usage_errors_exit_2,
+        signature_mismatch_trap_gets_a_hint,
+    ]
+}
 
 const RUN: &str = env!("CARGO_BIN_EXE_pymode-run");
 
@@ -51,7 +60,6 @@ fn side_module() -> Vec<u8> {
     )
 }
 
-#[test]
 fn loads_a_side_module_from_a_preopened_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let lib = tmp.path().join("lib");
@@ -75,7 +83,6 @@ fn loads_a_side_module_from_a_preopened_dir() {
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
 }
 
-#[test]
 fn a_refused_path_reaches_the_guest_through_dl_error() {
     let tmp = tempfile::tempdir().unwrap();
     let main = tmp.path().join("main.wasm");
@@ -86,7 +93,6 @@ fn a_refused_path_reaches_the_guest_through_dl_error() {
     assert!(stderr.contains("/lib/../../etc/passwd") && stderr.contains("outside the library roots"), "{stderr}");
 }
 
-#[test]
 fn plain_wasi_module_runs_with_args_env_and_exit_code() {
     let tmp = tempfile::tempdir().unwrap();
     let main = tmp.path().join("hello.wasm");
@@ -112,14 +118,12 @@ fn plain_wasi_module_runs_with_args_env_and_exit_code() {
     assert_eq!(out.status.code(), Some(32), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-#[test]
 fn usage_errors_exit_2() {
     let out = Command::new(RUN).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage: pymode-run"));
 }
 
-#[test]
 fn signature_mismatch_trap_gets_a_hint() {
     let tmp = tempfile::tempdir().unwrap();
     let main = tmp.path().join("bad.wasm");

@@ -5,8 +5,21 @@
 //! `cargo xtask test` builds the prerequisites first (`cargo xtask cpython`,
 //! `cargo xtask build-ext markupsafe`); without them these tests fail and say so.
 
+use pymode_testdata::trials::Trial;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+pub(crate) fn trials() -> Vec<Trial> {
+    pymode_testdata::tests![
+        markupsafe_imports_its_c_speedups_in_wasm_cpython,
+        zlib_and_gzip_work_in_wasm_cpython,
+        a_missing_symbol_is_an_import_error_naming_it_and_python_keeps_running,
+        functions_called_through_pointers_of_another_type_get_the_arguments_they_take,
+        markupsafe_own_test_suite_passes_with_speedups_linked_by_pymode_ld,
+        markupsafe_own_test_suite_passes_with_speedups_linked_by_wasm_ld,
+        markupsafe_own_test_suite_passes_with_speedups_built_without_fpic,
+    ]
+}
 
 fn pymode_run(dirs: &[(PathBuf, &str)], env: &[&str], script: &str) -> Output {
     pymode_run_args(dirs, env, &["-c", script])
@@ -31,7 +44,6 @@ fn text(out: &Output) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-#[test]
 fn markupsafe_imports_its_c_speedups_in_wasm_cpython() {
     let site = pymode_testdata::ext_site("markupsafe");
     let script = r#"
@@ -61,7 +73,6 @@ print("soft", markupsafe.soft_str(42), type(markupsafe.escape_silent(None)).__na
 
 /// The wasm CPython has `zlib` (linked from `cargo xtask staticlib zlib`), so gzip, zipfile
 /// and the packages that import them work.
-#[test]
 fn zlib_and_gzip_work_in_wasm_cpython() {
     let script = r#"
 import zlib, gzip, binascii
@@ -78,7 +89,6 @@ print("crc32", zlib.crc32(data) == binascii.crc32(data), hex(zlib.crc32(b"123456
     assert_eq!(stdout.lines().collect::<Vec<_>>(), ["zlib 102400 True True", "gzip True", "crc32 True 0xcbf43926"], "stderr:\n{stderr}");
 }
 
-#[test]
 fn a_missing_symbol_is_an_import_error_naming_it_and_python_keeps_running() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-missing-symbol");
     let site = build_extension(
@@ -144,7 +154,6 @@ fn build_extension(dir: &Path, module: &str, source: &str) -> PathBuf {
 /// unused argument, a setter through a cast. wasm's call_indirect would trap on each; the
 /// wasm CPython's call trampoline asks the loader (`pymode.fn_arity`) and passes only the
 /// arguments the function takes. regex's `Pattern.groupindex` is such a getter.
-#[test]
 fn functions_called_through_pointers_of_another_type_get_the_arguments_they_take() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-fpcast");
     let site = build_extension(
@@ -222,17 +231,14 @@ fn markupsafe_suite_passes(site: PathBuf, linked_by: &str) {
     assert!(summary.contains(" passed") && !summary.contains("failed") && !summary.contains("error"), "({linked_by}) {summary}");
 }
 
-#[test]
 fn markupsafe_own_test_suite_passes_with_speedups_linked_by_pymode_ld() {
     markupsafe_suite_passes(pymode_testdata::ext_site("markupsafe"), "pymode-ld");
 }
 
-#[test]
 fn markupsafe_own_test_suite_passes_with_speedups_linked_by_wasm_ld() {
     markupsafe_suite_passes(pymode_testdata::ext_site_wasm_ld("markupsafe"), "wasm-ld");
 }
 
-#[test]
 fn markupsafe_own_test_suite_passes_with_speedups_built_without_fpic() {
     let dir = pymode_testdata::ext_dir("markupsafe");
     // The suite must run over code pymode-ld rewrote: the object has to use absolute
