@@ -10,6 +10,8 @@
 use std::env;
 pub mod golden;
 pub mod packages;
+pub mod trials;
+pub mod wat;
 
 use std::fmt;
 use std::fs;
