@@ -18,7 +18,10 @@ pub fn reason_line(output: &str) -> Option<String> {
         let lower = l.to_ascii_lowercase();
         lower.starts_with("error") || lower.contains("error:") || lower.contains("exception:") || lower.starts_with("fatal")
     };
-    let line = lines.iter().rev().find(looks_like_error).or(lines.last())?;
+    // A compiler's diagnostic (`file:line:col: error: ...`) says more than the build tool's
+    // "command failed" line after it: the first one is the cause.
+    let diagnostic = |l: &&&str| l.contains(": error: ") && !l.starts_with("error: ");
+    let line = lines.iter().find(diagnostic).or_else(|| lines.iter().rev().find(looks_like_error)).or(lines.last())?;
     // Keep the line a line: a compiler command can be kilobytes long.
     let mut line = line.to_string();
     if line.len() > 400 {
@@ -86,6 +89,8 @@ mod tests {
         let out = "Collecting x\n  ERROR: No matching distribution found for x\n\nnotice: upgrade pip\n";
         assert_eq!(reason_line(out).as_deref(), Some("ERROR: No matching distribution found for x"));
         assert_eq!(reason_line("a\nb\n").as_deref(), Some("b"));
+        let compile = "x.c:1:2: error: no type named 'mutex'\ny.c:3:4: error: other\nerror: command 'cc' failed with exit code 1\n";
+        assert_eq!(reason_line(compile).as_deref(), Some("x.c:1:2: error: no type named 'mutex'"));
         assert_eq!(reason_line(""), None);
     }
 }

@@ -225,6 +225,12 @@ impl Builder {
             for s in &statics {
                 cmd.arg("--static").arg(s);
             }
+            // The environment's scripts (meson, cython, ...) first on PATH, as an activated
+            // environment has them: backends run their tools by name.
+            let env_bin = python.parent().map(Path::to_path_buf).unwrap_or_default();
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let path = std::env::join_paths(std::iter::once(env_bin).chain(std::env::split_paths(&path))).unwrap_or(path);
+            cmd.env("PATH", path);
             cmd.env("_PYTHON_SYSCONFIGDATA_NAME", &sysconfig_name).env("_PYTHON_HOST_PLATFORM", "wasi-wasm32").env("PYTHONPATH", &cross).env_remove("PYTHONHOME");
             apply_zig_env(&mut cmd);
             let what = format!("the build backend of {name} ({})", system.backend);
