@@ -39,6 +39,9 @@ import zipfile
 # to LDSHARED, and packages put compile flags in extra_link_args.
 _DROPPED_PREFIXES = ("-O", "-g", "-f", "-m", "-I", "-D", "-U", "-W", "-std=", "-pthread", "-pipe", "--target=")
 _DROPPED_WITH_VALUE = ("-target", "-isystem", "-include", "-MF", "-MT")
+# Parts of libc on other platforms: here the main module (python.wasm) exports all of libc,
+# so there is nothing to link and no such archive to find.
+_LIBC_LIBRARIES = ("-lm", "-lc", "-ldl", "-lpthread", "-lrt", "-lutil")
 
 
 def ldshared_argv(args, pymode_ld):
@@ -54,6 +57,8 @@ def ldshared_argv(args, pymode_ld):
             out.append(next(it, ""))
         elif arg == "-s":
             out.append("--strip-all")
+        elif arg in _LIBC_LIBRARIES:
+            continue
         elif arg in _DROPPED_WITH_VALUE:
             next(it, None)
         elif arg.startswith(_DROPPED_PREFIXES):
