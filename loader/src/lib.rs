@@ -27,6 +27,21 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`Loader::dl_open`] runs the pipeline, one module per step, in this order: `paths`
+//! (the request or a NEEDED name → a canonical host path inside a root, and how the guest
+//! spells it) → `admit` (file size, `dylink.0`, the compiled module from [`cache`], no memory
+//! or table of its own, `segments` inside their ranges, the import policy → an admitted
+//! module) → the NEEDED libraries, through the same pipeline → `imports` (a `Plan` for every
+//! import, decided before anything is allocated; every missing symbol reported at once) →
+//! `allocate` (canonical slots for GOT.func entries, the budgets, a zeroed block from the
+//! main module's `malloc` via `memory`, a table range from `table`) → `instantiate` (externs
+//! from the plan, with `lazy` and `dtors` stubs; the module's own GOT entries;
+//! `__wasm_apply_data_relocs` and `__wasm_call_ctors` inside the fuel bracket; exports) →
+//! register (`registry`, the one owner of loaded libraries and their references). `open`
+//! orchestrates and keeps the transaction: on a failure it alone undoes what the call did.
+//! `sym` is `dl_sym` and `dl_close`; `attach` and `host_imports` are the way in; `symbol`
+//! holds the values that travel between the steps, `state` the [`Loader`] itself.
+//!
 //! Limits, documented rather than hidden: wasmtime cannot free an instance before its store
 //! is dropped, so a closed library's compiled code and instance stay in the store (its guest
 //! memory and table slots are reused).
