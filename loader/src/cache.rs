@@ -87,7 +87,9 @@ fn load_entry(engine: &Engine, path: &Path) -> Option<Module> {
     // SAFETY: the payload is byte-for-byte what `Module::serialize` wrote into our cache
     // directory (checked by its digest), and wasmtime checks that it was compiled by a
     // compatible engine; the directory is trusted, as documented.
-    match unsafe { Module::deserialize(engine, payload) } {
+    #[allow(unsafe_code)]
+    let module = unsafe { Module::deserialize(engine, payload) };
+    match module {
         Ok(m) => Some(m),
         Err(e) => {
             tracing::debug!(path = %path.display(), error = %e, "ignoring stale module cache entry");

@@ -9,6 +9,7 @@ mod demo;
 mod ext;
 mod fixtures;
 mod package_table;
+mod lint;
 mod test;
 
 use anyhow::{Context, Result, bail};
@@ -23,7 +24,8 @@ commands:
   toolchain            provision zig and wasm-tools into the pymode cache
                        ($PYMODE_CACHE, default ~/.cache/pymode)
   fixtures             compile testdata/c/*.c in all four modes into target/fixtures
-  test [--full] [ARGS] toolchain + fixtures, then `cargo test --workspace ARGS`
+  lint                 cargo fmt --check and clippy -D warnings over the workspace
+  test [--full] [ARGS] lint, toolchain + fixtures, then `cargo test --workspace ARGS`
                        (the fuzz smoke tests included); --full sets PYMODE_FULL=1
   cpython              build CPython 3.13 for wasm32-wasi as a dynamic-linking main
                        module (cached in $PYMODE_CACHE/cpython)
@@ -85,6 +87,10 @@ fn dispatch(args: &[String]) -> Result<()> {
             let Some(name) = rest.first() else { bail!("usage: cargo xtask staticlib NAME") };
             let tc = toolchain()?;
             pymode_build::staticlib::build(name, &tc).map(|_| ()).map_err(Into::into)
+        }
+        "lint" => {
+            lint::fmt_check()?;
+            lint::clippy()
         }
         "test" => test::run(rest),
         "package-table" => package_table::run(),

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: provision, build the fixtures, the wasm CPython and markupsafe, run
 //! every test suite.
 
-use crate::{cargo, ext, fixtures, run_status, step, toolchain};
+use crate::{cargo, ext, fixtures, lint, run_status, step, toolchain};
 use pymode_build::{cpython, staticlib};
 use anyhow::Result;
 use std::time::Instant;
@@ -12,6 +12,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let full = args.iter().any(|a| a == "--full");
     let extra: Vec<&String> = args.iter().filter(|a| *a != "--full").collect();
 
+    // Style and lints first: they fail in seconds or minutes, the suites take longer.
+    step("cargo fmt --check", lint::fmt_check)?;
+    step("cargo clippy", lint::clippy)?;
     let tc = step("toolchain", toolchain)?;
     step("fixtures", || fixtures::run(&tc))?;
     // The end-to-end tests need the wasm CPython (built once, then cached) and an extension.
