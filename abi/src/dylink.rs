@@ -172,21 +172,13 @@ impl Dylink0 {
                     };
                     for (what, exponent) in [("memory", m.memory_alignment), ("table", m.table_alignment)] {
                         if exponent >= 32 {
-                            return Err(Error::new(
-                                file,
-                                Some(DYLINK_0),
-                                sub_offset,
-                                ErrorKind::AlignmentOutOfRange { what, exponent },
-                            ));
+                            return Err(Error::new(file, Some(DYLINK_0), sub_offset, ErrorKind::AlignmentOutOfRange { what, exponent }));
                         }
                     }
                 }
                 Dylink0Subsection::Needed(names) => model.needed = names.into_iter().map(str::to_owned).collect(),
                 Dylink0Subsection::ExportInfo(infos) => {
-                    model.export_info = infos
-                        .into_iter()
-                        .map(|i| ExportInfo { name: i.name.to_owned(), flags: i.flags })
-                        .collect();
+                    model.export_info = infos.into_iter().map(|i| ExportInfo { name: i.name.to_owned(), flags: i.flags }).collect();
                 }
                 Dylink0Subsection::ImportInfo(infos) => {
                     model.import_info = infos
@@ -215,11 +207,7 @@ impl Dylink0 {
         let mut first = true;
         for payload in Parser::new(0).parse_all(bytes) {
             let payload = payload.map_err(|e| {
-                if e.offset() < 8 {
-                    Error::new(file, None, e.offset(), ErrorKind::NotWasm)
-                } else {
-                    Error::from_parser(file, None, &e)
-                }
+                if e.offset() < 8 { Error::new(file, None, e.offset(), ErrorKind::NotWasm) } else { Error::from_parser(file, None, &e) }
             })?;
             match payload {
                 Payload::Version { .. } => continue,
@@ -306,10 +294,7 @@ mod tests {
                 mem_info: MemInfo { memory_size: ms, memory_align_log2: ma, table_size: ts, table_align_log2: ta },
                 needed,
                 export_info: exports.into_iter().map(|(name, flags)| ExportInfo { name, flags }).collect(),
-                import_info: imports
-                    .into_iter()
-                    .map(|(module, field, flags)| ImportInfo { module, field, flags })
-                    .collect(),
+                import_info: imports.into_iter().map(|(module, field, flags)| ImportInfo { module, field, flags }).collect(),
                 runtime_path: rpath,
                 unknown: {
                     // Ids must be distinct for the model to round-trip (subsection ids are 7-bit).
@@ -351,10 +336,7 @@ mod tests {
             ..Default::default()
         };
         let mut module = wasm_encoder::Module::new();
-        module.section(&wasm_encoder::CustomSection {
-            name: DYLINK_0.into(),
-            data: model.encode_contents().into(),
-        });
+        module.section(&wasm_encoder::CustomSection { name: DYLINK_0.into(), data: model.encode_contents().into() });
         let bytes = module.finish();
         assert_eq!(&bytes[8..], &model.encode_section()[..]);
         assert_eq!(Dylink0::from_module("m.so", &bytes).expect("ok"), Some(model));

@@ -152,14 +152,7 @@ pub struct Error {
 impl Error {
     /// An error of `kind` at `offset` in `file`, inside `section` if given.
     pub fn new(file: &str, section: Option<&str>, offset: usize, kind: ErrorKind) -> Self {
-        Error {
-            location: Location {
-                file: file.to_owned(),
-                section: section.map(str::to_owned),
-                offset,
-            },
-            kind,
-        }
+        Error { location: Location { file: file.to_owned(), section: section.map(str::to_owned), offset }, kind }
     }
 
     /// Converts a wasmparser error, keeping its offset.

@@ -122,13 +122,7 @@ pub struct RelocInfo {
     pub has_addend: bool,
 }
 
-const fn info(
-    name: &'static str,
-    width: PatchWidth,
-    target: RelocTarget,
-    base: RelocBase,
-    has_addend: bool,
-) -> RelocInfo {
+const fn info(name: &'static str, width: PatchWidth, target: RelocTarget, base: RelocBase, has_addend: bool) -> RelocInfo {
     RelocInfo { name, width, target, base, has_addend }
 }
 
@@ -172,12 +166,33 @@ impl RelocKind {
     pub const ALL: [RelocKind; 27] = {
         use RelocKind::*;
         [
-            FunctionIndexLeb, TableIndexSleb, TableIndexI32, MemoryAddrLeb, MemoryAddrSleb,
-            MemoryAddrI32, TypeIndexLeb, GlobalIndexLeb, FunctionOffsetI32, SectionOffsetI32,
-            TagIndexLeb, MemoryAddrRelSleb, TableIndexRelSleb, GlobalIndexI32, MemoryAddrLeb64,
-            MemoryAddrSleb64, MemoryAddrI64, MemoryAddrRelSleb64, TableIndexSleb64, TableIndexI64,
-            TableNumberLeb, MemoryAddrTlsSleb, FunctionOffsetI64, MemoryAddrLocrelI32,
-            TableIndexRelSleb64, MemoryAddrTlsSleb64, FunctionIndexI32,
+            FunctionIndexLeb,
+            TableIndexSleb,
+            TableIndexI32,
+            MemoryAddrLeb,
+            MemoryAddrSleb,
+            MemoryAddrI32,
+            TypeIndexLeb,
+            GlobalIndexLeb,
+            FunctionOffsetI32,
+            SectionOffsetI32,
+            TagIndexLeb,
+            MemoryAddrRelSleb,
+            TableIndexRelSleb,
+            GlobalIndexI32,
+            MemoryAddrLeb64,
+            MemoryAddrSleb64,
+            MemoryAddrI64,
+            MemoryAddrRelSleb64,
+            TableIndexSleb64,
+            TableIndexI64,
+            TableNumberLeb,
+            MemoryAddrTlsSleb,
+            FunctionOffsetI64,
+            MemoryAddrLocrelI32,
+            TableIndexRelSleb64,
+            MemoryAddrTlsSleb64,
+            FunctionIndexI32,
         ]
     };
 
@@ -269,17 +284,13 @@ impl PatchWidth {
             Sleb5 => {
                 // Signed 32-bit sites also accept u32 values (addresses above 2 GiB), which
                 // wasm reads back as the same bit pattern.
-                let v = i32::try_from(value)
-                    .or_else(|_| u32::try_from(value).map(|u| u as i32))
-                    .map_err(|_| overflow)?;
+                let v = i32::try_from(value).or_else(|_| u32::try_from(value).map(|u| u as i32)).map_err(|_| overflow)?;
                 write_padded_leb(site, i64::from(v) as u64);
             }
             Uleb10 => write_padded_leb(site, u64::try_from(value).map_err(|_| overflow)?),
             Sleb10 => write_padded_leb(site, value as u64),
             I32 => {
-                let v = u32::try_from(value)
-                    .or_else(|_| i32::try_from(value).map(|s| s as u32))
-                    .map_err(|_| overflow)?;
+                let v = u32::try_from(value).or_else(|_| i32::try_from(value).map(|s| s as u32)).map_err(|_| overflow)?;
                 site.copy_from_slice(&v.to_le_bytes());
             }
             I64 => site.copy_from_slice(&value.to_le_bytes()),
@@ -328,11 +339,7 @@ mod tests {
 
     fn read_leb(bytes: &[u8], signed: bool) -> i64 {
         let mut reader = wasmparser::BinaryReader::new(bytes, 0);
-        if signed {
-            i64::from(reader.read_var_i32().expect("valid sleb"))
-        } else {
-            i64::from(reader.read_var_u32().expect("valid uleb"))
-        }
+        if signed { i64::from(reader.read_var_i32().expect("valid sleb")) } else { i64::from(reader.read_var_u32().expect("valid uleb")) }
     }
 
     #[test]

@@ -42,9 +42,7 @@ fn corpus_source(file: usize) -> String {
 
 /// Compiles the corpus once (two compiles at a time) and returns the object paths.
 fn corpus() -> Vec<PathBuf> {
-    let dir = pymode_testdata::workspace_root()
-        .join("target/bench-corpus")
-        .join(format!("link-{CORPUS_FILES}x{FUNCTIONS_PER_FILE}"));
+    let dir = pymode_testdata::workspace_root().join("target/bench-corpus").join(format!("link-{CORPUS_FILES}x{FUNCTIONS_PER_FILE}"));
     std::fs::create_dir_all(&dir).expect("create corpus dir");
     let objects: Vec<PathBuf> = (0..CORPUS_FILES).map(|i| dir.join(format!("gen{i}.o"))).collect();
     let missing: Vec<usize> = (0..CORPUS_FILES).filter(|&i| !objects[i].is_file()).collect();

@@ -46,10 +46,7 @@ fn main_module_wat(engine: &Engine, side: &[u8]) -> String {
         {
             let params: String = ty.params().map(|p| format!(" {p}")).collect();
             let results: String = ty.results().map(|r| format!(" {r}")).collect();
-            stubs.push_str(&format!(
-                "  (func (export \"{}\") (param{params}) (result{results}) unreachable)\n",
-                imp.name()
-            ));
+            stubs.push_str(&format!("  (func (export \"{}\") (param{params}) (result{results}) unreachable)\n", imp.name()));
         }
     }
     format!("(module {MAIN} {ALLOCATOR}\n{stubs})")
@@ -257,7 +254,12 @@ fn summary(engine: &Engine, label: &str, bytes: &[u8], with_sym: bool) {
     let map = mean(1_000_000, || {
         black_box(names.get(black_box("method_table_check")));
     });
-    eprintln!("  dl_sym function         {:>10.1?}   {:.1}x a HashMap<String,u32> get of {:.1?} (target <= 100 ns)", sym_fn, ratio(sym_fn, map), map);
+    eprintln!(
+        "  dl_sym function         {:>10.1?}   {:.1}x a HashMap<String,u32> get of {:.1?} (target <= 100 ns)",
+        sym_fn,
+        ratio(sym_fn, map),
+        map
+    );
     eprintln!("  dl_sym data (default)   {:>10.1?}   {:.1}x the HashMap get", sym_data, ratio(sym_data, map));
 }
 

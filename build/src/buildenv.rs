@@ -49,12 +49,20 @@ pub fn ensure(native_python: &Path, requirements: &[String]) -> Result<PathBuf> 
     let _ = fs::remove_dir_all(&dir);
     // Without its own pip: the native CPython's pip installs into it (`--python`), which saves
     // bootstrapping a pip per environment (a third of the cold cost); builds do not need one.
-    let made = capture(Command::new(native_python).args(["-m", "venv", "--without-pip"]).arg(&dir), &format!("creating the build environment {}", dir.display())).and_then(|_| {
+    let made = capture(
+        Command::new(native_python).args(["-m", "venv", "--without-pip"]).arg(&dir),
+        &format!("creating the build environment {}", dir.display()),
+    )
+    .and_then(|_| {
         if set.is_empty() {
             return Ok(String::new());
         }
         capture(
-            Command::new(native_python).args(["-m", "pip", "--python"]).arg(&python).args(["install", "--disable-pip-version-check", "--quiet", "--prefer-binary"]).args(&set),
+            Command::new(native_python)
+                .args(["-m", "pip", "--python"])
+                .arg(&python)
+                .args(["install", "--disable-pip-version-check", "--quiet", "--prefer-binary"])
+                .args(&set),
             &format!("installing the build requirements {}", set.join(" ")),
         )
     });

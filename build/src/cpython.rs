@@ -122,7 +122,11 @@ fn native(source: &Path) -> Result<PathBuf> {
     let prefix = cpython_dir().join("native");
     let build = cpython_dir().join("native-build");
     fs::create_dir_all(&build).at("create directory", &build)?;
-    logged(Command::new(source.join("configure")).arg(format!("--prefix={}", prefix.display())).current_dir(&build), "the native CPython's configure", &build.join("configure.log"))?;
+    logged(
+        Command::new(source.join("configure")).arg(format!("--prefix={}", prefix.display())).current_dir(&build),
+        "the native CPython's configure",
+        &build.join("configure.log"),
+    )?;
     logged(Command::new("make").arg("-j2").current_dir(&build), "the native CPython's make", &build.join("make.log"))?;
     logged(Command::new("make").arg("install").current_dir(&build), "the native CPython's make install", &build.join("install.log"))?;
     Ok(python)
@@ -141,7 +145,11 @@ const SOURCE_EDITS: &[(&str, &str, &str)] = &[
         "#if !(defined(__EMSCRIPTEN__) && defined(PY_CALL_TRAMPOLINE))\n#define _PyCFunction_TrampolineCall",
         "#if !(defined(__EMSCRIPTEN__) && defined(PY_CALL_TRAMPOLINE)) && !defined(__wasi__)\n#define _PyCFunction_TrampolineCall",
     ),
-    ("Objects/typeobject.c", "int res = type->tp_init(obj, args, kwds);", "int res = pymode_initproc_call(type->tp_init, obj, args, kwds);"),
+    (
+        "Objects/typeobject.c",
+        "int res = type->tp_init(obj, args, kwds);",
+        "int res = pymode_initproc_call(type->tp_init, obj, args, kwds);",
+    ),
 ];
 
 /// Applies [`SOURCE_EDITS`] (idempotently: an edited file is left alone).
@@ -201,7 +209,10 @@ fn cross(tc: &Toolchain, source: &Path, native_python: &Path, prefix: &Path) -> 
         format!("--prefix={}", prefix.display()),
     ];
     let env = vec![
-        ("CONFIG_SITE", format!("{} {}", source.join("Tools/wasm/config.site-wasm32-wasi").display(), inputs.join("config.site-pymode").display())),
+        (
+            "CONFIG_SITE",
+            format!("{} {}", source.join("Tools/wasm/config.site-wasm32-wasi").display(), inputs.join("config.site-pymode").display()),
+        ),
         ("CC", zcc.display().to_string()),
         ("CPP", format!("{} -E", zcc.display())),
         ("AR", tools.join("zar").display().to_string()),
@@ -249,7 +260,10 @@ fn cross(tc: &Toolchain, source: &Path, native_python: &Path, prefix: &Path) -> 
         fs::write(&path, contents).at("write", &path)?;
     }
     for (source_file, object) in [("pymode_dlfcn.c", &libs[0]), ("pymode_wasi_fixes.c", &libs[1])] {
-        capture(Command::new(&zcc).args(["-O2", "-g0", "-c", "-I"]).arg(&inputs).arg(inputs.join(source_file)).arg("-o").arg(object), &format!("compiling {source_file}"))?;
+        capture(
+            Command::new(&zcc).args(["-O2", "-g0", "-c", "-I"]).arg(&inputs).arg(inputs.join(source_file)).arg("-o").arg(object),
+            &format!("compiling {source_file}"),
+        )?;
     }
 
     // CPython's C-call macros, routed through PyMode's call trampoline on wasm32-wasi (the
@@ -289,7 +303,12 @@ fn libc_exports(tc: &Toolchain, probe: &Path) -> Result<Vec<String>> {
     cc.args(["cc", "-target", "wasm32-wasi", "-v", "-o"]).arg(probe.join("probe.wasm")).arg(&src);
     let out = cc.output().map_err(|source| Error::Spawn { what: "the libc probe link".into(), program: "zig".into(), source })?;
     if !out.status.success() {
-        return Err(Error::Command { what: "the libc probe link".into(), status: out.status.to_string(), reason: crate::process::reason_line(&String::from_utf8_lossy(&out.stderr)), log: None });
+        return Err(Error::Command {
+            what: "the libc probe link".into(),
+            status: out.status.to_string(),
+            reason: crate::process::reason_line(&String::from_utf8_lossy(&out.stderr)),
+            log: None,
+        });
     }
     let log = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     let archives: Vec<PathBuf> = log
@@ -343,5 +362,6 @@ fn is_c_identifier(name: &str) -> bool {
 
 /// Symbols that belong to a program's start-up, not to what an extension calls.
 fn is_startup_symbol(name: &str) -> bool {
-    matches!(name, "_start" | "_initialize" | "main" | "__main_void" | "__main_argc_argv" | "__wasm_call_ctors") || name.starts_with("__imported_wasi_")
+    matches!(name, "_start" | "_initialize" | "main" | "__main_void" | "__main_argc_argv" | "__wasm_call_ctors")
+        || name.starts_with("__imported_wasi_")
 }

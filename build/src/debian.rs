@@ -22,7 +22,9 @@ pub fn source(spec: &str, dir: &Path) -> Result<PathBuf> {
     if !Path::new(APT_SOURCES_ENTRY).is_file() {
         let uris = debian_uris()?;
         // Debian's trixie carries python3.13 and zlib 1.3.1; the machine's own mirror serves them.
-        let entry = format!("Types: deb-src\nURIs: {uris}\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n");
+        let entry = format!(
+            "Types: deb-src\nURIs: {uris}\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        );
         fs::write(APT_SOURCES_ENTRY, entry).at("write (run as root)", Path::new(APT_SOURCES_ENTRY))?;
     }
     capture(Command::new("apt-get").args(["update", "-qq"]), "apt-get update")?;

@@ -68,12 +68,14 @@ fn is_pure_wheel(file_name: &str) -> bool {
 pub fn resolve(native_python: &Path, specs: &[Spec], scratch: &Path) -> Result<Vec<Plan>> {
     let report_path = scratch.join("resolution.json");
     let mut pip = Command::new(native_python);
-    pip.args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--dry-run", "--ignore-installed", "--report"]).arg(&report_path);
+    pip.args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--dry-run", "--ignore-installed", "--report"])
+        .arg(&report_path);
     pip.args(specs.iter().map(Spec::pip_argument));
     let names: Vec<String> = specs.iter().map(Spec::pip_argument).collect();
     capture(&mut pip, &format!("resolving {} for CPython 3.13 (pip)", names.join(" ")))?;
     let text = fs::read_to_string(&report_path).at("read pip's report", &report_path)?;
-    let report: Report = serde_json::from_str(&text).map_err(|e| Error::product("resolving with pip", format!("{}: {e}", report_path.display())))?;
+    let report: Report =
+        serde_json::from_str(&text).map_err(|e| Error::product("resolving with pip", format!("{}: {e}", report_path.display())))?;
     Ok(report
         .install
         .into_iter()
@@ -132,7 +134,9 @@ pub fn install(builder: &Builder, specs: &[Spec], target: &Path) -> Result<Vec<P
                     Some(path) => Spec::Sdist(path.clone()),
                     None => Spec::Index { name: name.clone(), version: Some(version.clone()) },
                 };
-                let built = builder.wheel(&spec, recipe.as_ref(), &cache).map_err(|e| Error::product(format!("building {name} {version} for wasm32-wasi"), e.to_string()))?;
+                let built = builder
+                    .wheel(&spec, recipe.as_ref(), &cache)
+                    .map_err(|e| Error::product(format!("building {name} {version} for wasm32-wasi"), e.to_string()))?;
                 println!("  {name} {version}: built {} ({} extension modules)", built.wheel.display(), built.extensions.len());
                 wheels.push(built.wheel);
             }
@@ -140,11 +144,24 @@ pub fn install(builder: &Builder, specs: &[Spec], target: &Path) -> Result<Vec<P
     }
     let staged = scratch.path().join("site");
     let mut pip = Command::new(&builder.cpython.native_python);
-    pip.args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--no-deps", "--only-binary", ":all:", "--python-version", "3.13", "--implementation", "cp"])
-        .args(["--abi", "cp313", "--abi", "abi3", "--abi", "none", "--platform", crate::pins::WHEEL_PLATFORM, "--target"])
-        .arg(&staged)
-        .args(&pure)
-        .args(&wheels);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--python-version",
+        "3.13",
+        "--implementation",
+        "cp",
+    ])
+    .args(["--abi", "cp313", "--abi", "abi3", "--abi", "none", "--platform", crate::pins::WHEEL_PLATFORM, "--target"])
+    .arg(&staged)
+    .args(&pure)
+    .args(&wheels);
     capture(&mut pip, &format!("installing into {}", target.display()))?;
     move_into(&staged, target)?;
     Ok(plans)

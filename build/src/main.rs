@@ -158,7 +158,9 @@ fn install(args: InstallArgs) -> Result<()> {
 }
 
 fn run_python(args: RunArgs) -> Result<u8> {
-    let py = CPython::existing().ok_or_else(|| Error::input(cache_dir().join("cpython").display().to_string(), "the wasm CPython is not built: run `pymode python` first"))?;
+    let py = CPython::existing().ok_or_else(|| {
+        Error::input(cache_dir().join("cpython").display().to_string(), "the wasm CPython is not built: run `pymode python` first")
+    })?;
     let mut opts = RunOptions { module: py.python_wasm.clone(), args: args.args, cache: Some(module_cache_dir()), ..RunOptions::default() };
     let prefix = py.prefix.display().to_string();
     opts.dirs.push((py.prefix.clone(), prefix));

@@ -60,14 +60,19 @@ pub fn logged(cmd: &mut Command, what: &str, log: &Path) -> Result<()> {
     }
     let file = fs::File::create(log).at("create", log)?;
     let err_file = file.try_clone().at("open", log)?;
-    let status = cmd
-        .stdout(file)
-        .stderr(err_file)
-        .status()
-        .map_err(|source| Error::Spawn { what: what.to_owned(), program: program_name(cmd), source })?;
+    let status = cmd.stdout(file).stderr(err_file).status().map_err(|source| Error::Spawn {
+        what: what.to_owned(),
+        program: program_name(cmd),
+        source,
+    })?;
     if !status.success() {
         let text = fs::read_to_string(log).unwrap_or_default();
-        return Err(Error::Command { what: what.to_owned(), status: status.to_string(), reason: reason_line(&text), log: Some(log.to_path_buf()) });
+        return Err(Error::Command {
+            what: what.to_owned(),
+            status: status.to_string(),
+            reason: reason_line(&text),
+            log: Some(log.to_path_buf()),
+        });
     }
     Ok(())
 }

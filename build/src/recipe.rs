@@ -19,7 +19,8 @@ use std::fs;
 use std::path::Path;
 
 /// The recipes compiled into the tool, as (package name, TOML text).
-pub const BUILTIN: &[(&str, &str)] = &[("pyyaml", include_str!("../recipes/pyyaml.toml")), ("zstandard", include_str!("../recipes/zstandard.toml"))];
+pub const BUILTIN: &[(&str, &str)] =
+    &[("pyyaml", include_str!("../recipes/pyyaml.toml")), ("zstandard", include_str!("../recipes/zstandard.toml"))];
 
 /// A parsed recipe.
 #[derive(Debug, Clone, Deserialize)]
@@ -67,7 +68,11 @@ impl Recipe {
     /// The built-in recipe for a package, if there is one (names compared as PEP 503 does).
     pub fn builtin(package: &str) -> Result<Option<Recipe>> {
         let wanted = normalize_name(package);
-        BUILTIN.iter().find(|(name, _)| normalize_name(name) == wanted).map(|(name, text)| Recipe::parse(&format!("built-in recipe {name}"), text)).transpose()
+        BUILTIN
+            .iter()
+            .find(|(name, _)| normalize_name(name) == wanted)
+            .map(|(name, text)| Recipe::parse(&format!("built-in recipe {name}"), text))
+            .transpose()
     }
 }
 

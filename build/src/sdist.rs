@@ -55,14 +55,21 @@ pub fn download(native_python: &Path, name: &str, version: Option<&str>) -> Resu
     let mut pip = Command::new(native_python);
     // `--no-binary NAME`, not `:all:`: pip prepares the sdist's metadata in an isolated env,
     // and `:all:` would build its build requirements (Cython) from source for that too.
-    pip.args(["-m", "pip", "download", "--disable-pip-version-check", "--quiet", "--no-deps", "--no-binary", name, "-d"]).arg(&tmp).arg(&requirement);
+    pip.args(["-m", "pip", "download", "--disable-pip-version-check", "--quiet", "--no-deps", "--no-binary", name, "-d"])
+        .arg(&tmp)
+        .arg(&requirement);
     let result = capture(&mut pip, &format!("pip download of an sdist of {requirement} for CPython 3.13"));
     let found = result.and_then(|_| {
         fs::read_dir(&tmp)
             .at("read directory", &tmp)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.file_name().and_then(|n| n.to_str()).and_then(sdist_stem).is_some())
-            .ok_or_else(|| Error::product(format!("pip download of {requirement}"), "no sdist among the downloaded files (the package may publish wheels only)"))
+            .ok_or_else(|| {
+                Error::product(
+                    format!("pip download of {requirement}"),
+                    "no sdist among the downloaded files (the package may publish wheels only)",
+                )
+            })
     });
     let moved = found.and_then(|file| {
         let file_name = file.file_name().map(|n| n.to_owned()).unwrap_or_default();
@@ -84,7 +91,8 @@ pub fn unpack(archive: &Path, dir: &Path, python: &Path) -> Result<PathBuf> {
         ArchiveKind::TarGz => capture(Command::new("tar").arg("xzf").arg(archive).arg("-C").arg(dir), &what)?,
         ArchiveKind::Zip => capture(Command::new(python).args(["-m", "zipfile", "-e"]).arg(archive).arg(dir), &what)?,
     };
-    let mut dirs: Vec<PathBuf> = fs::read_dir(dir).at("read directory", dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> =
+        fs::read_dir(dir).at("read directory", dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
     match dirs.len() {
         1 => Ok(dirs.remove(0)),
         n => Err(Error::input(archive.display().to_string(), format!("the sdist unpacked to {n} directories, not one"))),
@@ -105,7 +113,11 @@ pub struct BuildSystem {
 /// Reads `tree/pyproject.toml` (PEP 518 and PEP 517's defaults when it or its table is
 /// missing).
 pub fn build_system(tree: &Path) -> Result<BuildSystem> {
-    let legacy = || BuildSystem { requires: LEGACY_REQUIRES.iter().map(|s| s.to_string()).collect(), backend: "setuptools.build_meta:__legacy__".into(), name: None };
+    let legacy = || BuildSystem {
+        requires: LEGACY_REQUIRES.iter().map(|s| s.to_string()).collect(),
+        backend: "setuptools.build_meta:__legacy__".into(),
+        name: None,
+    };
     let path = tree.join("pyproject.toml");
     if !path.is_file() {
         if !tree.join("setup.py").is_file() {
@@ -114,7 +126,8 @@ pub fn build_system(tree: &Path) -> Result<BuildSystem> {
         return Ok(legacy());
     }
     let text = fs::read_to_string(&path).at("read", &path)?;
-    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::input(path.display().to_string(), format!("not valid TOML: {}", e.message())))?;
+    let doc: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| Error::input(path.display().to_string(), format!("not valid TOML: {}", e.message())))?;
     let name = doc.get("project").and_then(|p| p.get("name")).and_then(|n| n.as_str()).map(str::to_owned);
     let Some(system) = doc.get("build-system") else {
         return Ok(BuildSystem { name, ..legacy() });
@@ -122,7 +135,11 @@ pub fn build_system(tree: &Path) -> Result<BuildSystem> {
     let requires = match system.get("requires") {
         Some(toml::Value::Array(items)) => items
             .iter()
-            .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| Error::input(path.display().to_string(), "[build-system] requires must be a list of strings")))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| Error::input(path.display().to_string(), "[build-system] requires must be a list of strings"))
+            })
             .collect::<Result<Vec<_>>>()?,
         // PEP 518: a [build-system] table without `requires` is an error.
         _ => return Err(Error::input(path.display().to_string(), "[build-system] has no `requires` list")),

@@ -96,7 +96,10 @@ mod tests {
     #[test]
     fn parses_names_and_pins() {
         assert_eq!(Spec::parse("lz4").unwrap(), Spec::Index { name: "lz4".into(), version: None });
-        assert_eq!(Spec::parse("ruamel.yaml.clib==0.2.15").unwrap(), Spec::Index { name: "ruamel.yaml.clib".into(), version: Some("0.2.15".into()) });
+        assert_eq!(
+            Spec::parse("ruamel.yaml.clib==0.2.15").unwrap(),
+            Spec::Index { name: "ruamel.yaml.clib".into(), version: Some("0.2.15".into()) }
+        );
     }
 
     #[test]

@@ -162,8 +162,11 @@ fn libyaml(tc: &Toolchain) -> Result<PathBuf> {
     capture(Command::new("tar").arg("xf").arg(&orig).current_dir(&build), &format!("unpacking {}", orig.display()))?;
     let tree = build.join(LIBYAML_TREE);
     let src_dir = tree.join("src");
-    let mut sources: Vec<PathBuf> =
-        fs::read_dir(&src_dir).at("read directory", &src_dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "c")).collect();
+    let mut sources: Vec<PathBuf> = fs::read_dir(&src_dir)
+        .at("read directory", &src_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
     sources.sort();
     if sources.is_empty() {
         return Err(Error::product(format!("unpacking {}", orig.display()), format!("no C sources in {}", src_dir.display())));
@@ -217,7 +220,10 @@ fn check_non_pic(archive: &[u8]) -> Result<()> {
         }
     }
     if objects == 0 || absolute == 0 {
-        return Err(Error::product("zlib's build", format!("libz.a: {objects} objects, {absolute} MEMORY_ADDR_SLEB/LEB relocations: not a non-PIC build")));
+        return Err(Error::product(
+            "zlib's build",
+            format!("libz.a: {objects} objects, {absolute} MEMORY_ADDR_SLEB/LEB relocations: not a non-PIC build"),
+        ));
     }
     println!("  libz.a: {objects} objects, {absolute} MEMORY_ADDR_SLEB/LEB relocations (non-PIC)");
     Ok(())

@@ -163,11 +163,11 @@ fn ensure_venv() -> Result<bool> {
         // A half-made venv, or one whose base interpreter went away: start over.
         fs::remove_dir_all(&dir).at("remove", &dir)?;
     }
-    let out = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&dir)
-        .output()
-        .map_err(|source| Error::Spawn { what: "the toolchain venv (python3 >= 3.8 is required)".into(), program: "python3".into(), source })?;
+    let out = Command::new("python3").args(["-m", "venv"]).arg(&dir).output().map_err(|source| Error::Spawn {
+        what: "the toolchain venv (python3 >= 3.8 is required)".into(),
+        program: "python3".into(),
+        source,
+    })?;
     if out.status.success() {
         return Ok(has_pip(&python));
     }
@@ -209,7 +209,10 @@ fn verify(tc: &Toolchain) -> Result<()> {
     let zig = |args: &[&str]| capture(tc.zig_command().args(args), &format!("zig {}", args.join(" ")));
     let version = zig(&["version"])?;
     if version.trim() != EXPECTED_ZIG_VERSION {
-        return Err(Error::product("verifying zig", format!("`zig version` printed {:?}, expected {EXPECTED_ZIG_VERSION}", version.trim())));
+        return Err(Error::product(
+            "verifying zig",
+            format!("`zig version` printed {:?}, expected {EXPECTED_ZIG_VERSION}", version.trim()),
+        ));
     }
     let lld = zig(&["wasm-ld", "--version"])?;
     if !lld.contains(EXPECTED_LLD) {
@@ -217,7 +220,10 @@ fn verify(tc: &Toolchain) -> Result<()> {
     }
     let wt = capture(Command::new(&tc.wasm_tools).arg("--version"), "wasm-tools --version")?;
     if !wt.contains(EXPECTED_WASM_TOOLS) {
-        return Err(Error::product("verifying wasm-tools", format!("`wasm-tools --version` printed {:?}, expected {EXPECTED_WASM_TOOLS}", wt.trim())));
+        return Err(Error::product(
+            "verifying wasm-tools",
+            format!("`wasm-tools --version` printed {:?}, expected {EXPECTED_WASM_TOOLS}", wt.trim()),
+        ));
     }
     println!("  verified: zig {}, {}, {}", version.trim(), lld.trim(), wt.trim());
     Ok(())

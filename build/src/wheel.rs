@@ -231,12 +231,17 @@ impl Builder {
             let path = std::env::var_os("PATH").unwrap_or_default();
             let path = std::env::join_paths(std::iter::once(env_bin).chain(std::env::split_paths(&path))).unwrap_or(path);
             cmd.env("PATH", path);
-            cmd.env("_PYTHON_SYSCONFIGDATA_NAME", &sysconfig_name).env("_PYTHON_HOST_PLATFORM", "wasi-wasm32").env("PYTHONPATH", &cross).env_remove("PYTHONHOME");
+            cmd.env("_PYTHON_SYSCONFIGDATA_NAME", &sysconfig_name)
+                .env("_PYTHON_HOST_PLATFORM", "wasi-wasm32")
+                .env("PYTHONPATH", &cross)
+                .env_remove("PYTHONHOME");
             apply_zig_env(&mut cmd);
             let what = format!("the build backend of {name} ({})", system.backend);
             match logged(&mut cmd, &what, &log) {
                 Ok(()) => break,
-                Err(Error::Command { status, .. }) if attempt == 0 && requires_file.is_file() && status == format!("exit status: {MORE_REQUIREMENTS}") => {
+                Err(Error::Command { status, .. })
+                    if attempt == 0 && requires_file.is_file() && status == format!("exit status: {MORE_REQUIREMENTS}") =>
+                {
                     let more = fs::read_to_string(&requires_file).at("read", &requires_file)?;
                     requires.extend(more.lines().map(str::to_owned).filter(|l| !l.trim().is_empty()));
                 }
@@ -244,7 +249,8 @@ impl Builder {
             }
         }
         let text = fs::read_to_string(&result_file).at("read the build's result", &result_file)?;
-        let result: DriverResult = serde_json::from_str(&text).map_err(|e| Error::product(format!("the build of {name}"), format!("{}: {e}", result_file.display())))?;
+        let result: DriverResult = serde_json::from_str(&text)
+            .map_err(|e| Error::product(format!("the build of {name}"), format!("{}: {e}", result_file.display())))?;
         if !result.wheel.is_file() {
             return Err(Error::product(format!("the build of {name}"), format!("{} is missing", result.wheel.display())));
         }

@@ -42,7 +42,11 @@ pub fn scripts(zig: &Path, cc: CcOptions) -> [(&'static str, String); 3] {
     }
     let flags: String = cc.flags.iter().map(|f| format!(" {f}")).collect();
     zcc.push_str(&format!("exec \"{zig}\" cc -target {WASI_TARGET}{flags} \"$@\"\n"));
-    [("zcc", zcc), ("zar", format!("#!/bin/sh\nexec \"{zig}\" ar \"$@\"\n")), ("zranlib", format!("#!/bin/sh\nexec \"{zig}\" ranlib \"$@\"\n"))]
+    [
+        ("zcc", zcc),
+        ("zar", format!("#!/bin/sh\nexec \"{zig}\" ar \"$@\"\n")),
+        ("zranlib", format!("#!/bin/sh\nexec \"{zig}\" ranlib \"$@\"\n")),
+    ]
 }
 
 /// `zcxx`: `zig c++ -target wasm32-wasi`.

@@ -365,11 +365,7 @@ fn run(h: &Harness, data: &[u8], check_all: bool) -> Result<(), String> {
     store.limiter(|host| &mut host.limits);
     store.set_fuel(STORE_FUEL).expect("fuel is enabled");
     let instance = h.pre.instantiate(&mut store).expect("the fuzz main module instantiates");
-    instance
-        .get_typed_func::<(), ()>(&mut store, "setup")
-        .expect("setup export")
-        .call(&mut store, ())
-        .expect("setup runs");
+    instance.get_typed_func::<(), ()>(&mut store, "setup").expect("setup export").call(&mut store, ()).expect("setup runs");
     let config = LoaderConfig {
         roots: vec![LibRoot::host(h.root.path())],
         max_memory_size: MAX_LIB_MEMORY,

@@ -282,13 +282,15 @@ fn choose(rng: &mut Rng, kind: FieldKind, old: i128, max: i128) -> i128 {
             let len = i128::from(target_len);
             rng.pick(&[old - 1, old + 1, 0, len, len - 1, len - 4, len + 1, max, old + 5, old - 5])
         }
-        FieldKind::RelocAddend => {
-            rng.pick(&[0, -old, old + 1, old - 1, i32::MAX.into(), i32::MIN.into(), old + 4096, -1, i64::MIN.into()])
-        }
+        FieldKind::RelocAddend => rng.pick(&[0, -old, old + 1, old - 1, i32::MAX.into(), i32::MIN.into(), old + 4096, -1, i64::MIN.into()]),
         FieldKind::SymbolFlags => old ^ i128::from(rng.pick(&FLAG_BITS)),
         FieldKind::SectionSize => rng.pick(&[old - 1, old + 1, old - 1, old + 1, 0, max]),
         FieldKind::RelocIndex | FieldKind::SymbolIndex | FieldKind::Count => {
-            if rng.below(6) == 0 { rng.below(64).into() } else { rng.pick(&near) }
+            if rng.below(6) == 0 {
+                rng.below(64).into()
+            } else {
+                rng.pick(&near)
+            }
         }
     }
 }

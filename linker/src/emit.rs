@@ -22,8 +22,8 @@ use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 use wasm_encoder::{
-    ConstExpr, CustomSection, ElementSection, Elements, Encode, EntityType, ExportKind, ExportSection, FunctionSection, GlobalSection, GlobalType,
-    ImportSection, MemoryType, NameMap, NameSection, RefType, Section, SectionId, TableType, TypeSection, ValType,
+    ConstExpr, CustomSection, ElementSection, Elements, Encode, EntityType, ExportKind, ExportSection, FunctionSection, GlobalSection,
+    GlobalType, ImportSection, MemoryType, NameMap, NameSection, RefType, Section, SectionId, TableType, TypeSection, ValType,
 };
 use wasmparser::WasmFeatures;
 
@@ -166,9 +166,19 @@ fn emit_types(layout: &Layout<'_>) -> Result<TypeSection> {
 fn emit_imports(layout: &Layout<'_>) -> Result<ImportSection> {
     let mut imports = ImportSection::new();
     let pages = u64::from(layout.mem_info.memory_size).div_ceil(PAGE);
-    imports.import(names::ENV, names::MEMORY, MemoryType { minimum: pages, maximum: None, memory64: false, shared: false, page_size_log2: None });
+    imports.import(
+        names::ENV,
+        names::MEMORY,
+        MemoryType { minimum: pages, maximum: None, memory64: false, shared: false, page_size_log2: None },
+    );
     if layout.imports_table {
-        let table = TableType { element_type: RefType::FUNCREF, table64: false, minimum: u64::from(layout.mem_info.table_size), maximum: None, shared: false };
+        let table = TableType {
+            element_type: RefType::FUNCREF,
+            table64: false,
+            minimum: u64::from(layout.mem_info.table_size),
+            maximum: None,
+            shared: false,
+        };
         imports.import(names::ENV, names::INDIRECT_FUNCTION_TABLE, table);
     }
     for global in &layout.global_imports {

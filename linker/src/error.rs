@@ -85,7 +85,9 @@ pub enum LinkError {
     },
     /// A relocation in a non-PIC function body that the PIC rewrite cannot express (see
     /// [`crate::rewrite`]): named precisely so that the object can be rebuilt with `-fPIC`.
-    #[error("{file}: cannot rewrite function `{function}` to position-independent code: relocation {kind} against `{symbol}` at body offset 0x{offset:x}: {reason}")]
+    #[error(
+        "{file}: cannot rewrite function `{function}` to position-independent code: relocation {kind} against `{symbol}` at body offset 0x{offset:x}: {reason}"
+    )]
     PicRewrite {
         /// The object.
         file: String,
@@ -196,8 +198,17 @@ mod tests {
             symbol: "x".into(),
             value: -2147483748,
         };
-        assert_eq!(overflow.to_string(), "a.o: relocation R_WASM_MEMORY_ADDR_LOCREL_I32 in data at offset 0x1c against `x` is out of range: -2147483748");
-        let unsupported = LinkError::UnsupportedRelocation { file: "a.o".into(), kind: "R_WASM_TABLE_NUMBER_LEB", section: "code", offset: 0x7, symbol: "t".into() };
+        assert_eq!(
+            overflow.to_string(),
+            "a.o: relocation R_WASM_MEMORY_ADDR_LOCREL_I32 in data at offset 0x1c against `x` is out of range: -2147483748"
+        );
+        let unsupported = LinkError::UnsupportedRelocation {
+            file: "a.o".into(),
+            kind: "R_WASM_TABLE_NUMBER_LEB",
+            section: "code",
+            offset: 0x7,
+            symbol: "t".into(),
+        };
         assert_eq!(unsupported.to_string(), "a.o: unsupported relocation R_WASM_TABLE_NUMBER_LEB in code at offset 0x7 against symbol `t`");
     }
 

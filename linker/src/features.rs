@@ -63,9 +63,9 @@ pub fn compute(inputs: &Inputs<'_>, opts: &Options) -> Result<Vec<String>> {
         }
         for (name, by) in &required {
             let lacking = inputs.objects.iter().find(|obj| {
-                obj.target_features.as_ref().is_some_and(|features| {
-                    !features.iter().any(|f| f.name == *name && f.policy != FeaturePolicy::Disallowed)
-                })
+                obj.target_features
+                    .as_ref()
+                    .is_some_and(|features| !features.iter().any(|f| f.name == *name && f.policy != FeaturePolicy::Disallowed))
             });
             if let Some(obj) = lacking {
                 return Err(LinkError::FeatureConflict(format!("missing target feature '{name}' in {}, required by {by}", obj.name)));

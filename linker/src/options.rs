@@ -161,9 +161,8 @@ impl Options {
         while let Some(arg) = it.next() {
             // lld accepts long options with one dash or two.
             let flag = if arg.starts_with("--") { arg[1..].to_owned() } else { arg.clone() };
-            let mut value = |name: &str| -> Result<String> {
-                it.next().ok_or_else(|| LinkError::Usage(format!("{name}: missing argument")))
-            };
+            let mut value =
+                |name: &str| -> Result<String> { it.next().ok_or_else(|| LinkError::Usage(format!("{name}: missing argument"))) };
             match flag.as_str() {
                 "-shared" => {}
                 "-o" => opts.output = Some(PathBuf::from(value("-o")?)),
@@ -305,8 +304,21 @@ mod tests {
     #[test]
     fn wasm_ld_spellings() {
         let (o, w) = Options::parse([
-            "--shared", "-o", "x.so", "-Lfoo", "-L", "bar", "-lz", "a.o", "--export=f", "-rpath", "$ORIGIN",
-            "--experimental-pic", "--unresolved-symbols=import-dynamic", "-O2", "--no-bsymbolic",
+            "--shared",
+            "-o",
+            "x.so",
+            "-Lfoo",
+            "-L",
+            "bar",
+            "-lz",
+            "a.o",
+            "--export=f",
+            "-rpath",
+            "$ORIGIN",
+            "--experimental-pic",
+            "--unresolved-symbols=import-dynamic",
+            "-O2",
+            "--no-bsymbolic",
             "--export-if-defined=__wasm_call_ctors",
         ])
         .unwrap();

@@ -73,7 +73,10 @@ pub fn patch_functions(linked: &Linked<'_, '_>, sizes: &[usize], out: &mut [u8])
             let new = rewritten.body(func);
             let body = match new {
                 Some(new) => &new.bytes[..],
-                None => obj.bytes.get(obj.functions[function.as_usize()].body.clone()).ok_or_else(|| bug(&format!("{}: function body outside the file", obj.name)))?,
+                None => obj
+                    .bytes
+                    .get(obj.functions[function.as_usize()].body.clone())
+                    .ok_or_else(|| bug(&format!("{}: function body outside the file", obj.name)))?,
             };
             let size = u32::try_from(body.len()).map_err(|_| LinkError::TooLarge("function body"))?;
             leb.clear();
@@ -196,9 +199,9 @@ fn bug(what: &str) -> LinkError {
 fn write(bytes: &mut [u8], offset: usize, obj: &Object<'_>, res: &Resolution<'_>, site: &Site, value: i64) -> Result<()> {
     let width = site.reloc.kind.width();
     let symbol = || site.symbol.map_or_else(|| format!("type {}", site.reloc.index), |id| res.get(id).name.to_owned());
-    let slot = bytes
-        .get_mut(offset..offset + width.bytes())
-        .ok_or_else(|| bug(&format!("{}: relocation site at offset 0x{:x} outside its function or segment", obj.name, site.reloc.offset)))?;
+    let slot = bytes.get_mut(offset..offset + width.bytes()).ok_or_else(|| {
+        bug(&format!("{}: relocation site at offset 0x{:x} outside its function or segment", obj.name, site.reloc.offset))
+    })?;
     width.write(slot, value).map_err(|_| LinkError::RelocationOverflow {
         file: obj.name.clone(),
         kind: site.reloc.kind.name(),

@@ -143,7 +143,8 @@ pub fn describe(obj: &Object<'_>) -> String {
 }
 
 /// The names a linker gives the functions it writes itself (wasm-ld's and ours).
-const SYNTHESIZED: [&str; 5] = [names::CALL_CTORS, names::APPLY_DATA_RELOCS, "__wasm_apply_global_relocs", "__wasm_apply_tls_relocs", "__wasm_init_memory"];
+const SYNTHESIZED: [&str; 5] =
+    [names::CALL_CTORS, names::APPLY_DATA_RELOCS, "__wasm_apply_global_relocs", "__wasm_apply_tls_relocs", "__wasm_init_memory"];
 
 /// The body of every exported synthesized function, then the start function's, one
 /// instruction a line.
@@ -151,14 +152,19 @@ fn synthesized_bodies(obj: &Object<'_>, w: &mut String) {
     let exported = obj.exports.iter().filter(|e| e.kind == ExternalKind::Func && SYNTHESIZED.contains(&e.name)).map(|e| (e.name, e.index));
     for (name, index) in exported.chain(obj.start.map(|f| ("start", f.0))) {
         let _ = writeln!(w, "code {name} (func {index}):");
-        let body = (index as usize).checked_sub(obj.imported_funcs.len()).and_then(|d| obj.functions.get(d)).and_then(|f| obj.bytes.get(f.body.clone()));
+        let body = (index as usize)
+            .checked_sub(obj.imported_funcs.len())
+            .and_then(|d| obj.functions.get(d))
+            .and_then(|f| obj.bytes.get(f.body.clone()));
         let Some(body) = body else {
             let _ = writeln!(w, "  (imported)");
             continue;
         };
         let function = wasmparser::FunctionBody::new(BinaryReader::new(body, 0));
         let locals: Vec<String> = match function.get_locals_reader() {
-            Ok(reader) => reader.into_iter().map(|l| l.map_or_else(|e| format!("? ({})", e.message()), |(n, t)| format!("{n} {}", val(t)))).collect(),
+            Ok(reader) => {
+                reader.into_iter().map(|l| l.map_or_else(|e| format!("? ({})", e.message()), |(n, t)| format!("{n} {}", val(t)))).collect()
+            }
             Err(e) => vec![format!("? ({})", e.message())],
         };
         if !locals.is_empty() {

@@ -25,10 +25,10 @@
 //! `__wasm_apply_data_relocs` stores them as it does for PIC objects.
 
 use crate::error::{LinkError, Result};
+use crate::ids::{DefinedFunc, InputFunc, OutGlobalIndex};
 use crate::input::Inputs;
 use crate::layout::Layout;
 use crate::options::Binding;
-use crate::ids::{DefinedFunc, InputFunc, OutGlobalIndex};
 use crate::resolve::Resolution;
 use crate::scan::{Place, Scan, Site, binds_externally, is_absolute_address};
 use pymode_abi::PatchWidth;
@@ -140,7 +140,9 @@ fn memory_access(op: &Operator<'_>) -> Option<(MemArg, Option<ValType>)> {
         | O::I64Load32S { memarg }
         | O::I64Load32U { memarg } => (memarg, None),
         O::I32Store { memarg } | O::I32Store8 { memarg } | O::I32Store16 { memarg } => (memarg, Some(ValType::I32)),
-        O::I64Store { memarg } | O::I64Store8 { memarg } | O::I64Store16 { memarg } | O::I64Store32 { memarg } => (memarg, Some(ValType::I64)),
+        O::I64Store { memarg } | O::I64Store8 { memarg } | O::I64Store16 { memarg } | O::I64Store32 { memarg } => {
+            (memarg, Some(ValType::I64))
+        }
         O::F32Store { memarg } => (memarg, Some(ValType::F32)),
         O::F64Store { memarg } => (memarg, Some(ValType::F64)),
         _ => return None,
@@ -175,7 +177,8 @@ impl<'l, 'a> Context<'l, 'a> {
         let bytes = obj.bytes.get(range).ok_or_else(|| malformed(obj, function, "body outside the file"))?;
         let params = input.and_then(|f| obj.types.get(f.ty.as_usize())).map_or(0, |t| t.params().len() as u64);
         let body = FunctionBody::new(BinaryReader::new(bytes, 0));
-        let bad = |e: wasmparser::BinaryReaderError| malformed(obj, function, &format!("{} at body offset 0x{:x}", e.message(), e.offset()));
+        let bad =
+            |e: wasmparser::BinaryReaderError| malformed(obj, function, &format!("{} at body offset 0x{:x}", e.message(), e.offset()));
 
         // The local declarations: kept as they are, the new ones appended as extra groups.
         let mut locals = body.get_locals_reader().map_err(bad)?;
@@ -314,7 +317,9 @@ impl BodyRewrite<'_, '_, '_> {
                 // The instruction itself, its offset immediate (still a padded LEB) replaced.
                 let from = code.len();
                 code.extend_from_slice(original);
-                let slot = code.get_mut(from + at..from + at + PatchWidth::Uleb5.bytes()).ok_or_else(|| self.refuse(site, "site outside the instruction"))?;
+                let slot = code
+                    .get_mut(from + at..from + at + PatchWidth::Uleb5.bytes())
+                    .ok_or_else(|| self.refuse(site, "site outside the instruction"))?;
                 PatchWidth::Uleb5.write(slot, in_offset).map_err(|_| self.refuse(site, "the offset does not fit 32 bits"))?;
             }
             _ => return Err(self.refuse(site, "64-bit relocations are not rewritten")),
@@ -367,7 +372,9 @@ fn i32_value(value: i64) -> Option<i32> {
 
 fn moved(site: &Site, shift: isize) -> Result<Site> {
     let Place::Code { function, offset } = site.place else { return Ok(*site) };
-    let offset = offset.checked_add_signed(shift).ok_or_else(|| LinkError::internal("rewrite", "a relocation site moved before the body's start"))?;
+    let offset = offset
+        .checked_add_signed(shift)
+        .ok_or_else(|| LinkError::internal("rewrite", "a relocation site moved before the body's start"))?;
     Ok(Site { place: Place::Code { function, offset }, ..*site })
 }
 

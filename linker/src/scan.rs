@@ -8,9 +8,9 @@
 //! looked at.
 
 use crate::error::{LinkError, Result};
+use crate::ids::{DefinedFunc, FileId};
 use crate::input::Inputs;
 use crate::options::{Binding, PicRewrite};
-use crate::ids::{DefinedFunc, FileId};
 use crate::resolve::{Definition, Resolution, ResolvedSymbol, SymId};
 use pymode_abi::object::{FuncIndex, Object, Relocation, SegmentIndex, SymbolIndex, SymbolKind};
 use pymode_abi::reloc::{RelocBase, RelocKind, RelocTarget};
@@ -101,7 +101,8 @@ pub fn scan(inputs: &Inputs<'_>, res: &Resolution<'_>, binding: Binding, pic_rew
     for (&(file, obj), sites) in files.iter().zip(located) {
         let sites = sites?;
         // An object that names the table (call_indirect, or NO_STRIP) keeps it imported.
-        scan.uses_table |= obj.symbols.iter().any(|s| s.kind() == SymbolKind::Table && s.name == pymode_abi::names::INDIRECT_FUNCTION_TABLE);
+        scan.uses_table |=
+            obj.symbols.iter().any(|s| s.kind() == SymbolKind::Table && s.name == pymode_abi::names::INDIRECT_FUNCTION_TABLE);
         for site in &sites {
             classify(&mut scan, obj, res, binding, pic_rewrite, site)?;
         }
@@ -159,7 +160,8 @@ fn locate(obj: &Object<'_>, file: FileId, res: &Resolution<'_>) -> Result<Vec<Si
                     let width = reloc.kind.width().bytes();
                     let same = starts.get(last).is_some_and(|&s| s <= at) && starts.get(last + 1).is_none_or(|&next| next > at);
                     let found = if same { Some(last) } else { starts.partition_point(|&s| s <= at).checked_sub(1) };
-                    let Some(segment) = found.filter(|&d| obj.data.get(d).is_some_and(|d| at + width <= d.data_offset + d.data.len())) else {
+                    let Some(segment) = found.filter(|&d| obj.data.get(d).is_some_and(|d| at + width <= d.data_offset + d.data.len()))
+                    else {
                         return Err(outside(obj, reloc, "a data segment"));
                     };
                     last = segment;
@@ -206,11 +208,7 @@ fn classify(scan: &mut Scan, obj: &Object<'_>, res: &Resolution<'_>, binding: Bi
         symbol: sym.name.to_owned(),
     };
     let must_be_here = || {
-        if sym.is_defined_here() {
-            Ok(())
-        } else {
-            Err(LinkError::UndefinedSymbol { file: obj.name.clone(), name: sym.name.to_owned() })
-        }
+        if sym.is_defined_here() { Ok(()) } else { Err(LinkError::UndefinedSymbol { file: obj.name.clone(), name: sym.name.to_owned() }) }
     };
     if is_absolute_address(kind) {
         // The rewrite handles the wasm32 kinds in code; wasm64 and data sites stay refused.
@@ -272,7 +270,10 @@ fn classify(scan: &mut Scan, obj: &Object<'_>, res: &Resolution<'_>, binding: Bi
                 if sym.definition == Definition::Undefined || matches!(sym.definition, Definition::Shared(_)) {
                     scan.global_imports.insert(id);
                 } else {
-                    return Err(LinkError::Unsupported { file: obj.name.clone(), what: format!("defining the wasm global `{}`", sym.name) });
+                    return Err(LinkError::Unsupported {
+                        file: obj.name.clone(),
+                        what: format!("defining the wasm global `{}`", sym.name),
+                    });
                 }
             }
             SymbolKind::Function | SymbolKind::Data => {

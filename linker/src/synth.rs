@@ -9,10 +9,10 @@
 //! - `dylink.0`: MEM_INFO, NEEDED, IMPORT_INFO (weak undefined imports), RUNTIME_PATH.
 
 use crate::error::{LinkError, Result};
+use crate::ids::{OutGlobalIndex, SymId};
 use crate::input::Inputs;
 use crate::layout::{DefinedGlobal, Layout};
 use crate::options::Options;
-use crate::ids::{OutGlobalIndex, SymId};
 use crate::resolve::Resolution;
 use crate::scan::{Place, Scan, binds_externally};
 use pymode_abi::Dylink0;
@@ -53,11 +53,7 @@ fn unknown(res: &Resolution<'_>, id: SymId, what: &str) -> LinkError {
 }
 
 fn base_plus(base: OutGlobalIndex, offset: u32) -> ConstExpr {
-    if offset == 0 {
-        ConstExpr::global_get(base.0)
-    } else {
-        ConstExpr::global_get(base.0).with_i32_const(offset as i32).with_i32_add()
-    }
+    if offset == 0 { ConstExpr::global_get(base.0) } else { ConstExpr::global_get(base.0).with_i32_const(offset as i32).with_i32_add() }
 }
 
 fn global_init(res: &Resolution<'_>, layout: &Layout<'_>, global: DefinedGlobal) -> Result<ConstExpr> {
@@ -96,7 +92,10 @@ fn call_ctors(inputs: &Inputs<'_>, res: &Resolution<'_>, layout: &Layout<'_>) ->
         let ty = layout.type_of(index).and_then(|t| layout.types.get_index(t.as_usize()));
         let Some(ty) = ty else { return Err(unknown(res, id, "type")) };
         if !ty.params().is_empty() {
-            return Err(LinkError::Unsupported { file: obj.name.clone(), what: format!("init function `{}` with parameters", res.get(id).name) });
+            return Err(LinkError::Unsupported {
+                file: obj.name.clone(),
+                what: format!("init function `{}` with parameters", res.get(id).name),
+            });
         }
         sink.call(index.0);
         for _ in ty.results() {

@@ -7,8 +7,8 @@ use wasmtime::{AsContextMut, Extern, Instance, Mutability, StoreContextMut, Type
 
 use crate::cache::ModuleCache;
 use crate::config::LoaderConfig;
-use crate::error::AttachError;
 use crate::dtors::AtExit;
+use crate::error::AttachError;
 use crate::paths::canonical_roots;
 use crate::registry::Registry;
 use crate::state::{Loader, MainModule};
@@ -110,11 +110,7 @@ impl Loader {
 
     /// Counters: loaded libraries, free table slots, cached modules.
     pub fn stats(&self) -> crate::LoaderStats {
-        crate::LoaderStats {
-            libraries: self.registry.len(),
-            free_table_slots: self.slots.free_slots(),
-            cached_modules: self.cache.len(),
-        }
+        crate::LoaderStats { libraries: self.registry.len(), free_table_slots: self.slots.free_slots(), cached_modules: self.cache.len() }
     }
 }
 

@@ -103,11 +103,8 @@ fn store_entry(module: &Module, path: &Path) -> Result<(), BoxError> {
     let dir = path.parent().ok_or("cache entry has no directory")?;
     std::fs::create_dir_all(dir)?;
     // Write to a unique temporary name, then rename: readers never see a partial entry.
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        std::process::id()
-    ));
+    let tmp =
+        dir.join(format!(".{}.{}.tmp", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(&Sha256::digest(&payload))?;
     f.write_all(&payload)?;

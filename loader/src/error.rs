@@ -156,9 +156,7 @@ pub enum OpenErrorKind {
     #[error("invalid module: {0}")]
     Invalid(#[source] BoxError),
     /// The module has no `dylink.0` section.
-    #[error(
-        "not a side module: no `dylink.0` section (link it with `wasm-ld --shared --experimental-pic` or pymode-ld -shared)"
-    )]
+    #[error("not a side module: no `dylink.0` section (link it with `wasm-ld --shared --experimental-pic` or pymode-ld -shared)")]
     NoDylink,
     /// The `dylink.0` section is malformed.
     #[error("bad dylink.0 section: {0}")]

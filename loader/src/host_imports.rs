@@ -69,11 +69,7 @@ fn fn_arity<T: HasLoader + 'static>(caller: &mut Caller<'_, T>, index: i32) -> i
     let ty = func.ty(&*caller);
     let all_i32 = ty.params().all(|p| matches!(p, wasmtime::ValType::I32));
     let one_i32_result = ty.results().len() == 1 && ty.results().all(|r| matches!(r, wasmtime::ValType::I32));
-    if all_i32 && one_i32_result {
-        i32::try_from(ty.params().len()).unwrap_or(-1)
-    } else {
-        -1
-    }
+    if all_i32 && one_i32_result { i32::try_from(ty.params().len()).unwrap_or(-1) } else { -1 }
 }
 
 /// Defines `pymode.dl_open`, `dl_open_flags`, `dl_sym`, `dl_close`, `dl_error` and `fn_arity` in

@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use pymode_abi::{SymbolFlags, names};
-use wasmtime::{ExternType, Extern, FuncType, ImportType, Module, Mutability, StoreContextMut, ValType};
+use wasmtime::{Extern, ExternType, FuncType, ImportType, Module, Mutability, StoreContextMut, ValType};
 
 use crate::admit::Admitted;
 use crate::error::{MissingSymbol, OpenErrorKind, SymbolTypeMismatch, TypeMismatchKind};
@@ -26,23 +26,39 @@ pub(crate) enum Plan {
     MemoryBase,
     TableBase,
     /// A GOT entry the module itself defines: filled from its exports after instantiation.
-    GotSelf { func: bool, name: String },
+    GotSelf {
+        func: bool,
+        name: String,
+    },
     /// A GOT entry defined elsewhere (or weak and undefined: `None` → 0). Allocation turns
     /// it into [`Plan::Got`] once a function has its canonical slot.
-    GotExternal { found: Option<(Symbol, Provider)> },
+    GotExternal {
+        found: Option<(Symbol, Provider)>,
+    },
     /// A GOT entry whose address is known.
     Got(SymbolAddress),
     /// A weak undefined function: a stub that traps naming it.
-    WeakStub { ty: FuncType, name: String },
+    WeakStub {
+        ty: FuncType,
+        name: String,
+    },
     /// `env.__cxa_atexit` or `env.atexit`: the loader's own, keeping the handlers with the
     /// library so that `dl_close` runs them.
-    AtExit { name: String },
+    AtExit {
+        name: String,
+    },
     /// An undefined function of a library opened with `RTLD_LAZY`: a stub bound later.
-    Lazy { ty: FuncType, name: String },
+    Lazy {
+        ty: FuncType,
+        name: String,
+    },
     /// A function the module imports and also exports (wasm-ld does this for interposable
     /// definitions, e.g. weak ones): a stub that forwards to the module's own export once it
     /// exists, since a module cannot import from itself.
-    SelfForward { ty: FuncType, name: String },
+    SelfForward {
+        ty: FuncType,
+        name: String,
+    },
 }
 
 /// The plan for every import, in import order, and the libraries outside the dependency
@@ -87,7 +103,8 @@ pub(crate) fn plan_imports<T: 'static>(
     let module = &admitted.module;
     // Weakness belongs to the symbol: wasm-ld marks `env.f` weak in IMPORT_INFO but not
     // the `GOT.func.f` entry for the same symbol.
-    let weak = admitted.dylink.import_info.iter().filter(|i| i.flags.contains(SymbolFlags::BINDING_WEAK)).map(|i| i.field.as_str()).collect();
+    let weak =
+        admitted.dylink.import_info.iter().filter(|i| i.flags.contains(SymbolFlags::BINDING_WEAK)).map(|i| i.field.as_str()).collect();
     let own = module.exports().map(|e| e.name()).collect();
     let scope = registry.dep_closure(deps);
     let mut planner = Planner {

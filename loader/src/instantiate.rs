@@ -139,7 +139,8 @@ fn make_externs<T: 'static>(
     let store_err = |e: wasmtime::Error| OpenErrorKind::Store(boxed(e));
     let const_i32 = GlobalType::new(ValType::I32, Mutability::Const);
     let var_i32 = GlobalType::new(ValType::I32, Mutability::Var);
-    let mut out = Externs { externs: Vec::with_capacity(plans.len()), self_got: Vec::new(), forwards: Vec::new(), lazy: Vec::new(), dtors: None };
+    let mut out =
+        Externs { externs: Vec::with_capacity(plans.len()), self_got: Vec::new(), forwards: Vec::new(), lazy: Vec::new(), dtors: None };
     for plan in plans {
         let ext: Extern = match plan {
             Plan::Ready(e) => e,
@@ -182,7 +183,12 @@ fn weak_stub<T: 'static>(store: &mut StoreContextMut<'_, T>, ty: FuncType, name:
 }
 
 /// A stub that forwards to the module's own export `name` once the cell holds it.
-fn self_forward_stub<T: 'static>(store: &mut StoreContextMut<'_, T>, ty: FuncType, name: &str, library: &str) -> (Func, Arc<OnceLock<Func>>) {
+fn self_forward_stub<T: 'static>(
+    store: &mut StoreContextMut<'_, T>,
+    ty: FuncType,
+    name: &str,
+    library: &str,
+) -> (Func, Arc<OnceLock<Func>>) {
     let target: Arc<OnceLock<Func>> = Arc::default();
     let cell = Arc::clone(&target);
     let msg = format!("`{name}` of {library} called before the module was instantiated");

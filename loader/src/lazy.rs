@@ -40,10 +40,8 @@ impl LazyBinding {
     /// The stub the module imports in place of the missing function.
     pub(crate) fn stub<T: 'static>(self: &Arc<Self>, store: impl AsContextMut<Data = T>, library: &str) -> Func {
         let binding = Arc::clone(self);
-        let unbound = format!(
-            "lazy symbol `{}` (imported by {library} with RTLD_LAZY) is not defined by any library loaded so far",
-            self.name
-        );
+        let unbound =
+            format!("lazy symbol `{}` (imported by {library} with RTLD_LAZY) is not defined by any library loaded so far", self.name);
         Func::new(store, self.ty.clone(), move |mut caller, params, results| match binding.bound() {
             Some(f) => f.call(&mut caller, params, results),
             None => Err(wasmtime::Error::msg(unbound.clone())),

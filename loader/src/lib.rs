@@ -52,26 +52,26 @@
 #![warn(missing_docs)]
 
 // In the order a library goes through them.
-pub mod config;
-mod attach;
-mod host_imports;
-mod open;
-mod paths;
 mod admit;
-mod segments;
-pub mod cache;
-mod imports;
 mod allocate;
-mod memory;
-mod table;
+mod attach;
+pub mod cache;
+pub mod config;
+mod dtors;
+pub mod error;
+mod host_imports;
+mod imports;
 mod instantiate;
 mod lazy;
-mod dtors;
+mod memory;
+mod open;
+mod paths;
 mod registry;
-mod sym;
+mod segments;
 mod state;
+mod sym;
 mod symbol;
-pub mod error;
+mod table;
 // Not a step: running a WASI main module with a loader attached (pymode-run, `pymode run`).
 pub mod run;
 

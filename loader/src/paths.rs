@@ -30,8 +30,7 @@ pub(crate) fn canonical_roots(roots: &[LibRoot]) -> Result<Vec<Root>, AttachErro
     roots
         .iter()
         .map(|r| {
-            let canonical = std::fs::canonicalize(&r.host)
-                .map_err(|source| AttachError::BadRoot { path: r.host.clone(), source })?;
+            let canonical = std::fs::canonicalize(&r.host).map_err(|source| AttachError::BadRoot { path: r.host.clone(), source })?;
             let guest = r.guest.as_ref().map(|g| normalize_guest(g));
             let configured = lexical(&std::path::absolute(&r.host).unwrap_or_else(|_| canonical.clone()));
             Ok(Root { canonical, configured, guest })
@@ -167,10 +166,8 @@ pub(crate) fn resolve_needed(
         return confine(roots, Path::new(name));
     }
     let origin_str = origin.to_string_lossy();
-    let mut dirs: Vec<PathBuf> = runtime_path
-        .iter()
-        .map(|p| PathBuf::from(p.replace("${ORIGIN}", &origin_str).replace("$ORIGIN", &origin_str)))
-        .collect();
+    let mut dirs: Vec<PathBuf> =
+        runtime_path.iter().map(|p| PathBuf::from(p.replace("${ORIGIN}", &origin_str).replace("$ORIGIN", &origin_str))).collect();
     dirs.extend(search_path.iter().cloned());
     let mut searched = Vec::new();
     let mut outside = false;

@@ -23,9 +23,7 @@ fn placement(expr: &ConstExpr<'_>, base: Option<u32>) -> Placement {
     let mut ops = expr.get_operators_reader();
     let mut read = || ops.read().ok();
     match (read(), read(), read(), read()) {
-        (Some(Operator::GlobalGet { global_index }), Some(Operator::End), _, _) if Some(global_index) == base => {
-            Placement::Relative(0)
-        }
+        (Some(Operator::GlobalGet { global_index }), Some(Operator::End), _, _) if Some(global_index) == base => Placement::Relative(0),
         (Some(Operator::GlobalGet { global_index }), Some(Operator::I32Const { value }), Some(Operator::I32Add), Some(Operator::End))
             if Some(global_index) == base =>
         {

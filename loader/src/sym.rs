@@ -18,7 +18,12 @@ impl Loader {
     /// # Errors
     /// [`HandleError::BadHandle`], [`HandleError::NotFound`], or a table error when a new
     /// slot could not be made. The message is also kept for [`Loader::take_error`].
-    pub fn dl_sym<T: 'static>(&mut self, mut store: impl AsContextMut<Data = T>, handle: impl Into<Handle>, name: &str) -> Result<u32, HandleError> {
+    pub fn dl_sym<T: 'static>(
+        &mut self,
+        mut store: impl AsContextMut<Data = T>,
+        handle: impl Into<Handle>,
+        name: &str,
+    ) -> Result<u32, HandleError> {
         let mut store = store.as_context_mut();
         let result = self.sym_inner(&mut store, handle.into(), name).map(SymbolAddress::raw);
         if let Err(e) = &result {
@@ -27,7 +32,12 @@ impl Loader {
         result
     }
 
-    fn sym_inner<T: 'static>(&mut self, store: &mut StoreContextMut<'_, T>, handle: Handle, name: &str) -> Result<SymbolAddress, HandleError> {
+    fn sym_inner<T: 'static>(
+        &mut self,
+        store: &mut StoreContextMut<'_, T>,
+        handle: Handle,
+        name: &str,
+    ) -> Result<SymbolAddress, HandleError> {
         let found = if handle == Handle::DEFAULT {
             self.registry.lookup(&self.main.symbols, name, &[])
         } else {

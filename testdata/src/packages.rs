@@ -87,7 +87,12 @@ pub const PACKAGES: &[Package] = &[
         test_requirements: &[],
         c_check: "import yaml, yaml._yaml as c; print(c.__file__, c.get_version_string()); raise SystemExit(not yaml.__with_libyaml__)",
         suite: &["/src/tests", "--import-mode=prepend"],
-        fast: &["/src/tests/legacy_tests/test_yaml_ext.py", "/src/tests/test_libyaml_recursion_control.py", "/src/tests/test_merge.py", "--import-mode=prepend"],
+        fast: &[
+            "/src/tests/legacy_tests/test_yaml_ext.py",
+            "/src/tests/test_libyaml_recursion_control.py",
+            "/src/tests/test_merge.py",
+            "--import-mode=prepend",
+        ],
         tests_alone: None,
         wasi_skip: &[],
         // The suite's conftest raises if the C extension does not import.
@@ -165,8 +170,18 @@ pub const PACKAGES: &[Package] = &[
         c_check: "import propcache._helpers as h, propcache._helpers_c as c; print(c.__file__); raise SystemExit(h.cached_property is not c.cached_property)",
         // test_pep517_backend tests the in-tree build backend (it needs setuptools and a C
         // compiler), not the extension; test_benchmarks needs pytest-codspeed.
-        suite: &["/src/tests", "--import-mode=prepend", "--ignore=/src/tests/test_benchmarks.py", "--ignore=/src/tests/test_pep517_backend.py"],
-        fast: &["/src/tests", "--import-mode=prepend", "--ignore=/src/tests/test_benchmarks.py", "--ignore=/src/tests/test_pep517_backend.py"],
+        suite: &[
+            "/src/tests",
+            "--import-mode=prepend",
+            "--ignore=/src/tests/test_benchmarks.py",
+            "--ignore=/src/tests/test_pep517_backend.py",
+        ],
+        fast: &[
+            "/src/tests",
+            "--import-mode=prepend",
+            "--ignore=/src/tests/test_benchmarks.py",
+            "--ignore=/src/tests/test_pep517_backend.py",
+        ],
         tests_alone: None,
         wasi_skip: &[("-k=not concurrent_eviction", "starts threads")],
         env: &[],
@@ -287,7 +302,9 @@ impl Summary {
     pub fn parse(stdout: &str) -> Option<Summary> {
         // `-q` prints it bare, the default surrounded by `=`.
         let line = stdout.lines().rev().map(|l| l.trim_matches(|c| c == '=' || c == ' ')).find(|l| {
-            l.starts_with(|c: char| c.is_ascii_digit()) && l.contains(" in ") && ["passed", "failed", "error", "skipped", "deselected"].iter().any(|k| l.contains(k))
+            l.starts_with(|c: char| c.is_ascii_digit())
+                && l.contains(" in ")
+                && ["passed", "failed", "error", "skipped", "deselected"].iter().any(|k| l.contains(k))
         })?;
         let mut s = Summary::default();
         let body = line.rsplit_once(" in ").map_or(line, |(b, _)| b);
@@ -366,7 +383,27 @@ fn pytest_args(pkg: &Package, scope: Scope, wasi: bool) -> Vec<String> {
     // No cache dir, no faulthandler and --capture=sys: the last two need os.dup, which WASI
     // does not have (the native run uses the same options). -rfE lists failures and errors
     // by node id in the summary.
-    args.extend(["-p", "pymode_report", "-p", "no:cacheprovider", "-p", "no:faulthandler", "--capture=sys", "-q", "-rfE", "-o", "addopts=", "-W", "ignore::pytest.PytestConfigWarning", "--rootdir=/src", "--import-mode=importlib"].iter().map(|s| s.to_string()));
+    args.extend(
+        [
+            "-p",
+            "pymode_report",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:faulthandler",
+            "--capture=sys",
+            "-q",
+            "-rfE",
+            "-o",
+            "addopts=",
+            "-W",
+            "ignore::pytest.PytestConfigWarning",
+            "--rootdir=/src",
+            "--import-mode=importlib",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
     // The package's own arguments come after these defaults, so they win.
     let targets = if scope == Scope::Fast { pkg.fast } else { pkg.suite };
     args.extend(targets.iter().map(|t| t.to_string()));

@@ -111,7 +111,9 @@ fn registration_problems(dir: &Path, listed: &[(&str, Vec<String>)], helpers: &[
         }
         let module = rel.strip_suffix("/mod.rs").or_else(|| rel.strip_suffix(".rs")).unwrap_or(&rel).to_owned();
         if !modules.contains(module.as_str()) {
-            problems.push(format!("tests/all/{rel} is not a module of the binary: declare it in main.rs and list it in modules! (or as a helper)"));
+            problems.push(format!(
+                "tests/all/{rel} is not a module of the binary: declare it in main.rs and list it in modules! (or as a helper)"
+            ));
             continue;
         }
         let source = match std::fs::read_to_string(&file) {
@@ -127,7 +129,8 @@ fn registration_problems(dir: &Path, listed: &[(&str, Vec<String>)], helpers: &[
         for (line_no, line) in source.lines().enumerate() {
             let at = format!("tests/all/{rel}:{}", line_no + 1);
             if line.trim_start().starts_with("#[test]") {
-                problems.push(format!("{at}: #[test] is compiled out in this harness-less binary: list the function in trials() with tests!"));
+                problems
+                    .push(format!("{at}: #[test] is compiled out in this harness-less binary: list the function in trials() with tests!"));
             }
             if let Some(test) = plain_test_name(line) {
                 let name = format!("{topic}::{test}");
@@ -198,9 +201,11 @@ mod unit {
         assert!(problems[0].contains("a.rs:3: fn forgotten()"), "{problems:#?}");
         assert!(problems[1].contains("a.rs:5: #[test]"), "{problems:#?}");
         assert!(problems[2].contains("tests/all/stray.rs is not a module"), "{problems:#?}");
-        assert!(registration_problems(&dir, &[("a", vec!["a::listed".into(), "a::listed".into()])], &["common", "stray"])
-            .iter()
-            .any(|p| p == "two trials are named a::listed"));
+        assert!(
+            registration_problems(&dir, &[("a", vec!["a::listed".into(), "a::listed".into()])], &["common", "stray"])
+                .iter()
+                .any(|p| p == "two trials are named a::listed")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

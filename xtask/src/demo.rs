@@ -3,8 +3,8 @@
 //! CPython under `pymode-run`, showing that the C module is the one in use.
 
 use crate::{ext, run_status, step, toolchain};
-use pymode_build::cpython;
 use anyhow::Result;
+use pymode_build::cpython;
 use pymode_testdata::{cache_dir, ext_dir};
 use std::fs;
 use std::process::Command;

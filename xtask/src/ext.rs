@@ -18,7 +18,9 @@ use pymode_build::pins::EXT_SUFFIX;
 use pymode_build::recipe::Recipe;
 use pymode_build::wheel::Builder;
 use pymode_testdata::packages::{PACKAGES, Package, package};
-use pymode_testdata::{PYTEST_VERSION, Toolchain, apply_zig_env, cache_dir, ext_dir, venv_python, wasm_ld, wasm_test_deps_path, workspace_root};
+use pymode_testdata::{
+    PYTEST_VERSION, Toolchain, apply_zig_env, cache_dir, ext_dir, venv_python, wasm_ld, wasm_test_deps_path, workspace_root,
+};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,7 +50,9 @@ pub fn run(name: &str, tc: &Toolchain, py: &CPython) -> Result<PathBuf> {
     let recipe = Recipe::builtin(pkg.name)?;
     // `dir` is the build's scratch directory, so the wheel lands in `dir/wheels`
     // (= `pkg.wheel_dir()`) and the log in `dir/build.log`.
-    let built = builder.wheel_from_tree(&pkg.source(), pkg.name, recipe.as_ref(), &dir, Some(&pkg.site())).with_context(|| format!("building {} {} for wasm32-wasi", pkg.name, pkg.version))?;
+    let built = builder
+        .wheel_from_tree(&pkg.source(), pkg.name, recipe.as_ref(), &dir, Some(&pkg.site()))
+        .with_context(|| format!("building {} {} for wasm32-wasi", pkg.name, pkg.version))?;
     fs::write(dir.join("build-seconds"), format!("{:.1}\n", built.seconds))?;
     println!("  wheel {}", built.wheel.display());
     for ext in &built.extensions {
@@ -78,8 +82,12 @@ pub(crate) fn native_venv(native_python: &Path, name: &str, requirements: &[Stri
     }
     let _ = fs::remove_dir_all(&venv);
     run_status(Command::new(native_python).args(["-m", "venv"]).arg(&venv))?;
-    run_status(Command::new(&python).args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--only-binary", ":all:"]).args(requirements))
-        .with_context(|| format!("installing {} into {}", requirements.join(" "), venv.display()))?;
+    run_status(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--only-binary", ":all:"])
+            .args(requirements),
+    )
+    .with_context(|| format!("installing {} into {}", requirements.join(" "), venv.display()))?;
     fs::write(&stamp, wanted)?;
     Ok(python)
 }
@@ -175,9 +183,24 @@ fn install_test_requirements(pkg: &Package) -> Result<()> {
 /// `pip install --target dir` of pure-Python wheels for CPython 3.13 on any platform.
 fn pip_install_pure(dir: &Path, requirements: &[&str]) -> Result<()> {
     let mut pip = Command::new(venv_python());
-    pip.args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--only-binary", ":all:", "--python-version", "3.13", "--implementation", "py", "--platform", "any", "--target"])
-        .arg(dir)
-        .args(requirements);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--only-binary",
+        ":all:",
+        "--python-version",
+        "3.13",
+        "--implementation",
+        "py",
+        "--platform",
+        "any",
+        "--target",
+    ])
+    .arg(dir)
+    .args(requirements);
     run_status(&mut pip)
 }
 

@@ -4,9 +4,8 @@
 use crate::run_capture;
 use anyhow::{Context, Result, bail};
 use pymode_testdata::{
-    ARCHIVE_MEMBERS, COMMON_CFLAGS, EXPECTED_ZIG_VERSION, Mode, Toolchain, WASI_TARGET,
-    WASM_LD_SIDE_MODULE_FLAGS, apply_zig_env, fixture_archive_path, fixture_names,
-    fixture_object_path, fixture_side_module_path, fixture_source_path, fixtures_dir,
+    ARCHIVE_MEMBERS, COMMON_CFLAGS, EXPECTED_ZIG_VERSION, Mode, Toolchain, WASI_TARGET, WASM_LD_SIDE_MODULE_FLAGS, apply_zig_env,
+    fixture_archive_path, fixture_names, fixture_object_path, fixture_side_module_path, fixture_source_path, fixtures_dir,
 };
 use std::fs::{self, File};
 use std::path::Path;
@@ -47,24 +46,13 @@ pub fn run(tc: &Toolchain) -> Result<Summary> {
 
     let stamp_path = root.join("flags.stamp");
     let stamp = flags_stamp();
-    let force = fs::read_to_string(&stamp_path)
-        .map(|s| s != stamp)
-        .unwrap_or(true);
+    let force = fs::read_to_string(&stamp_path).map(|s| s != stamp).unwrap_or(true);
 
     let names = fixture_names();
     if names.is_empty() {
         bail!("no fixture sources in testdata/c");
     }
-    let jobs: Vec<Job> = Mode::all()
-        .into_iter()
-        .flat_map(|mode| {
-            names.iter().map(move |n| Job {
-                name: n.clone(),
-                mode,
-                force,
-            })
-        })
-        .collect();
+    let jobs: Vec<Job> = Mode::all().into_iter().flat_map(|mode| names.iter().map(move |n| Job { name: n.clone(), mode, force })).collect();
     let total = jobs.len();
     let queue = Mutex::new(jobs);
     let summary = Mutex::new(Summary::default());
@@ -99,11 +87,7 @@ pub fn run(tc: &Toolchain) -> Result<Summary> {
 
     let errors = errors.into_inner().unwrap_or_default();
     if !errors.is_empty() {
-        bail!(
-            "{} of {total} fixture builds failed:\n{}",
-            errors.len(),
-            errors.join("\n")
-        );
+        bail!("{} of {total} fixture builds failed:\n{}", errors.len(), errors.join("\n"));
     }
     let mut summary = summary.into_inner().unwrap_or_default();
     summary.archived = archive(tc)?;
@@ -118,11 +102,7 @@ pub fn run(tc: &Toolchain) -> Result<Summary> {
         summary.compiled,
         summary.linked,
         summary.up_to_date,
-        if summary.archived {
-            ", archive rebuilt"
-        } else {
-            ""
-        },
+        if summary.archived { ", archive rebuilt" } else { "" },
         start.elapsed().as_secs_f64()
     );
     Ok(summary)
@@ -130,17 +110,11 @@ pub fn run(tc: &Toolchain) -> Result<Summary> {
 
 /// Everything that changes the output besides the sources; a change rebuilds all fixtures.
 fn flags_stamp() -> String {
-    let mut s = format!(
-        "zig {EXPECTED_ZIG_VERSION}\ncc -target {WASI_TARGET} {}\n",
-        COMMON_CFLAGS.join(" ")
-    );
+    let mut s = format!("zig {EXPECTED_ZIG_VERSION}\ncc -target {WASI_TARGET} {}\n", COMMON_CFLAGS.join(" "));
     for mode in Mode::all() {
         s.push_str(&format!("{mode}: {}\n", mode.cflags().join(" ")));
     }
-    s.push_str(&format!(
-        "wasm-ld {}\n",
-        WASM_LD_SIDE_MODULE_FLAGS.join(" ")
-    ));
+    s.push_str(&format!("wasm-ld {}\n", WASM_LD_SIDE_MODULE_FLAGS.join(" ")));
     s.push_str(&format!("ar {}\n", ARCHIVE_MEMBERS.join(" ")));
     s
 }
@@ -170,12 +144,7 @@ fn build_one(tc: &Toolchain, job: &Job) -> Result<(bool, bool)> {
     let compile = job.force || stale(&src, &obj);
     if compile {
         let mut cc = zig(tc);
-        cc.args(["cc", "-target", WASI_TARGET])
-            .args(COMMON_CFLAGS)
-            .args(job.mode.cflags())
-            .arg(&src)
-            .arg("-o")
-            .arg(&obj);
+        cc.args(["cc", "-target", WASI_TARGET]).args(COMMON_CFLAGS).args(job.mode.cflags()).arg(&src).arg("-o").arg(&obj);
         run_capture(&mut cc)?;
     }
     let mut link = false;
@@ -184,11 +153,7 @@ fn build_one(tc: &Toolchain, job: &Job) -> Result<(bool, bool)> {
         link = compile || stale(&obj, &so);
         if link {
             let mut ld = zig(tc);
-            ld.arg("wasm-ld")
-                .args(WASM_LD_SIDE_MODULE_FLAGS)
-                .arg(&obj)
-                .arg("-o")
-                .arg(&so);
+            ld.arg("wasm-ld").args(WASM_LD_SIDE_MODULE_FLAGS).arg(&obj).arg("-o").arg(&so);
             run_capture(&mut ld)?;
         }
     }
@@ -198,10 +163,7 @@ fn build_one(tc: &Toolchain, job: &Job) -> Result<(bool, bool)> {
 /// Rebuilds the archive if a member is newer; returns whether it did.
 fn archive(tc: &Toolchain) -> Result<bool> {
     let ar = fixture_archive_path();
-    let members: Vec<_> = ARCHIVE_MEMBERS
-        .iter()
-        .map(|n| fixture_object_path(n, Mode::PicO2))
-        .collect();
+    let members: Vec<_> = ARCHIVE_MEMBERS.iter().map(|n| fixture_object_path(n, Mode::PicO2)).collect();
     if !members.iter().any(|m| stale(m, &ar)) {
         return Ok(false);
     }

@@ -8,8 +8,8 @@
 mod demo;
 mod ext;
 mod fixtures;
-mod package_table;
 mod lint;
+mod package_table;
 mod test;
 
 use anyhow::{Context, Result, bail};
@@ -123,9 +123,7 @@ pub(crate) fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
 
 /// Runs a command with inherited stdio and fails unless it exits successfully.
 pub(crate) fn run_status(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -136,16 +134,9 @@ pub(crate) use pymode_build::stamp::is_current as stamp_is_current;
 
 /// Runs a command, captures its output, and returns stdout; stderr goes into the error.
 pub(crate) fn run_capture(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
     if !out.status.success() {
-        bail!(
-            "{cmd:?} failed with {}:\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("{cmd:?} failed with {}:\n{}{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

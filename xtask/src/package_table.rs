@@ -35,7 +35,8 @@ pub fn run() -> Result<()> {
             .ok()
             .and_then(|t| t.split_once(": ").map(|(_, r)| r.trim().to_owned()))
             .unwrap_or_else(|| "not run (`cargo xtask test --full`)".to_owned());
-        let names: Vec<String> = modules.iter().map(|m| m.display().to_string().replace(".cpython-313-wasm32-wasi.so", "").replace('/', ".")).collect();
+        let names: Vec<String> =
+            modules.iter().map(|m| m.display().to_string().replace(".cpython-313-wasm32-wasi.so", "").replace('/', ".")).collect();
         println!(
             "| {} | {} | {} | {} s | {:.0} KiB | {import_ms:.1} ms | {native} | {wasm} |",
             pkg.name,
@@ -73,7 +74,8 @@ fn native_suite(python: &Path, pkg: &Package, root: &Path) -> Result<String> {
     cmd.args(native_pytest_args(pkg, Scope::Full)).current_dir(&work).env("PYTHONPATH", root.join("plugins")).envs(pkg.env.iter().copied());
     let out = cmd.output().context("run the native suite")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let summary = Summary::parse(&stdout).with_context(|| format!("{}: no pytest summary natively:\n{stdout}\n{}", pkg.name, String::from_utf8_lossy(&out.stderr)))?;
+    let summary = Summary::parse(&stdout)
+        .with_context(|| format!("{}: no pytest summary natively:\n{stdout}\n{}", pkg.name, String::from_utf8_lossy(&out.stderr)))?;
     let loaded = reported_extensions(&stdout);
     for module in pkg.extensions {
         if !loaded.iter().any(|(m, f)| m == module && f.ends_with(".so")) {

@@ -2,8 +2,8 @@
 //! every test suite.
 
 use crate::{cargo, ext, fixtures, lint, run_status, step, toolchain};
-use pymode_build::{cpython, staticlib};
 use anyhow::Result;
+use pymode_build::{cpython, staticlib};
 use std::time::Instant;
 
 /// `args`: `--full` (sets `PYMODE_FULL=1` for the tests), the rest goes to `cargo test`.
@@ -35,9 +35,6 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         run_status(&mut cmd)
     })?;
-    println!(
-        "xtask test: all passed in {:.1} s",
-        start.elapsed().as_secs_f64()
-    );
+    println!("xtask test: all passed in {:.1} s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -188,13 +188,8 @@ pub(super) fn read<'a>(file: &str, contents: &'a [u8], offset: usize) -> Result<
         }
     };
     let reader = LinkingSectionReader::new(BinaryReader::new(contents, offset)).map_err(err)?;
-    let mut out = LinkingSection {
-        version: reader.version(),
-        symbols: Vec::new(),
-        segments: None,
-        init_funcs: Vec::new(),
-        comdats: Vec::new(),
-    };
+    let mut out =
+        LinkingSection { version: reader.version(), symbols: Vec::new(), segments: None, init_funcs: Vec::new(), comdats: Vec::new() };
     let mut subsections = reader.subsections();
     loop {
         let at = subsections.original_position();
@@ -217,10 +212,7 @@ pub(super) fn read<'a>(file: &str, contents: &'a [u8], offset: usize) -> Result<
             Linking::InitFuncs(map) => {
                 for init in map.into_iter_with_offsets() {
                     let (init_offset, init) = init.map_err(err)?;
-                    out.init_funcs.push((
-                        InitFunc { priority: init.priority, symbol: SymbolIndex(init.symbol_index) },
-                        init_offset,
-                    ));
+                    out.init_funcs.push((InitFunc { priority: init.priority, symbol: SymbolIndex(init.symbol_index) }, init_offset));
                 }
             }
             Linking::ComdatInfo(map) => {
@@ -288,7 +280,8 @@ impl<'a> LinkingSection<'a> {
                 }
                 SymbolTarget::Data(data) => {
                     if let Some(d) = data {
-                        let segment = obj.data.get(d.segment.as_usize()).ok_or_else(|| out_of_range("data segment", d.segment.0, obj.data.len()))?;
+                        let segment =
+                            obj.data.get(d.segment.as_usize()).ok_or_else(|| out_of_range("data segment", d.segment.0, obj.data.len()))?;
                         let end = u64::from(d.offset) + u64::from(d.size);
                         if end > segment.data.len() as u64 {
                             return Err(bad(
@@ -311,7 +304,12 @@ impl<'a> LinkingSection<'a> {
             }
             let import = if flags.contains(SymbolFlags::UNDEFINED) {
                 let import = obj.nth_import(kind, index).ok_or_else(|| {
-                    bad(offset, ErrorKind::BadLinkingReference(format!("undefined symbol {symbol_index} names {what} {index}, which is not imported")))
+                    bad(
+                        offset,
+                        ErrorKind::BadLinkingReference(format!(
+                            "undefined symbol {symbol_index} names {what} {index}, which is not imported"
+                        )),
+                    )
                 })?;
                 Some((import.module, import.field))
             } else {
@@ -337,8 +335,15 @@ impl<'a> LinkingSection<'a> {
         for (init, offset) in self.init_funcs {
             match obj.symbols.get(init.symbol.as_usize()) {
                 Some(s) if s.kind() == SymbolKind::Function => obj.init_funcs.push(init),
-                Some(_) => return Err(bad(offset, ErrorKind::BadLinkingReference(format!("init function symbol {} is not a function", init.symbol)))),
-                None => return Err(bad(offset, ErrorKind::BadLinkingReference(format!("init function symbol {} does not exist", init.symbol)))),
+                Some(_) => {
+                    return Err(bad(
+                        offset,
+                        ErrorKind::BadLinkingReference(format!("init function symbol {} is not a function", init.symbol)),
+                    ));
+                }
+                None => {
+                    return Err(bad(offset, ErrorKind::BadLinkingReference(format!("init function symbol {} does not exist", init.symbol))));
+                }
             }
         }
         for (comdat, offset) in self.comdats {

@@ -23,8 +23,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::names;
 use std::ops::Range;
 use wasmparser::{
-    ConstExpr, DataKind, ElementItems, ElementKind, ExternalKind, FuncType, GlobalType, MemoryType,
-    Parser, Payload, TableType, TypeRef,
+    ConstExpr, DataKind, ElementItems, ElementKind, ExternalKind, FuncType, GlobalType, MemoryType, Parser, Payload, TableType, TypeRef,
 };
 
 /// One section of the file, in file order.

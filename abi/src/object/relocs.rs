@@ -47,8 +47,8 @@ pub(super) fn read(file: &str, name: &str, contents: &[u8], offset: usize, secti
     for _ in 0..count {
         let entry_offset = reader.original_position();
         let raw = reader.read_u8().map_err(err)?;
-        let kind = RelocKind::from_u8(raw)
-            .ok_or_else(|| Error::new(file, Some(name), entry_offset, ErrorKind::UnknownRelocationType(raw)))?;
+        let kind =
+            RelocKind::from_u8(raw).ok_or_else(|| Error::new(file, Some(name), entry_offset, ErrorKind::UnknownRelocationType(raw)))?;
         let site = reader.read_var_u32().map_err(err)?;
         let index = reader.read_var_u32().map_err(err)?;
         let addend = if kind.has_addend64() {

@@ -39,10 +39,7 @@ pub(super) fn check(obj: &Object<'_>) -> Result<()> {
             }
             let (what, count) = if r.kind.index_is_symbol() { ("symbol", obj.symbols.len()) } else { ("type", obj.types.len()) };
             if r.index as usize >= count {
-                return Err(bad(
-                    r.entry_offset,
-                    ErrorKind::RelocationIndexOutOfRange { kind: r.kind.name(), what, index: r.index, count },
-                ));
+                return Err(bad(r.entry_offset, ErrorKind::RelocationIndexOutOfRange { kind: r.kind.name(), what, index: r.index, count }));
             }
         }
     }

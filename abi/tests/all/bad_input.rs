@@ -1,12 +1,12 @@
 //! Truncated, garbage and hand-corrupted objects: each gives a typed error with the file, the
 //! section and the byte offset, never a panic.
 
-use pymode_testdata::trials::Trial;
 use pymode_abi::object::{FeaturePolicy, Object};
 use pymode_abi::{ErrorKind, RelocKind};
+use pymode_testdata::trials::Trial;
 use wasm_encoder::{
-    CodeSection, ConstExpr, CustomSection, DataSection, EntityType, Function, FunctionSection, ImportSection,
-    MemoryType, Module, TypeSection,
+    CodeSection, ConstExpr, CustomSection, DataSection, EntityType, Function, FunctionSection, ImportSection, MemoryType, Module,
+    TypeSection,
 };
 
 pub(crate) fn trials() -> Vec<Trial> {
@@ -70,7 +70,11 @@ fn object(p: &Parts) -> Vec<u8> {
     types.ty().function([], []);
     module.section(&types); // section 0
     let mut imports = ImportSection::new();
-    imports.import("env", "__linear_memory", EntityType::Memory(MemoryType { minimum: 1, maximum: None, memory64: false, shared: false, page_size_log2: None }));
+    imports.import(
+        "env",
+        "__linear_memory",
+        EntityType::Memory(MemoryType { minimum: 1, maximum: None, memory64: false, shared: false, page_size_log2: None }),
+    );
     module.section(&imports); // 1
     let mut funcs = FunctionSection::new();
     funcs.function(0);
@@ -190,16 +194,15 @@ fn bad_leb_in_the_relocation_section() {
 fn symbol_index_out_of_range() {
     let bytes = object(&Parts { reloc_index: 7, ..Parts::default() });
     let err = Object::parse("sym.o", &bytes).expect_err("bad symbol index");
-    assert_eq!(
-        err.kind,
-        ErrorKind::RelocationIndexOutOfRange { kind: "R_WASM_MEMORY_ADDR_SLEB", what: "symbol", index: 7, count: 2 }
-    );
+    assert_eq!(err.kind, ErrorKind::RelocationIndexOutOfRange { kind: "R_WASM_MEMORY_ADDR_SLEB", what: "symbol", index: 7, count: 2 });
     assert_eq!(err.location.section.as_deref(), Some("reloc.CODE"));
     let entry_at = bytes.len() - 4; // type, offset, index, addend: one byte each
     assert_eq!(err.location.offset, entry_at);
     assert_eq!(
         err.to_string(),
-        format!("sym.o: section reloc.CODE at byte 0x{entry_at:x}: relocation R_WASM_MEMORY_ADDR_SLEB refers to symbol index 7, but there are only 2")
+        format!(
+            "sym.o: section reloc.CODE at byte 0x{entry_at:x}: relocation R_WASM_MEMORY_ADDR_SLEB refers to symbol index 7, but there are only 2"
+        )
     );
 }
 

@@ -2,18 +2,14 @@
 //! with zig, the shim imports exactly the `pymode` functions of `pymode_abi::host` with their
 //! signatures, defines dlopen/dlsym/dlerror/dlclose, and wasi-libc's RTLD_* values match.
 
-use pymode_testdata::trials::Trial;
 use pymode_abi::host;
 use pymode_abi::object::{Object, SymbolTarget};
+use pymode_testdata::trials::Trial;
 use std::path::{Path, PathBuf};
 use wasmparser::TypeRef;
 
 pub(crate) fn trials() -> Vec<Trial> {
-    pymode_testdata::tests![
-        shim_imports_match_the_host_abi,
-        header_declares_every_host_import,
-        rtld_values_match_wasi_libc,
-    ]
+    pymode_testdata::tests![shim_imports_match_the_host_abi, header_declares_every_host_import, rtld_values_match_wasi_libc,]
 }
 
 fn compile(source: &Path, extra: &[&str], out_name: &str) -> Vec<u8> {

@@ -1,14 +1,12 @@
 //! Comdat groups, as C++ inline functions and templates produce them, read from a real
 //! zig-compiled object.
 
-use pymode_testdata::trials::Trial;
 use pymode_abi::object::{ComdatMember, Object, SymbolTarget};
+use pymode_testdata::trials::Trial;
 use std::path::PathBuf;
 
 pub(crate) fn trials() -> Vec<Trial> {
-    pymode_testdata::tests![
-        cxx_inline_functions_land_in_comdats,
-    ]
+    pymode_testdata::tests![cxx_inline_functions_land_in_comdats,]
 }
 
 fn cxx_inline_functions_land_in_comdats() {
@@ -40,11 +38,8 @@ fn cxx_inline_functions_land_in_comdats() {
     for comdat in &obj.comdats {
         // Each group holds the function of the same name.
         let [ComdatMember::Function(f)] = comdat.members[..] else { panic!("{comdat:?}") };
-        let symbol = obj
-            .symbols
-            .iter()
-            .find(|s| s.target == SymbolTarget::Function(f))
-            .unwrap_or_else(|| panic!("no symbol for comdat member {f}"));
+        let symbol =
+            obj.symbols.iter().find(|s| s.target == SymbolTarget::Function(f)).unwrap_or_else(|| panic!("no symbol for comdat member {f}"));
         assert_eq!(symbol.name, comdat.name);
         assert!(symbol.is_weak(), "{} should be weak (linkonce_odr)", symbol.name);
     }

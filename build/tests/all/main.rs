@@ -54,7 +54,8 @@ fn setuptools_scm_package_gets_its_real_version() {
     let tmp = tempfile::tempdir().unwrap();
     let out = pymode(&["wheel", "lz4==4.4.5", "-o", "wheels"], tmp.path());
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
-    let wheels: Vec<String> = fs::read_dir(tmp.path().join("wheels")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let wheels: Vec<String> =
+        fs::read_dir(tmp.path().join("wheels")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(wheels, ["lz4-4.4.5-cp313-cp313-wasi_wasm32.whl"], "{}", String::from_utf8_lossy(&out.stdout));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("extension lz4/block/_block.cpython-313-wasm32-wasi.so"), "{stdout}");

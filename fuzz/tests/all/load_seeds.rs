@@ -15,11 +15,7 @@ use pymode_abi::{Dylink0, SymbolFlags};
 use pymode_testdata::wat::side_wat;
 
 pub(crate) fn trials() -> Vec<Trial> {
-    pymode_testdata::tests![
-        wat_seeds_are_current_and_load,
-        wat_seeds_open_as_expected,
-        strict_checks_notice_writes_into_the_main_module,
-    ]
+    pymode_testdata::tests![wat_seeds_are_current_and_load, wat_seeds_open_as_expected, strict_checks_notice_writes_into_the_main_module,]
 }
 
 fn dylink(memory_size: u32, memory_align_log2: u32, table_size: u32) -> Dylink0 {
@@ -93,11 +89,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>, bool)> {
             ),
             false,
         ),
-        (
-            "wat-needed-self",
-            side(&needed, r#"(func (export "f") (result i32) i32.const 1) (data (global.get $mb) "needed")"#),
-            false,
-        ),
+        ("wat-needed-self", side(&needed, r#"(func (export "f") (result i32) i32.const 1) (data (global.get $mb) "needed")"#), false),
         ("wat-bss-aligned", side(&dylink(4096, 12, 4), r#"(func (export "nothing"))"#), false),
         (
             "wat-ctors",
@@ -118,16 +110,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>, bool)> {
             ),
             true,
         ),
-        (
-            "wat-ctor-loops",
-            side(&dylink(0, 0, 0), r#"(func (export "__wasm_call_ctors") (loop $l br $l))"#),
-            true,
-        ),
-        (
-            "wat-start-traps",
-            side(&dylink(4, 2, 0), r#"(func $s unreachable) (start $s) (func (export "f"))"#),
-            true,
-        ),
+        ("wat-ctor-loops", side(&dylink(0, 0, 0), r#"(func (export "__wasm_call_ctors") (loop $l br $l))"#), true),
+        ("wat-start-traps", side(&dylink(4, 2, 0), r#"(func $s unreachable) (start $s) (func (export "f"))"#), true),
     ]
 }
 

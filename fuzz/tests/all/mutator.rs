@@ -9,11 +9,7 @@ use std::path::Path;
 use pymode_fuzz::mutate::{FieldKind, fields, mutate};
 
 pub(crate) fn trials() -> Vec<Trial> {
-    pymode_testdata::tests![
-        finds_relocation_and_symbol_fields,
-        structured_mutations_link_or_fail_cleanly,
-        mutation_is_deterministic,
-    ]
+    pymode_testdata::tests![finds_relocation_and_symbol_fields, structured_mutations_link_or_fail_cleanly, mutation_is_deterministic,]
 }
 
 fn link_seeds() -> Vec<(String, Vec<u8>)> {

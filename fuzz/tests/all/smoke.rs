@@ -4,12 +4,7 @@ use pymode_testdata::trials::Trial;
 use std::path::Path;
 
 pub(crate) fn trials() -> Vec<Trial> {
-    pymode_testdata::tests![
-        parse_object_seeds,
-        parse_dylink0_seeds,
-        link_seeds,
-        load_seeds,
-    ]
+    pymode_testdata::tests![parse_object_seeds, parse_dylink0_seeds, link_seeds, load_seeds,]
 }
 
 fn replay(target: &str, run: fn(&[u8])) {

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let files: Vec<String> = std::env::args().skip(1).collect();
     if files.is_empty() || files.iter().any(|f| f == "-h" || f == "--help") {
-        eprintln!("usage: pymode-readobj FILE...\n\nPrints the symbols, segments, init functions and relocations of a wasm32\nrelocatable object, or the dylink.0, imports and exports of a side module.");
+        eprintln!(
+            "usage: pymode-readobj FILE...\n\nPrints the symbols, segments, init functions and relocations of a wasm32\nrelocatable object, or the dylink.0, imports and exports of a side module."
+        );
         return if files.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
     }
     let mut status = ExitCode::SUCCESS;

@@ -106,7 +106,13 @@ pub(super) fn assign_functions<'a>(out: &mut Layout<'a>, inputs: &Inputs<'a>, re
 }
 
 /// Numbers the imported globals (`env`, then `GOT.*`) and the internal GOT globals.
-pub(super) fn assign_globals<'a>(out: &mut Layout<'a>, inputs: &Inputs<'a>, res: &Resolution<'a>, scan: &Scan, binding: Binding) -> Result<()> {
+pub(super) fn assign_globals<'a>(
+    out: &mut Layout<'a>,
+    inputs: &Inputs<'a>,
+    res: &Resolution<'a>,
+    scan: &Scan,
+    binding: Binding,
+) -> Result<()> {
     let mut env_globals: FxIndexMap<(&'a str, &'a str), (GlobalType, Vec<SymId>)> = FxIndexMap::default();
     for &id in &scan.global_imports {
         let sym = res.get(id);
@@ -118,7 +124,8 @@ pub(super) fn assign_globals<'a>(out: &mut Layout<'a>, inputs: &Inputs<'a>, res:
             return Err(typed_references(&inputs.file_name(sym.first_file)));
         }
         // Debug-info objects import the bases as mutable; they are constants of the loader.
-        let ty = if *module == names::ENV && (*field == names::MEMORY_BASE || *field == names::TABLE_BASE) { I32_CONST_GLOBAL } else { *ty };
+        let ty =
+            if *module == names::ENV && (*field == names::MEMORY_BASE || *field == names::TABLE_BASE) { I32_CONST_GLOBAL } else { *ty };
         env_globals.entry((*module, *field)).or_insert((ty, Vec::new())).1.push(id);
     }
     let got_internal: Vec<SymId> = scan.got.iter().copied().filter(|&id| !binds_externally(res.get(id), binding)).collect();

@@ -73,7 +73,8 @@ pub(super) fn lay_out(out: &mut Layout<'_>, inputs: &Inputs<'_>, res: &Resolutio
             cursor = align_up(cursor, piece_align);
             let len = inputs.objects[file.as_usize()].data[segment.as_usize()].data.len() as u64; // ok: indices from the loop above
             let offset = u32::try_from(cursor - start).map_err(|_| LinkError::TooLarge("memory"))?;
-            out.segment_address[file.as_usize()][segment.as_usize()] = Some(u32::try_from(cursor).map_err(|_| LinkError::TooLarge("memory"))?);
+            out.segment_address[file.as_usize()][segment.as_usize()] =
+                Some(u32::try_from(cursor).map_err(|_| LinkError::TooLarge("memory"))?);
             pieces.push(Piece { file, segment, offset });
             cursor += len;
         }

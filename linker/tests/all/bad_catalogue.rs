@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 use crate::common::options;
 use pymode_abi::RelocKind;
+use pymode_abi::object::Object;
 use pymode_testdata::golden;
 use pymode_testdata::trials::{Trial, case};
-use pymode_abi::object::Object;
 use wasm_encoder::{
-    CodeSection, ConstExpr, CustomSection, DataSection, EntityType, Function, FunctionSection, ImportSection,
-    MemoryType, Module, TypeSection,
+    CodeSection, ConstExpr, CustomSection, DataSection, EntityType, Function, FunctionSection, ImportSection, MemoryType, Module,
+    TypeSection,
 };
 
 /// One trial per case: `bad_catalogue::objects::<name>` and `bad_catalogue::archives::<name>`.

@@ -11,11 +11,14 @@
 
 use pymode_abi::object::Object;
 use pymode_linker::{Binding, Options, options::InputSpec};
+use pymode_testdata::trials::{Trial, case};
 use pymode_testdata::{Mode, fixture_names, fixture_object, wasm_ld};
 use std::path::Path;
-use pymode_testdata::trials::{Trial, case};
 use std::sync::{Arc, LazyLock, Mutex};
-use wasmtime::{Config, Engine, Extern, ExternType, Func, Global, GlobalType, Instance, Memory, MemoryType, Module, Mutability, Ref, RefType, Store, Table, TableType, Val, ValType};
+use wasmtime::{
+    Config, Engine, Extern, ExternType, Func, Global, GlobalType, Instance, Memory, MemoryType, Module, Mutability, Ref, RefType, Store,
+    Table, TableType, Val, ValType,
+};
 
 pub(crate) fn trials() -> Vec<Trial> {
     let mut trials = pymode_testdata::tests![
@@ -26,11 +29,15 @@ pub(crate) fn trials() -> Vec<Trial> {
     for name in fixture_names() {
         for mode in [Mode::PicO0, Mode::PicO2] {
             let name = name.clone();
-            trials.push(case(module_path!(), format!("wasm-ld::{mode}/{name}"), move || fixture_behaves_the_same_as_with_wasm_ld(&name, mode)));
+            trials.push(case(module_path!(), format!("wasm-ld::{mode}/{name}"), move || {
+                fixture_behaves_the_same_as_with_wasm_ld(&name, mode)
+            }));
         }
         for mode in [Mode::NopicO0, Mode::NopicO2] {
             let name = name.clone();
-            trials.push(case(module_path!(), format!("pic-rewrite::{mode}/{name}"), move || non_pic_fixture_behaves_like_its_pic_build(&name, mode)));
+            trials.push(case(module_path!(), format!("pic-rewrite::{mode}/{name}"), move || {
+                non_pic_fixture_behaves_like_its_pic_build(&name, mode)
+            }));
         }
     }
     trials
@@ -331,11 +338,15 @@ fn pic_and_non_pic_objects_mix_in_one_module() {
             };
             let all_pic = run_checks(&engine, "all", &link(names.iter().map(|n| fixture_object(n, pic_of(mode))).collect()), &checks);
             for parity in [0, 1] {
-                let objects = names.iter().enumerate().map(|(i, n)| fixture_object(n, if i % 2 == parity { mode } else { pic_of(mode) })).collect();
+                let objects =
+                    names.iter().enumerate().map(|(i, n)| fixture_object(n, if i % 2 == parity { mode } else { pic_of(mode) })).collect();
                 let mixed = run_checks(&engine, "all", &link(objects), &checks);
                 for ((check, (value, calls)), (_, pic_calls)) in checks.iter().zip(&mixed).zip(&all_pic) {
                     assert_eq!(Some(*value), expected(check), "{mode} ({binding:?}, parity {parity}): {check}_check");
-                    assert_eq!(calls, pic_calls, "{mode} ({binding:?}, parity {parity}): {check}_check host calls differ from the all-PIC link");
+                    assert_eq!(
+                        calls, pic_calls,
+                        "{mode} ({binding:?}, parity {parity}): {check}_check host calls differ from the all-PIC link"
+                    );
                 }
             }
         }

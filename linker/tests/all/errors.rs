@@ -1,11 +1,11 @@
 //! Error paths: each gives lld's wording, names the file (and archive member) and the symbol,
 //! and never leaves an output file behind.
 
-use pymode_testdata::trials::Trial;
 use crate::common::*;
 use pymode_abi::dylink::SymbolFlags;
 use pymode_abi::object::Object;
 use pymode_linker::PicRewrite;
+use pymode_testdata::trials::Trial;
 use pymode_testdata::{Mode, fixture_object};
 
 pub(crate) fn trials() -> Vec<Trial> {
@@ -18,7 +18,8 @@ pub(crate) fn trials() -> Vec<Trial> {
         undefined_weak_is_imported_and_marked_weak,
         unknown_flag_is_an_error,
         failed_link_leaves_no_output_and_keeps_an_old_one,
-        #[cfg(unix)] output_is_readable_by_everyone,
+        #[cfg(unix)]
+        output_is_readable_by_everyone,
         export_of_undefined_symbol_is_an_error,
         missing_library_and_file_are_errors,
         undefined_hidden_symbol_names_the_archive_member,
@@ -37,7 +38,8 @@ fn duplicate_strong_definitions_name_both_files() {
 
 fn strong_definition_beats_weak_and_first_weak_wins() {
     let dir = tempfile::tempdir().unwrap();
-    let weak = compile(dir.path(), "weak", "__attribute__((weak)) int pick(void) { return 1; }\nint use_pick(void) { return pick(); }\n", &[]);
+    let weak =
+        compile(dir.path(), "weak", "__attribute__((weak)) int pick(void) { return 1; }\nint use_pick(void) { return pick(); }\n", &[]);
     let weak2 = compile(dir.path(), "weak2", "__attribute__((weak)) int pick(void) { return 3; }\n", &[]);
     let strong = compile(dir.path(), "strong", "int pick(void) { return 2; }\n", &[]);
     // Two weak definitions and a strong one: the strong one is kept, wherever it comes.
@@ -188,7 +190,12 @@ fn missing_library_and_file_are_errors() {
 fn undefined_hidden_symbol_names_the_archive_member() {
     let dir = tempfile::tempdir().unwrap();
     // Hidden data must be defined in this module: code reaches it relative to __memory_base.
-    let y = compile(dir.path(), "y", "extern int hidden_x __attribute__((visibility(\"hidden\")));\nint get_hidden(void) { return hidden_x; }\n", &[]);
+    let y = compile(
+        dir.path(),
+        "y",
+        "extern int hidden_x __attribute__((visibility(\"hidden\")));\nint get_hidden(void) { return hidden_x; }\n",
+        &[],
+    );
     let archive = dir.path().join("libx.a");
     write_plain_archive(&archive, &[("y.o", &std::fs::read(&y).unwrap())]);
     let main = compile(dir.path(), "main", "int get_hidden(void);\nint main_check(void) { return get_hidden(); }\n", &[]);

@@ -3,12 +3,12 @@
 //! `target_features` disagree are refused as wasm-ld refuses them, unless
 //! `--no-check-features`; `--features=` names the set; the output's section matches wasm-ld's.
 
-use pymode_testdata::trials::Trial;
 use crate::common::differential::reference_link;
 use crate::common::*;
 use pymode_abi::object::{FeaturePolicy, Object};
 use pymode_linker::FeatureCheck;
 use pymode_testdata::SIMD_SOURCE;
+use pymode_testdata::trials::Trial;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use wasm_encoder::{CustomSection, Encode, Section};

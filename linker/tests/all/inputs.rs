@@ -2,10 +2,10 @@
 //! symbols, with or without a symbol index), `-L`/`-l`, side modules as inputs (NEEDED),
 //! response files, and several objects.
 
-use pymode_testdata::trials::Trial;
 use crate::common::*;
 use pymode_abi::object::Object;
 use pymode_linker::options::InputSpec;
+use pymode_testdata::trials::Trial;
 use pymode_testdata::{Mode, fixture_archive, fixture_object};
 
 pub(crate) fn trials() -> Vec<Trial> {

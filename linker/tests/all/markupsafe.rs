@@ -5,21 +5,16 @@
 //! Needs `cargo xtask cpython` and `cargo xtask build-ext markupsafe` (both run by
 //! `cargo xtask test`); fails loudly without them.
 
-use pymode_testdata::trials::Trial;
 use crate::common::differential::compare_with_wasm_ld;
+use pymode_testdata::trials::Trial;
 use pymode_testdata::{COMMON_CFLAGS, MARKUPSAFE_VERSION, cpython_prefix, ext_dir, zig_cc};
 
 pub(crate) fn trials() -> Vec<Trial> {
-    pymode_testdata::tests![
-        markupsafe_speedups_matches_wasm_ld,
-    ]
+    pymode_testdata::tests![markupsafe_speedups_matches_wasm_ld,]
 }
 
 fn markupsafe_speedups_matches_wasm_ld() {
-    let source = ext_dir("markupsafe")
-        .join("src")
-        .join(format!("markupsafe-{MARKUPSAFE_VERSION}"))
-        .join("src/markupsafe/_speedups.c");
+    let source = ext_dir("markupsafe").join("src").join(format!("markupsafe-{MARKUPSAFE_VERSION}")).join("src/markupsafe/_speedups.c");
     assert!(source.is_file(), "{} is missing: run `cargo xtask build-ext markupsafe` (or `cargo xtask test`) first", source.display());
     let include = cpython_prefix().join("include").join("python3.13");
     let dir = tempfile::tempdir().unwrap();

@@ -3,15 +3,12 @@
 //! restores wasm-ld's error. (That rewritten fixtures behave like their PIC builds is
 //! checked in behaviour.rs and in the loader's fixture tests.)
 
-use pymode_testdata::trials::Trial;
 use crate::common::*;
 use pymode_linker::PicRewrite;
+use pymode_testdata::trials::Trial;
 
 pub(crate) fn trials() -> Vec<Trial> {
-    pymode_testdata::tests![
-        simd_access_at_an_absolute_address_is_a_named_error,
-        command_line_switch,
-    ]
+    pymode_testdata::tests![simd_access_at_an_absolute_address_is_a_named_error, command_line_switch,]
 }
 
 /// A SIMD load from a global's absolute address is not rewritten: the error says where.
@@ -20,12 +17,18 @@ fn simd_access_at_an_absolute_address_is_a_named_error() {
     let source = "typedef int v4 __attribute__((vector_size(16)));\nv4 g;\nv4 get_g(void) { return g; }\n";
     let object = compile(dir.path(), "simd", source, &["-O2", "-msimd128"]);
     let err = link_err(&options(&[&object]));
-    let expected = format!("{}: cannot rewrite function `get_g` to position-independent code: relocation R_WASM_MEMORY_ADDR_LEB against `g` at body offset 0x", object.display());
+    let expected = format!(
+        "{}: cannot rewrite function `get_g` to position-independent code: relocation R_WASM_MEMORY_ADDR_LEB against `g` at body offset 0x",
+        object.display()
+    );
     assert!(err.starts_with(&expected), "{err}");
     assert!(err.ends_with("not a scalar load or store (SIMD and atomic accesses are not rewritten)"), "{err}");
     let mut opts = options(&[&object]);
     opts.pic_rewrite = PicRewrite::Off;
-    assert_eq!(link_err(&opts), format!("{}: relocation R_WASM_MEMORY_ADDR_LEB cannot be used against symbol `g`; recompile with -fPIC", object.display()));
+    assert_eq!(
+        link_err(&opts),
+        format!("{}: relocation R_WASM_MEMORY_ADDR_LEB cannot be used against symbol `g`; recompile with -fPIC", object.display())
+    );
 }
 
 /// The switch on the command line: the same object links by default and with
@@ -42,6 +45,9 @@ fn command_line_switch() {
     assert!(!run.status.success());
     assert_eq!(
         String::from_utf8_lossy(&run.stderr),
-        format!("pymode-ld: error: {}: relocation R_WASM_MEMORY_ADDR_SLEB cannot be used against symbol `x`; recompile with -fPIC\n", object.display())
+        format!(
+            "pymode-ld: error: {}: relocation R_WASM_MEMORY_ADDR_SLEB cannot be used against symbol `x`; recompile with -fPIC\n",
+            object.display()
+        )
     );
 }

@@ -98,10 +98,7 @@ fn pic_objects_use_got_imports_and_relative_relocations() {
             let obj = Object::parse(&display, &bytes).expect("parses");
             all_imports.extend(imports_of(&obj));
             all_kinds.extend(relocation_kinds(&obj));
-            assert!(
-                !relocation_kinds(&obj).contains(&RelocKind::MemoryAddrSleb),
-                "{display}: PIC code with an absolute MEMORY_ADDR_SLEB"
-            );
+            assert!(!relocation_kinds(&obj).contains(&RelocKind::MemoryAddrSleb), "{display}: PIC code with an absolute MEMORY_ADDR_SLEB");
         }
     }
     assert!(all_imports.iter().any(|i| i.starts_with("GOT.func.")), "no GOT.func import in the PIC fixtures");

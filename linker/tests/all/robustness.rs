@@ -1,16 +1,12 @@
 //! Comdat groups (C++ inline functions) and untrusted input: corrupted objects give errors,
 //! never panics.
 
-use pymode_testdata::trials::Trial;
 use crate::common::*;
+use pymode_testdata::trials::Trial;
 use pymode_testdata::{Mode, fixture_object, zig_command};
 
 pub(crate) fn trials() -> Vec<Trial> {
-    pymode_testdata::tests![
-        comdat_groups_keep_the_first_copy,
-        corrupted_objects_never_panic,
-        corrupted_non_pic_objects_never_panic,
-    ]
+    pymode_testdata::tests![comdat_groups_keep_the_first_copy, corrupted_objects_never_panic, corrupted_non_pic_objects_never_panic,]
 }
 
 fn comdat_groups_keep_the_first_copy() {

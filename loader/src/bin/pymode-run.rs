@@ -23,7 +23,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use pymode_loader::run::{RunOptions, run};
 
-const USAGE: &str = "usage: pymode-run [--dir HOST[::GUEST]]... [--env K=V]... [--lib-root DIR]... [--cache DIR] [-W OPT=N,...] MODULE.wasm [-- ARGS...]";
+const USAGE: &str =
+    "usage: pymode-run [--dir HOST[::GUEST]]... [--env K=V]... [--lib-root DIR]... [--cache DIR] [-W OPT=N,...] MODULE.wasm [-- ARGS...]";
 
 /// Runs a WASI preview-1 main module with the PyMode loader attached.
 #[derive(Debug, Parser)]
@@ -142,7 +143,23 @@ mod tests {
 
     #[test]
     fn parses_the_documented_form() {
-        let a = parse(v(&["--dir", "/h::/g", "--dir", "/x", "--env", "A=b=c", "--lib-root", "/l", "--cache", "/c", "m.wasm", "--", "-c", "--dir"])).unwrap();
+        let a = parse(v(&[
+            "--dir",
+            "/h::/g",
+            "--dir",
+            "/x",
+            "--env",
+            "A=b=c",
+            "--lib-root",
+            "/l",
+            "--cache",
+            "/c",
+            "m.wasm",
+            "--",
+            "-c",
+            "--dir",
+        ]))
+        .unwrap();
         assert_eq!(a.dirs, vec![(PathBuf::from("/h"), "/g".to_owned()), (PathBuf::from("/x"), "/x".to_owned())]);
         assert_eq!(a.envs, vec![("A".to_owned(), "b=c".to_owned())]);
         assert_eq!(a.lib_roots, vec![PathBuf::from("/l")]);

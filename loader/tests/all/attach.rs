@@ -6,10 +6,7 @@ use pymode_loader::{AttachError, Loader, LoaderConfig};
 use pymode_testdata::trials::Trial;
 
 pub(crate) fn trials() -> Vec<Trial> {
-    pymode_testdata::tests![
-        attach_refuses_a_table_that_cannot_grow,
-        attach_names_missing_exports_and_how_to_link,
-    ]
+    pymode_testdata::tests![attach_refuses_a_table_that_cannot_grow, attach_names_missing_exports_and_how_to_link,]
 }
 
 fn attach_refuses_a_table_that_cannot_grow() {

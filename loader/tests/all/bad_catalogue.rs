@@ -39,9 +39,7 @@ fn case_file(rel: &str, generated: &[u8]) -> Vec<u8> {
 /// Replaces the temporary root (as given and canonical) with `$ROOT`.
 fn normalize(env: &Env, text: &str) -> String {
     let canon = std::fs::canonicalize(env.dir.path()).unwrap();
-    text.replace(&canon.display().to_string(), "$ROOT")
-        .replace(&env.dir.path().display().to_string(), "$ROOT")
-        .replace('\0', "\\0")
+    text.replace(&canon.display().to_string(), "$ROOT").replace(&env.dir.path().display().to_string(), "$ROOT").replace('\0', "\\0")
 }
 
 // ---- generators -------------------------------------------------------------------------
@@ -128,10 +126,7 @@ fn side_cases() -> Vec<Case> {
         one("table-size-2-pow-31", side(&dylink(0, 0, 1 << 31), &side_wat(""))),
         one(
             "exports-own-memory",
-            side(
-                &dylink(0, 0, 0),
-                r#"(module (memory (export "memory") 1) (func (export "f") (result i32) i32.const 1))"#,
-            ),
+            side(&dylink(0, 0, 0), r#"(module (memory (export "memory") 1) (func (export "f") (result i32) i32.const 1))"#),
         ),
         one("reexports-main-memory", side(&dylink(0, 0, 0), &side_wat(r#"(export "memory" (memory 0))"#))),
         one(
@@ -141,7 +136,10 @@ fn side_cases() -> Vec<Case> {
                 &side_wat(r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))"#),
             ),
         ),
-        one("forbidden-import-pymode-dl-open", side(&dylink(0, 0, 0), &side_wat(r#"(import "pymode" "dl_open" (func (param i32 i32) (result i32)))"#))),
+        one(
+            "forbidden-import-pymode-dl-open",
+            side(&dylink(0, 0, 0), &side_wat(r#"(import "pymode" "dl_open" (func (param i32 i32) (result i32)))"#)),
+        ),
         one(
             "unresolved-symbols",
             side(&dylink(0, 0, 0), &side_wat(r#"(import "env" "nope_fn" (func)) (import "GOT.mem" "nope_data" (global (mut i32)))"#)),
@@ -153,10 +151,7 @@ fn side_cases() -> Vec<Case> {
             side(&dylink(4, 0, 0), &side_wat(r#"(func (export "__wasm_apply_data_relocs") i32.const -1 i32.load drop)"#)),
         ),
         one("start-traps", side(&dylink(0, 0, 0), &side_wat(r#"(func $s unreachable) (start $s)"#))),
-        one(
-            "elem-past-table-range",
-            side(&dylink(0, 0, 1), &side_wat(r#"(func $f) (elem (global.get $tb) $f $f $f $f $f $f $f $f)"#)),
-        ),
+        one("elem-past-table-range", side(&dylink(0, 0, 1), &side_wat(r#"(func $f) (elem (global.get $tb) $f $f $f $f $f $f $f $f)"#))),
         one("data-past-memory-range", side(&dylink(4, 0, 0), &side_wat(r#"(data (i32.const -4) "abcdefgh")"#))),
         // Inside the main memory but past the library's own block: instantiating it would
         // overwrite whatever the allocator placed after the block.
@@ -173,10 +168,7 @@ fn side_cases() -> Vec<Case> {
             [&b[..8], &dylink(0, 0, 0).encode_section(), &b[8..]].concat()
         }),
         dir("missing-needed", vec![("a.so", side(&needs(&["libnope.so"]), &side_wat("")))]),
-        dir(
-            "needed-truncated",
-            vec![("a.so", side(&needs(&["b.so"]), &side_wat(""))), ("b.so", good[..good.len() / 2].to_vec())],
-        ),
+        dir("needed-truncated", vec![("a.so", side(&needs(&["b.so"]), &side_wat(""))), ("b.so", good[..good.len() / 2].to_vec())]),
         dir(
             "needed-loop",
             vec![
@@ -189,10 +181,16 @@ fn side_cases() -> Vec<Case> {
         dir("needed-absolute-outside", vec![("a.so", side(&needs(&["/proc/self/exe"]), &side_wat("")))]),
         dir(
             "runtime-path-outside-root",
-            vec![("a.so", side(&Dylink0 { needed: vec!["exe".into()], runtime_path: vec!["/proc/self".into()], ..dylink(0, 0, 0) }, &side_wat("")))],
+            vec![(
+                "a.so",
+                side(&Dylink0 { needed: vec!["exe".into()], runtime_path: vec!["/proc/self".into()], ..dylink(0, 0, 0) }, &side_wat("")),
+            )],
         ),
         one("memory-import-too-large", side(&dylink(0, 0, 0), r#"(module (import "env" "memory" (memory 1000)))"#)),
-        one("table-import-too-large", side(&dylink(0, 0, 0), r#"(module (import "env" "__indirect_function_table" (table 100000 funcref)))"#)),
+        one(
+            "table-import-too-large",
+            side(&dylink(0, 0, 0), r#"(module (import "env" "__indirect_function_table" (table 100000 funcref)))"#),
+        ),
         one("mem-align-2-pow-31", side(&dylink(16, 31, 0), &side_wat(""))),
         dir("needed-self", vec![("a.so", side(&needs(&["a.so"]), &side_wat(r#"(func (export "a") (result i32) i32.const 1)"#)))]),
         one(

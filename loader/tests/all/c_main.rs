@@ -10,7 +10,9 @@ use std::process::Command;
 
 use pymode_linker::Options;
 use pymode_linker::options::InputSpec;
-use pymode_testdata::{COMMON_CFLAGS, Mode, WASM_LD_SIDE_MODULE_FLAGS, c_main_module, fixture_names, fixture_side_module, run_ok, wasm_ld, zig_cc};
+use pymode_testdata::{
+    COMMON_CFLAGS, Mode, WASM_LD_SIDE_MODULE_FLAGS, c_main_module, fixture_names, fixture_side_module, run_ok, wasm_ld, zig_cc,
+};
 
 pub(crate) fn trials() -> Vec<Trial> {
     pymode_testdata::tests![
@@ -60,8 +62,20 @@ fn build_chain(mode: Mode, tmp: &Path, lib: &Path) {
         pymode_linker::link(&opts).unwrap_or_else(|e| panic!("pymode-ld {name}: {e}"));
     };
     link("int c3(void) { return 3; }", "c3", None, "$ORIGIN", deps.join("libc3.so"));
-    link("extern int c3(void); int c2(void) { return c3() * 10 + 2; }", "c2", Some(deps.join("libc3.so")), "$ORIGIN", deps.join("libc2.so"));
-    link("extern int c2(void); int c1(void) { return c2() * 10 + 1; }", "c1", Some(deps.join("libc2.so")), "$ORIGIN/deps", lib.join("chain/c1.so"));
+    link(
+        "extern int c3(void); int c2(void) { return c3() * 10 + 2; }",
+        "c2",
+        Some(deps.join("libc3.so")),
+        "$ORIGIN",
+        deps.join("libc2.so"),
+    );
+    link(
+        "extern int c2(void); int c1(void) { return c2() * 10 + 1; }",
+        "c1",
+        Some(deps.join("libc2.so")),
+        "$ORIGIN/deps",
+        lib.join("chain/c1.so"),
+    );
 }
 
 fn run_checks(mode: Mode) {

@@ -1,9 +1,9 @@
 //! The compiled-module cache: same bytes → same compiled module in memory; on disk an entry
 //! per (content, engine), written atomically, corrupt entries ignored and rewritten.
 
-use pymode_testdata::trials::Trial;
 use crate::common::*;
 use pymode_loader::ModuleCache;
+use pymode_testdata::trials::Trial;
 
 pub(crate) fn trials() -> Vec<Trial> {
     pymode_testdata::tests![

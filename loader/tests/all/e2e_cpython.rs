@@ -114,7 +114,8 @@ print("still running", 6 * 7)
     let out = pymode_run(&[(site, "/site")], &["PYTHONPATH=/site"], script);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
-    let error_line = stdout.lines().find(|l| l.starts_with("ImportError:")).unwrap_or_else(|| panic!("no ImportError in:\n{stdout}\n{stderr}"));
+    let error_line =
+        stdout.lines().find(|l| l.starts_with("ImportError:")).unwrap_or_else(|| panic!("no ImportError in:\n{stdout}\n{stderr}"));
     assert!(error_line.contains("pymode_test_missing_symbol"), "{error_line}");
     assert!(stdout.lines().any(|l| l == "still running 42"), "{stdout}");
 }

@@ -5,11 +5,11 @@
 //! the heap and the table as they were.
 #![allow(clippy::result_large_err)]
 
-use pymode_testdata::trials::Trial;
 use crate::common::*;
 use pymode_abi::host::rtld;
 use pymode_linker::Options;
 use pymode_linker::options::InputSpec;
+use pymode_testdata::trials::Trial;
 use pymode_testdata::{COMMON_CFLAGS, Mode, SIMD_SOURCE, run_ok, zig_cc};
 use std::path::Path;
 

@@ -267,7 +267,20 @@ fn weak_undefined_is_null_until_a_global_library_defines_it(src: Source) {
 }
 
 fn every_fixture_opens_and_closes_flat(src: Source) {
-    let names = ["aligned", "bss", "ctor", "data_pointer", "dtor", "extern_calls", "extern_data", "longlong", "method_table", "static_fn_escape", "variadic", "weak"];
+    let names = [
+        "aligned",
+        "bss",
+        "ctor",
+        "data_pointer",
+        "dtor",
+        "extern_calls",
+        "extern_data",
+        "longlong",
+        "method_table",
+        "static_fn_escape",
+        "variadic",
+        "weak",
+    ];
     let mut env = fixture_env();
     let cycle = |env: &mut Env| {
         let hs: Vec<i32> = names.iter().map(|n| open(env, n, src)).collect();

@@ -88,7 +88,8 @@ fn fn_arity_counts_the_i32_parameters_of_the_function_in_a_table_slot() {
   (func $no_result (param i32))
   (func $two_results (param i32) (result i32 i32) i32.const 0 i32.const 0)
   (func (export "g_fn_arity") (param i32) (result i32) local.get 0 call $fn_arity)"#;
-    let main = format!(r#"(module (import "pymode" "fn_arity" (func $fn_arity (param i32) (result i32))) {MAIN_BODY} {table} {ALLOCATOR})"#);
+    let main =
+        format!(r#"(module (import "pymode" "fn_arity" (func $fn_arity (param i32) (result i32))) {MAIN_BODY} {table} {ALLOCATOR})"#);
     let mut env = env_main(&main, |_| {});
     let arity = env.instance.get_typed_func::<i32, i32>(&mut env.store, "g_fn_arity").unwrap();
     let ask = |env: &mut Env, index: i32| arity.call(&mut env.store, index).unwrap();

@@ -5,10 +5,7 @@ use crate::libs::*;
 use pymode_testdata::trials::Trial;
 
 pub(crate) fn trials() -> Vec<Trial> {
-    pymode_testdata::tests![
-        bss_is_zeroed_even_after_a_dirty_heap,
-        alignment_is_honoured,
-    ]
+    pymode_testdata::tests![bss_is_zeroed_even_after_a_dirty_heap, alignment_is_honoured,]
 }
 
 fn bss_is_zeroed_even_after_a_dirty_heap() {

@@ -39,12 +39,20 @@ fn needed_chain_of_three_and_a_failing_dependency_rolls_back() {
     d.runtime_path = vec!["$ORIGIN".into()];
     env.write(
         "l/libmid.so",
-        &side(&d, &side_wat(r#"(import "env" "dep_fn" (func $d (result i32))) (func (export "mid_fn") (result i32) call $d i32.const 1 i32.add)"#)),
+        &side(
+            &d,
+            &side_wat(
+                r#"(import "env" "dep_fn" (func $d (result i32))) (func (export "mid_fn") (result i32) call $d i32.const 1 i32.add)"#,
+            ),
+        ),
     );
     let mut d = dylink(0, 0, 0);
     d.needed = vec!["libmid.so".into()];
     d.runtime_path = vec!["$ORIGIN/l".into()];
-    env.write("top.so", &side(&d, &side_wat(r#"(import "env" "mid_fn" (func $m (result i32))) (func (export "top_fn") (result i32) call $m)"#)));
+    env.write(
+        "top.so",
+        &side(&d, &side_wat(r#"(import "env" "mid_fn" (func $m (result i32))) (func (export "top_fn") (result i32) call $m)"#)),
+    );
     let t = env.open("top.so", NOW).unwrap();
     assert_eq!(env.call_sym(t, "top_fn"), 56);
     assert_eq!(env.loader().stats().libraries, 3);

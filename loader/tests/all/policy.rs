@@ -98,10 +98,7 @@ fn total_memory_budget_counts_every_loaded_library() {
     let a = env.open("a.so", NOW).unwrap();
     let live = env.live_blocks();
     let e = env.open("b.so", NOW).unwrap_err();
-    assert!(
-        matches!(e.kind, OpenErrorKind::OverBudget { requested: 64, in_use: 64, limit: 100, .. }),
-        "{e}"
-    );
+    assert!(matches!(e.kind, OpenErrorKind::OverBudget { requested: 64, in_use: 64, limit: 100, .. }), "{e}");
     assert!(e.to_string().contains("b.so") && e.to_string().contains("budget is 100"), "{e}");
     assert_eq!((env.live_blocks(), env.loader().stats().libraries), (live, 1));
     // Closing the first gives its share back.
@@ -117,21 +114,15 @@ fn total_table_budget_counts_ranges_and_single_slots() {
     env.open("a.so", NOW).unwrap();
     let table = env.table_size();
     let e = env.open("b.so", NOW).unwrap_err();
-    assert!(
-        matches!(e.kind, OpenErrorKind::OverBudget { requested: 2, in_use: 2, limit: 3, .. }),
-        "{e}"
-    );
+    assert!(matches!(e.kind, OpenErrorKind::OverBudget { requested: 2, in_use: 2, limit: 3, .. }), "{e}");
     assert_eq!(env.table_size(), table, "the refused library took no slot");
     env.open("c.so", NOW).unwrap();
 }
 
 /// A side module whose constructor (or start function) never returns.
 fn lib_looping(in_start: bool) -> Vec<u8> {
-    let body = if in_start {
-        r#"(func $spin (loop $l br $l)) (start $spin)"#
-    } else {
-        r#"(func (export "__wasm_call_ctors") (loop $l br $l))"#
-    };
+    let body =
+        if in_start { r#"(func $spin (loop $l br $l)) (start $spin)"# } else { r#"(func (export "__wasm_call_ctors") (loop $l br $l))"# };
     side(&dylink(16, 0, 0), &side_wat(body))
 }
 
@@ -145,10 +136,7 @@ fn init_fuel_stops_a_constructor_that_never_returns() {
     let fuel = env.store.get_fuel().unwrap();
 
     let e = env.open("spin.so", NOW).unwrap_err();
-    assert!(
-        matches!(e.kind, OpenErrorKind::InitOutOfFuel { function: "__wasm_call_ctors", fuel: BUDGET }),
-        "{e}"
-    );
+    assert!(matches!(e.kind, OpenErrorKind::InitOutOfFuel { function: "__wasm_call_ctors", fuel: BUDGET }), "{e}");
     assert!(e.to_string().contains("ran out of fuel"), "{e}");
     // The store pays for what the constructor burnt, and gets the rest back.
     let after = env.store.get_fuel().unwrap();

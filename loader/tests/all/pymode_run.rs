@@ -54,10 +54,7 @@ fn main_module(path: &str) -> String {
 }
 
 fn side_module() -> Vec<u8> {
-    side(
-        &dylink(16, 2, 1),
-        &side_wat(r#"(func $f (export "side_fn") (result i32) i32.const 100) (elem (global.get $tb) func $f)"#),
-    )
+    side(&dylink(16, 2, 1), &side_wat(r#"(func $f (export "side_fn") (result i32) i32.const 100) (elem (global.get $tb) func $f)"#))
 }
 
 fn loads_a_side_module_from_a_preopened_dir() {
@@ -69,14 +66,8 @@ fn loads_a_side_module_from_a_preopened_dir() {
     std::fs::write(&main, wat::parse_str(main_module("/lib/a.so")).unwrap()).unwrap();
     let cache = tmp.path().join("cache");
     for _ in 0..2 {
-        let out = Command::new(RUN)
-            .arg("--dir")
-            .arg(format!("{}::/lib", lib.display()))
-            .arg("--cache")
-            .arg(&cache)
-            .arg(&main)
-            .output()
-            .unwrap();
+        let out =
+            Command::new(RUN).arg("--dir").arg(format!("{}::/lib", lib.display())).arg("--cache").arg(&cache).arg(&main).output().unwrap();
         assert_eq!(out.status.code(), Some(100), "{}", String::from_utf8_lossy(&out.stderr));
     }
     // The disk cache holds the main and the side module.

@@ -48,10 +48,7 @@ fn lib_lazy_caller() -> Vec<u8> {
 
 /// Defines `later` as `x + add`.
 fn lib_lazy_provider(add: i32) -> Vec<u8> {
-    side(
-        &dylink(0, 0, 0),
-        &side_wat(&format!(r#"(func (export "later") (param i32) (result i32) local.get 0 i32.const {add} i32.add)"#)),
-    )
+    side(&dylink(0, 0, 0), &side_wat(&format!(r#"(func (export "later") (param i32) (result i32) local.get 0 i32.const {add} i32.add)"#)))
 }
 
 fn rtld_lazy_binds_direct_calls_to_libraries_loaded_later() {
@@ -119,10 +116,7 @@ fn rtld_lazy_still_needs_addresses_and_matching_types() {
 
     // A definition of another type does not bind.
     env.write("caller.so", &lib_lazy_caller());
-    env.write(
-        "wrong.so",
-        &side(&dylink(0, 0, 0), &side_wat(r#"(func (export "later") (param i64) (result i32) i32.const 0)"#)),
-    );
+    env.write("wrong.so", &side(&dylink(0, 0, 0), &side_wat(r#"(func (export "later") (param i64) (result i32) i32.const 0)"#)));
     let c = env.open("caller.so", rtld::LAZY).unwrap();
     env.open("wrong.so", NOW | rtld::GLOBAL).unwrap();
     assert!(env.try_call_sym(c, "call_later").unwrap_err().contains("lazy symbol `later`"));

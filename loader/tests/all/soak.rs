@@ -485,7 +485,15 @@ fn run_python(dir: &Path, n: usize, rounds: usize, measured: &[usize]) -> Run {
     let stderr = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(1 << 24);
     let mut wasi = WasiCtxBuilder::new();
     wasi.stdout(stdout.clone()).stderr(stderr.clone());
-    wasi.args(&[python.display().to_string(), "-c".to_owned(), SCRIPT.to_owned(), n.to_string(), "/soak/mods".to_owned(), rounds.to_string(), measured.iter().map(usize::to_string).collect::<Vec<_>>().join(",")]);
+    wasi.args(&[
+        python.display().to_string(),
+        "-c".to_owned(),
+        SCRIPT.to_owned(),
+        n.to_string(),
+        "/soak/mods".to_owned(),
+        rounds.to_string(),
+        measured.iter().map(usize::to_string).collect::<Vec<_>>().join(","),
+    ]);
     wasi.env("PYTHONPATH", "/soak");
     let guest_prefix = prefix.display().to_string();
     wasi.preopened_dir(&prefix, &guest_prefix, FsPerms::ReadOnly).expect("preopen prefix");
@@ -590,7 +598,10 @@ fn side_modules_load_and_unload_in_one_cpython_back_to_baseline() {
     let get = |r: usize, k: usize| *marks.get(&(4 * r + 1 + k)).unwrap_or_else(|| panic!("mark {r}/{k} missing\n{stdout}"));
     let base = *marks.get(&0).expect("baseline mark");
     println!("soak: {n} modules, {ROUNDS} rounds; build {:.1} s, python run {:.1} s", built.as_secs_f64(), ran.as_secs_f64());
-    println!("soak: {:<26} pages {:>5}  table {:>6}  traced heap {:>8} B  destructor sum {:>6}", "baseline", base.pages, base.table, base.traced, base.dtors);
+    println!(
+        "soak: {:<26} pages {:>5}  table {:>6}  traced heap {:>8} B  destructor sum {:>6}",
+        "baseline", base.pages, base.table, base.traced, base.dtors
+    );
     for r in 0..ROUNDS {
         for (k, phase) in PHASES.iter().enumerate() {
             let m = get(r, k);
@@ -615,7 +626,11 @@ fn side_modules_load_and_unload_in_one_cpython_back_to_baseline() {
     let per_round: i64 = (1..=n as i64).sum();
     for r in 0..ROUNDS {
         let r64 = r as i64;
-        assert_eq!((get(r, 0).dtors, get(r, 2).dtors, get(r, 3).dtors), (r64 * per_round, r64 * per_round, (r64 + 1) * per_round), "round {r}");
+        assert_eq!(
+            (get(r, 0).dtors, get(r, 2).dtors, get(r, 3).dtors),
+            (r64 * per_round, r64 * per_round, (r64 + 1) * per_round),
+            "round {r}"
+        );
     }
     // Rounds 1 and 2 reuse the same pages, table slots and Python heap at every point.
     for (k, phase) in PHASES.iter().enumerate() {
@@ -641,7 +656,11 @@ fn side_modules_load_and_unload_in_one_cpython_back_to_baseline() {
     // the loader's exit-time destructor runner, made at the first destructor registration and
     // kept for the store's life (loader/src/dtors.rs).
     let grown = (open0.table - base.table) as u64;
-    assert!(stats.free_table_slots + 1 >= grown, "free slots {} but the table grew by {grown} for the soak modules", stats.free_table_slots);
+    assert!(
+        stats.free_table_slots + 1 >= grown,
+        "free slots {} but the table grew by {grown} for the soak modules",
+        stats.free_table_slots
+    );
 }
 
 /// Rounds before the long runs measure: the heap allocator (zig's size-class free lists, no

@@ -14,10 +14,7 @@ use pymode_linker::options::{InputSpec, PicRewrite};
 use pymode_testdata::{COMMON_CFLAGS, c_main_module, cache_dir, run_ok, workspace_root, zig_cc};
 
 pub(crate) fn trials() -> Vec<Trial> {
-    pymode_testdata::tests![
-        rewrite_is_needed_for_this_zlib,
-        zlib_built_without_fpic_compresses_and_decompresses_in_a_side_module,
-    ]
+    pymode_testdata::tests![rewrite_is_needed_for_this_zlib, zlib_built_without_fpic_compresses_and_decompresses_in_a_side_module,]
 }
 
 const RUN: &str = env!("CARGO_BIN_EXE_pymode-run");
@@ -81,7 +78,15 @@ The quick brown fox jumps over the lazy dog again, and the dog does not mind at 
 /// `zlib_user.c` (compiled -fPIC: PIC and non-PIC objects mix) + the non-PIC libz.a.
 fn link_side(tmp: &Path, zlib: &Path, out: &Path, pic_rewrite: PicRewrite) -> Result<(), String> {
     let obj = tmp.join("zlib_user.o");
-    run_ok(zig_cc().args(COMMON_CFLAGS).args(["-O2", "-fPIC"]).arg(format!("-I{}", zlib.display())).arg(src_dir().join("zlib_user.c")).arg("-o").arg(&obj));
+    run_ok(
+        zig_cc()
+            .args(COMMON_CFLAGS)
+            .args(["-O2", "-fPIC"])
+            .arg(format!("-I{}", zlib.display()))
+            .arg(src_dir().join("zlib_user.c"))
+            .arg("-o")
+            .arg(&obj),
+    );
     let opts = Options {
         inputs: vec![InputSpec::File(obj), InputSpec::File(zlib.join("libz.a"))],
         output: Some(out.to_owned()),
@@ -134,10 +139,8 @@ fn zlib_built_without_fpic_compresses_and_decompresses_in_a_side_module() {
     // The standard CRC-32 check value of "123456789", so the reference itself is right.
     assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     for (name, bytes, compressible) in &inputs {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("file {name} ")))
-            .unwrap_or_else(|| panic!("no line for {name} in:\n{stdout}"));
+        let line =
+            stdout.lines().find(|l| l.starts_with(&format!("file {name} "))).unwrap_or_else(|| panic!("no line for {name} in:\n{stdout}"));
         let f: Vec<&str> = line.split(' ').collect();
         let field = |key: &str| -> u64 {
             let i = f.iter().position(|w| *w == key).unwrap_or_else(|| panic!("no {key} in {line}"));
@@ -150,7 +153,11 @@ fn zlib_built_without_fpic_compresses_and_decompresses_in_a_side_module() {
         assert_eq!(z.len() as u64, field("compressed"), "{line}");
         // A zlib stream (RFC 1950): deflate with a 32 KiB window, header check, and the
         // input's Adler-32 at the end, big-endian.
-        assert!(z.len() >= 6 && z[0] == 0x78 && (u16::from(z[0]) << 8 | u16::from(z[1])) % 31 == 0, "{name}: header {:02x?}", &z[..2.min(z.len())]);
+        assert!(
+            z.len() >= 6 && z[0] == 0x78 && (u16::from(z[0]) << 8 | u16::from(z[1])) % 31 == 0,
+            "{name}: header {:02x?}",
+            &z[..2.min(z.len())]
+        );
         assert_eq!(z[z.len() - 4..], adler32(bytes).to_be_bytes(), "{name}: Adler-32 trailer");
         if *compressible {
             assert!(z.len() < bytes.len() / 2, "{name}: {} bytes compressed to {}", bytes.len(), z.len());

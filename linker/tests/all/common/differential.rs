@@ -31,11 +31,7 @@ pub fn summarize(name: &str, bytes: &[u8]) -> Summary {
     Summary {
         mem_info: dylink.mem_info,
         needed: dylink.needed,
-        imports: module
-            .imports
-            .iter()
-            .map(|i| (i.module.to_owned(), i.field.to_owned(), format!("{:?}", import_kind(&i.ty))))
-            .collect(),
+        imports: module.imports.iter().map(|i| (i.module.to_owned(), i.field.to_owned(), format!("{:?}", import_kind(&i.ty)))).collect(),
         exports: module.exports.iter().map(|e| (e.name.to_owned(), format!("{:?}", e.kind))).collect(),
         target_features: module.target_features.iter().flatten().map(|f| format!("{}{}", char::from(f.policy.prefix()), f.name)).collect(),
     }

@@ -15,14 +15,8 @@ pub fn compile(dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf 
     let o = dir.join(format!("{name}.o"));
     std::fs::write(&c, source).unwrap();
     let flags: Vec<&str> = if flags.is_empty() { vec!["-fPIC", "-O2"] } else { flags.to_vec() };
-    let output = pymode_testdata::zig_cc()
-        .args(pymode_testdata::COMMON_CFLAGS)
-        .args(&flags)
-        .arg(&c)
-        .arg("-o")
-        .arg(&o)
-        .output()
-        .expect("run zig cc");
+    let output =
+        pymode_testdata::zig_cc().args(pymode_testdata::COMMON_CFLAGS).args(&flags).arg(&c).arg("-o").arg(&o).output().expect("run zig cc");
     assert!(output.status.success(), "zig cc {name}.c failed: {}", String::from_utf8_lossy(&output.stderr));
     o
 }
