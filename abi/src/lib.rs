@@ -12,6 +12,8 @@
 //! Malformed input never panics: every reader returns an [`Error`] naming the file, the
 //! section and the byte offset.
 
+#![warn(missing_docs)]
+
 pub mod dylink;
 pub mod error;
 pub mod features;

@@ -17,6 +17,8 @@
 //! The inputs a build needs at run time (the Python build driver, the CPython build's files,
 //! the recipes) are compiled in, so an installed `pymode` works outside a checkout.
 
+#![warn(missing_docs)]
+
 pub mod buildenv;
 pub mod cache;
 pub mod cpython;

@@ -37,10 +37,10 @@ pub fn compute(inputs: &Inputs<'_>, opts: &Options) -> Result<Vec<String>> {
     }
     let output: Vec<String> = match &opts.features {
         Some(explicit) => {
-            if opts.check_features == FeatureCheck::On {
-                if let Some((name, file)) = used.iter().find(|(name, _)| !explicit.iter().any(|e| e == *name)) {
-                    return Err(LinkError::FeatureConflict(format!("target feature '{name}' used by {file} is not in --features")));
-                }
+            if opts.check_features == FeatureCheck::On
+                && let Some((name, file)) = used.iter().find(|(name, _)| !explicit.iter().any(|e| e == *name))
+            {
+                return Err(LinkError::FeatureConflict(format!("target feature '{name}' used by {file} is not in --features")));
             }
             let mut list = explicit.clone();
             list.sort();

@@ -13,6 +13,8 @@
 //! [`emit`] (encode, with [`patch`] copying code and data straight into the output and
 //! patching sites in place; validate; write atomically).
 
+#![warn(missing_docs)]
+
 pub mod emit;
 pub mod error;
 pub mod features;

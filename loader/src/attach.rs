@@ -114,12 +114,11 @@ impl Loader {
     }
 }
 
+/// The main module's `malloc` and `free`.
+type Allocator = (TypedFunc<i32, i32>, TypedFunc<i32, ()>);
+
 /// The configured `malloc` and `free` exports, type-checked.
-fn allocator<T: 'static>(
-    store: &mut StoreContextMut<'_, T>,
-    main: &Instance,
-    config: &LoaderConfig,
-) -> Result<(TypedFunc<i32, i32>, TypedFunc<i32, ()>), AttachError> {
+fn allocator<T: 'static>(store: &mut StoreContextMut<'_, T>, main: &Instance, config: &LoaderConfig) -> Result<Allocator, AttachError> {
     let missing = |name: &str, what| AttachError::MissingExport { name: name.to_owned(), what, hint: HINT_ALLOC };
     let wrong = |name: &str, what| AttachError::WrongExport { name: name.to_owned(), what, hint: HINT_ALLOC };
     let malloc = match main.get_func(&mut *store, &config.malloc) {

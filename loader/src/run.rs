@@ -71,30 +71,9 @@ impl Exit {
 /// Runs the module; `Err` is a one-line host error (`program: what`). `name` prefixes the
 /// trap messages on stderr (`pymode-run`, `pymode`).
 pub fn run(opts: &RunOptions, name: &str) -> Result<Exit, String> {
-    let mut config = Config::new();
-    // The features zig/clang enable by default for wasm32-wasi (DESIGN §4).
-    config.wasm_bulk_memory(true).wasm_multi_value(true).wasm_extended_const(true);
-    if let Some(bytes) = opts.max_wasm_stack {
-        config.max_wasm_stack(bytes);
-    }
-    let engine = Engine::new(&config).map_err(|e| format!("engine: {e}"))?;
-
-    let mut wasi = WasiCtxBuilder::new();
-    wasi.inherit_stdio();
+    let engine = engine(opts)?;
     let program = opts.module.display().to_string();
-    wasi.arg(&program);
-    for a in &opts.args {
-        wasi.arg(a);
-    }
-    for (k, v) in &opts.envs {
-        wasi.env(k, v);
-    }
-    let mut roots = Vec::new();
-    for (host, guest) in &opts.dirs {
-        wasi.preopened_dir(host, guest, FsPerms::ReadWrite).map_err(|e| format!("--dir {}: {e}", host.display()))?;
-        roots.push(LibRoot::mapped(host, guest.clone()));
-    }
-    roots.extend(opts.lib_roots.iter().map(LibRoot::host));
+    let (wasi, roots) = wasi_and_roots(opts, &program)?;
 
     let mut limits = StoreLimitsBuilder::new();
     if let Some(bytes) = opts.max_memory_size {
@@ -103,7 +82,7 @@ pub fn run(opts: &RunOptions, name: &str) -> Result<Exit, String> {
     if let Some(elements) = opts.max_table_elements {
         limits = limits.table_elements(elements);
     }
-    let mut store = Store::new(&engine, RunHost { wasi: wasi.build_p1(), loader: None, limits: limits.build() });
+    let mut store = Store::new(&engine, RunHost { wasi, loader: None, limits: limits.build() });
     store.limiter(|h| &mut h.limits);
     let mut linker: Linker<RunHost> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut RunHost| &mut h.wasi).map_err(|e| format!("linker: {e}"))?;
@@ -131,23 +110,60 @@ pub fn run(opts: &RunOptions, name: &str) -> Result<Exit, String> {
     }
 
     let start = instance.get_typed_func::<(), ()>(&mut store, "_start").map_err(|e| format!("{program}: _start: {e}"))?;
-    match start.call(&mut store, ()) {
-        Ok(()) => Ok(Exit::Code(0)),
-        Err(e) => {
-            if let Some(exit) = e.downcast_ref::<I32Exit>() {
-                // Exit codes are 0..=255 on the host; WASI passes an i32.
-                return Ok(Exit::Code((exit.0 & 0xff) as u8));
-            }
-            eprintln!("{name}: {program}: {e:?}");
-            if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::BadSignature)) {
-                // DESIGN §5.10: the usual cause in C extensions, which native ABIs tolerate.
-                eprintln!(
-                    "{name}: hint: a function was called through a pointer of a different type \
-                     (e.g. a METH_NOARGS function declared with one parameter, or a cast callback); \
-                     wasm checks the signature of every indirect call"
-                );
-            }
-            Ok(Exit::Trap)
-        }
+    Ok(exit_of(start.call(&mut store, ()), name, &program))
+}
+
+/// The engine: zig's default wasm features and the stack limit asked for.
+fn engine(opts: &RunOptions) -> Result<Engine, String> {
+    let mut config = Config::new();
+    // The features zig/clang enable by default for wasm32-wasi (DESIGN §4).
+    config.wasm_bulk_memory(true).wasm_multi_value(true).wasm_extended_const(true);
+    if let Some(bytes) = opts.max_wasm_stack {
+        config.max_wasm_stack(bytes);
     }
+    Engine::new(&config).map_err(|e| format!("engine: {e}"))
+}
+
+/// The guest's WASI context (arguments, environment, preopened directories) and the library
+/// roots: every preopened directory is also a root mapped at its guest path.
+fn wasi_and_roots(opts: &RunOptions, program: &str) -> Result<(wasmtime_wasi::p1::WasiP1Ctx, Vec<LibRoot>), String> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.inherit_stdio();
+    wasi.arg(program);
+    for a in &opts.args {
+        wasi.arg(a);
+    }
+    for (k, v) in &opts.envs {
+        wasi.env(k, v);
+    }
+    let mut roots = Vec::new();
+    for (host, guest) in &opts.dirs {
+        wasi.preopened_dir(host, guest, FsPerms::ReadWrite).map_err(|e| format!("--dir {}: {e}", host.display()))?;
+        roots.push(LibRoot::mapped(host, guest.clone()));
+    }
+    roots.extend(opts.lib_roots.iter().map(LibRoot::host));
+    Ok((wasi.build_p1(), roots))
+}
+
+/// What `_start`'s outcome means for the process: the guest's exit code, or a trap, named
+/// on stderr with a hint for the usual cause in C extensions.
+fn exit_of(outcome: wasmtime::Result<()>, name: &str, program: &str) -> Exit {
+    let e = match outcome {
+        Ok(()) => return Exit::Code(0),
+        Err(e) => e,
+    };
+    if let Some(exit) = e.downcast_ref::<I32Exit>() {
+        // Exit codes are 0..=255 on the host; WASI passes an i32.
+        return Exit::Code((exit.0 & 0xff) as u8);
+    }
+    eprintln!("{name}: {program}: {e:?}");
+    if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::BadSignature)) {
+        // DESIGN §5.10: the usual cause in C extensions, which native ABIs tolerate.
+        eprintln!(
+            "{name}: hint: a function was called through a pointer of a different type \
+             (e.g. a METH_NOARGS function declared with one parameter, or a cast callback); \
+             wasm checks the signature of every indirect call"
+        );
+    }
+    Exit::Trap
 }

@@ -1,5 +1,5 @@
 //! The extension packages PyMode builds from their sdists and proves with their own test
-//! suites inside the wasm CPython (`cargo xtask build-ext NAME`, `loader/tests/packages.rs`).
+//! suites inside the wasm CPython (`cargo xtask build-ext NAME`, `loader/tests/all/packages.rs`).
 //!
 //! The table is the package *test* catalogue: each build by name and version, and what the
 //! tests need to know about it: what it needs at run time, how to prove its C extension is the

@@ -1,4 +1,4 @@
-/* The main module for loader/tests/staticlib.rs: built with zig (wasi-libc) and run by
+/* The main module for loader/tests/all/staticlib.rs: built with zig (wasi-libc) and run by
  * pymode-run. It dlopens /lib/zlib_user.so and, for every file named on the command line
  * (read from /data), compresses it, decompresses the result, and writes both to /out
  * (NAME.z, NAME.out); it prints one line per file for the Rust test to check:

@@ -1,6 +1,6 @@
 /* A side module over zlib: linked by `pymode-ld -shared zlib_user.o libz.a`, where libz.a is
  * zlib built by its own configure/make without -fPIC (`cargo xtask staticlib zlib`), so the
- * zlib code in the module is code pymode-ld rewrote. loader/tests/staticlib.rs drives it
+ * zlib code in the module is code pymode-ld rewrote. loader/tests/all/staticlib.rs drives it
  * through zlib_main.c. */
 #include <zlib.h>
 

@@ -19,11 +19,11 @@ pub fn run(args: &[String]) -> Result<()> {
     step("fixtures", || fixtures::run(&tc))?;
     // The end-to-end tests need the wasm CPython (built once, then cached) and an extension.
     let py = step("cpython", || Ok(cpython::build(&tc)?))?;
-    // loader/tests/packages.rs runs each package's own suite over what this builds.
+    // loader/tests/all/packages.rs runs each package's own suite over what this builds.
     for pkg in pymode_testdata::packages::PACKAGES {
         step(&format!("build-ext {}", pkg.name), || ext::run(pkg.name, &tc, &py))?;
     }
-    // loader/tests/staticlib.rs links this non-PIC zlib into a side module.
+    // loader/tests/all/staticlib.rs links this non-PIC zlib into a side module.
     step("staticlib zlib", || Ok(staticlib::build("zlib", &tc)?))?;
     // The workspace includes `fuzz/`, so this also replays the fuzz seeds (its smoke tests)
     // against the same wasmtime build as every other test.

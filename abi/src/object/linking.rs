@@ -342,7 +342,10 @@ impl<'a> LinkingSection<'a> {
                     ));
                 }
                 None => {
-                    return Err(bad(offset, ErrorKind::BadLinkingReference(format!("init function symbol {} does not exist", init.symbol))));
+                    return Err(bad(
+                        offset,
+                        ErrorKind::BadLinkingReference(format!("init function symbol {} does not exist", init.symbol)),
+                    ));
                 }
             }
         }

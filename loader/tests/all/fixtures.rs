@@ -48,9 +48,12 @@ const SOURCES: [Source; 10] = [
     (Mode::NopicO2, Ld::PymodeLd(Binding::Interposable)),
 ];
 
+/// A check's trial name and body.
+type Check = (&'static str, fn(Source));
+
 /// The checks each source goes through, one trial per check and source
 /// (`fixtures::aligned_data_in_ten_copies::pic-O2/wasm-ld`).
-const CHECKS: [(&str, fn(Source)); 13] = [
+const CHECKS: [Check; 13] = [
     ("aligned_data_in_ten_copies", aligned_data_in_ten_copies),
     ("bss_is_zero_after_a_dirty_heap", bss_is_zero_after_a_dirty_heap),
     ("constructors_run_once_in_priority_order", constructors_run_once_in_priority_order),
