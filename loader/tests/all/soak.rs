@@ -81,6 +81,9 @@ fn name(id: usize) -> String {
     format!("soak_{id:03}")
 }
 
+/// The C source of one generated module (`loader/tests/c/soak_module.c.in`).
+const MODULE_TEMPLATE: &str = include_str!("../c/soak_module.c.in");
+
 /// `dtor`: whether `fini` is a destructor (registered through `__cxa_atexit` by the
 /// constructors clang generates, run at dlclose).
 fn module_source(id: usize, dtor: bool) -> String {
@@ -90,73 +93,17 @@ fn module_source(id: usize, dtor: bool) -> String {
     for i in 0..table_len(id) {
         let _ = write!(table, "{}u,", table_value(id, i));
     }
-    format!(
-        r#"/* {n}: one of the soak test's generated extension modules (loader/tests/soak.rs). */
-#include <Python.h>
-#include <stdint.h>
-
-#define ID {id}u
-#define EXPORT __attribute__((visibility("default")))
-
-EXPORT const uint32_t {n}_table[{tlen}] = {{{table}}};   /* .rodata, looked up with dlsym */
-static uint32_t counter = 1000u + ID;                       /* .data: fresh on every load */
-static uint8_t bss[{blen}];                                 /* .bss, filled by the constructor */
-static uint32_t zeros[{zlen}];                              /* .bss, must stay zero */
-static uint32_t *dtor_counter;
-static int ctor_ran;
-
-static uint32_t op_a(uint32_t x) {{ return x * {mul}u + ID; }}
-static uint32_t op_b(uint32_t x) {{ return (x ^ {xor}u) + 7u * ID; }}
-/* Function pointers and a string pointer in data: relocated against the module's own table
-   and memory bases at load. */
-static uint32_t (*const ops[2])(uint32_t) = {{op_a, op_b}};
-static const char *const self_name = "{n}";
-
-__attribute__((constructor)) static void fill(void) {{
-    for (uint32_t i = 0; i < sizeof bss; i++) bss[i] = (uint8_t)(i * (ID + 1u) + 1u);
-    ctor_ran = 1;
-}}
-
-/* Runs at dlclose; the driver sums what every module adds. */
-{fini_attr} static void fini(void) {{
-    if (dtor_counter) *dtor_counter += ID + 1u;
-}}
-
-EXPORT void {n}_arm(uint32_t *c) {{ dtor_counter = c; }}
-
-static PyObject *checksum(PyObject *self, PyObject *unused) {{
-    uint32_t h = 2166136261u;
-    for (uint32_t i = 0; i < {tlen}u; i++) h = (h ^ ops[i & 1u]({n}_table[i])) * 16777619u;
-    for (uint32_t i = 0; i < sizeof bss; i += 61u) h = (h ^ bss[i]) * 16777619u;
-    for (const char *p = self_name; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
-    for (uint32_t i = 0; i < {zlen}u; i++) h += zeros[i];
-    h ^= counter++;
-    return PyLong_FromUnsignedLong(h);
-}}
-
-static PyObject *ident(PyObject *self, PyObject *unused) {{ return PyLong_FromUnsignedLong(ID); }}
-
-static PyMethodDef methods[] = {{
-    {{"checksum", checksum, METH_NOARGS, NULL}},
-    {{"ident", ident, METH_NOARGS, NULL}},
-    {{NULL, NULL, 0, NULL}},
-}};
-static struct PyModuleDef def = {{PyModuleDef_HEAD_INIT, "{n}", NULL, -1, methods}};
-
-PyMODINIT_FUNC PyInit_{n}(void) {{
-    if (!ctor_ran) {{
-        PyErr_SetString(PyExc_RuntimeError, "{n}: constructor did not run");
-        return NULL;
-    }}
-    return PyModule_Create(&def);
-}}
-"#,
-        tlen = table_len(id),
-        blen = bss_len(id),
-        zlen = zeros_len(id),
-        mul = mul_a(id),
-        xor = xor_b(id),
-    )
+    // `@name@` placeholders, so that the C braces need no escaping.
+    MODULE_TEMPLATE
+        .replace("@n@", &n)
+        .replace("@id@", &id.to_string())
+        .replace("@tlen@", &table_len(id).to_string())
+        .replace("@table@", &table)
+        .replace("@blen@", &bss_len(id).to_string())
+        .replace("@zlen@", &zeros_len(id).to_string())
+        .replace("@mul@", &mul_a(id).to_string())
+        .replace("@xor@", &xor_b(id).to_string())
+        .replace("@fini_attr@", fini_attr)
 }
 
 /// What `checksum()` returns on the first call after a fresh load.
@@ -179,221 +126,12 @@ fn expected_checksum(id: usize) -> u32 {
 }
 
 /// The driver extension: Python access to dlopen/dlsym/dlclose and to the measurements.
-const DRIVER_SOURCE: &str = r#"/* soakdrv: the soak test's driver extension (loader/tests/soak.rs). */
-#include <Python.h>
-#include <dlfcn.h>
-#include <stdint.h>
-#include <stdio.h>
-
-#define MARKS 32
-static uint32_t dtor_total;
-static long long mark_pages[MARKS], mark_table[MARKS], mark_traced[MARKS], mark_dtors[MARKS];
-static int mark_used[MARKS];
-static PyObject *traced_memory;
-
-static PyObject *fail(const char *what) {
-    const char *e = dlerror();
-    PyErr_Format(PyExc_OSError, "%s: %s", what, e ? e : "(no dlerror)");
-    return NULL;
-}
-
-/* Handles stay in C, indexed by module number: as Python ints, those past 256 (not cached by
-   CPython) would make the traced heap differ between rounds. */
-#define MAX_MODULES 1024
-static void *handles[MAX_MODULES];
-
-static void *handle_at(PyObject *index) {
-    long i = PyLong_AsLong(index);
-    if (i < 0 || i >= MAX_MODULES || !handles[i]) {
-        if (!PyErr_Occurred()) PyErr_Format(PyExc_IndexError, "no open module %ld", i);
-        return NULL;
-    }
-    return handles[i];
-}
-
-/* open(i, path): dlopen into slot i. */
-static PyObject *drv_open(PyObject *self, PyObject *args) {
-    long i;
-    const char *path;
-    if (!PyArg_ParseTuple(args, "ls", &i, &path)) return NULL;
-    if (i < 0 || i >= MAX_MODULES || handles[i]) return PyErr_Format(PyExc_IndexError, "slot %ld", i);
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) return fail(path);
-    handles[i] = h;
-    Py_RETURN_NONE;
-}
-
-/* The loader's handle of module i (the shim's pointer is the handle plus one). */
-static PyObject *drv_handle(PyObject *self, PyObject *index) {
-    void *h = handle_at(index);
-    return h ? PyLong_FromLong((long)((uintptr_t)h - 1u)) : NULL;
-}
-
-static PyObject *drv_sym(PyObject *self, PyObject *args) {
-    PyObject *index;
-    const char *name;
-    if (!PyArg_ParseTuple(args, "Os", &index, &name)) return NULL;
-    void *h = handle_at(index);
-    if (!h) return NULL;
-    void *p = dlsym(h, name);
-    if (!p) return fail(name);
-    return PyLong_FromVoidPtr(p);
-}
-
-static PyObject *drv_close(PyObject *self, PyObject *index) {
-    void *h = handle_at(index);
-    if (!h) return NULL;
-    handles[PyLong_AsLong(index)] = NULL;
-    if (dlclose(h) != 0) return fail("dlclose");
-    Py_RETURN_NONE;
-}
-
-/* init(i, name): arms the module's destructor counter, then calls PyInit_<name> through
-   dlsym's pointer and returns the module object. */
-static PyObject *drv_init(PyObject *self, PyObject *args) {
-    PyObject *index;
-    const char *name;
-    char sym[96];
-    if (!PyArg_ParseTuple(args, "Os", &index, &name)) return NULL;
-    void *h = handle_at(index);
-    if (!h) return NULL;
-    snprintf(sym, sizeof sym, "%s_arm", name);
-    void (*arm)(uint32_t *) = (void (*)(uint32_t *))dlsym(h, sym);
-    if (!arm) return fail(sym);
-    arm(&dtor_total);
-    snprintf(sym, sizeof sym, "PyInit_%s", name);
-    PyObject *(*init)(void) = (PyObject *(*)(void))dlsym(h, sym);
-    if (!init) return fail(sym);
-    return init();
-}
-
-static PyObject *drv_load_u32(PyObject *self, PyObject *arg) {
-    const uint32_t *p = PyLong_AsVoidPtr(arg);
-    if (!p) return PyErr_Occurred() ? NULL : fail("load_u32(NULL)");
-    return PyLong_FromUnsignedLong(*p);
-}
-
-static long table_size(void) {
-    unsigned long n;
-    __asm__ volatile("table.size __indirect_function_table\n\tlocal.set %0" : "=r"(n));
-    return (long)n;
-}
-
-/* tracemalloc.get_traced_memory, called by mark(). */
-static PyObject *drv_setup(PyObject *self, PyObject *arg) {
-    Py_XSETREF(traced_memory, Py_NewRef(arg));
-    Py_RETURN_NONE;
-}
-
-/* The first item of f()'s tuple: current traced bytes. */
-static long long traced_now(PyObject *f) {
-    PyObject *r = PyObject_CallNoArgs(f);
-    if (!r) return -1;
-    PyObject *current = PyTuple_GetItem(r, 0);
-    long long v = current ? PyLong_AsLongLong(current) : -1;
-    Py_DECREF(r);
-    return v;
-}
-
-/* Records the measurements in C arrays: nothing allocated here outlives the call. */
-static PyObject *drv_mark(PyObject *self, PyObject *arg) {
-    long slot = PyLong_AsLong(arg);
-    if (slot < 0 || slot >= MARKS) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "mark slot");
-        return NULL;
-    }
-    if (!traced_memory) {
-        PyErr_SetString(PyExc_RuntimeError, "setup() first");
-        return NULL;
-    }
-    mark_traced[slot] = traced_now(traced_memory);
-    if (PyErr_Occurred()) return NULL;
-    mark_pages[slot] = (long long)__builtin_wasm_memory_size(0);
-    mark_table[slot] = table_size();
-    mark_dtors[slot] = dtor_total;
-    mark_used[slot] = 1;
-    Py_RETURN_NONE;
-}
-
-static PyObject *drv_marks(PyObject *self, PyObject *unused) {
-    PyObject *list = PyList_New(0);
-    if (!list) return NULL;
-    for (int i = 0; i < MARKS; i++) {
-        if (!mark_used[i]) continue;
-        PyObject *t = Py_BuildValue("iLLLL", i, mark_pages[i], mark_table[i], mark_traced[i], mark_dtors[i]);
-        if (!t || PyList_Append(list, t) < 0) {
-            Py_XDECREF(t);
-            Py_DECREF(list);
-            return NULL;
-        }
-        Py_DECREF(t);
-    }
-    return list;
-}
-
-static PyMethodDef methods[] = {
-    {"open", drv_open, METH_VARARGS, NULL},
-    {"handle", drv_handle, METH_O, NULL},
-    {"sym", drv_sym, METH_VARARGS, NULL},
-    {"close", drv_close, METH_O, NULL},
-    {"init", drv_init, METH_VARARGS, NULL},
-    {"load_u32", drv_load_u32, METH_O, NULL},
-    {"setup", drv_setup, METH_O, NULL},
-    {"mark", drv_mark, METH_O, NULL},
-    {"marks", drv_marks, METH_NOARGS, NULL},
-    {NULL, NULL, 0, NULL},
-};
-static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "soakdrv", NULL, -1, methods};
-PyMODINIT_FUNC PyInit_soakdrv(void) { return PyModule_Create(&def); }
-"#;
+/// (`loader/tests/c/soakdrv.c`.)
+const DRIVER_SOURCE: &str = include_str!("../c/soakdrv.c");
 
 /// Runs inside wasm CPython: `argv[1]` module count, `argv[2]` their directory, `argv[3]` rounds,
 /// `argv[4]` the rounds to measure (comma-separated, at most 7).
-const SCRIPT: &str = r#"
-import gc, sys, tracemalloc
-import soakdrv as drv
-
-N, D, ROUNDS = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-MEASURED = [int(x) for x in sys.argv[4].split(",")]
-tracemalloc.start()
-drv.setup(tracemalloc.get_traced_memory)
-
-def slot(r, k):
-    # The j-th measured round takes slots 4 * j + 1 .. 4 * j + 4.
-    return 4 * MEASURED.index(r) + k if r in MEASURED else None
-
-def mark(slot):
-    gc.collect()  # always, measured or not: the rounds must not differ
-    if slot is None:
-        return
-    sys.stdout.flush()  # no output pending in the TextIOWrapper when measuring
-    drv.mark(slot)
-
-def soak_round(r):
-    for i in range(N):
-        drv.open(i, f"{D}/soak_{i:03}.so")
-    mods = [drv.init(i, f"soak_{i:03}") for i in range(N)]
-    mark(slot(r, 1))  # all N loaded and initialized
-    for i, m in enumerate(mods):
-        t0 = drv.load_u32(drv.sym(i, f"soak_{i:03}_table"))
-        print("module", r, i, m.__name__, m.ident(), m.checksum(), t0, drv.handle(i))
-    mark(slot(r, 2))  # every module used
-    # A module and its functions form a cycle (module dict -> function -> module): collect it
-    # before dlclose frees the PyModuleDef and PyMethodDefs they point into.
-    del m, mods
-    gc.collect()
-    mark(slot(r, 3))  # module objects gone, libraries still loaded
-    for i in range(N):
-        drv.close(i)
-
-mark(0)
-for r in range(ROUNDS):
-    soak_round(r)
-    mark(slot(r, 4))  # all N closed again
-for m in drv.marks():
-    print("mark", *m)
-print("done")
-"#;
+const SCRIPT: &str = include_str!("../c/soak_script.py");
 
 // ---------------------------------------------------------------------------------------------
 // Building.
