@@ -205,32 +205,7 @@ fn run_python(args: RunArgs) -> Result<u8> {
 
 /// `pymode-ld ARGS`: the linker's command line, as the `pymode-ld` binary has it.
 fn linker_main() -> ExitCode {
-    use pymode_linker::options::{Options, USAGE, VERSION};
-    let (opts, warnings) = match Options::parse(std::env::args().skip(1)) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("pymode-ld: error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    for warning in &warnings {
-        eprintln!("pymode-ld: warning: {warning}");
-    }
-    if opts.version {
-        println!("{VERSION}");
-        return ExitCode::SUCCESS;
-    }
-    if opts.help {
-        print!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    match pymode_linker::link(&opts) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pymode-ld: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    pymode_linker::cli::main(std::env::args().skip(1))
 }
 
 fn main() -> ExitCode {
