@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use pymode_abi::host::rtld;
 use pymode_loader::{BoxError, HasLoader, LibRoot, Loader, LoaderConfig, ModuleCache, add_to_linker};
-use wasmtime::{Engine, Linker, Module, Store};
+use wasmtime::{Config, Engine, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
@@ -32,6 +32,14 @@ fn wt(e: wasmtime::Error) -> BoxError {
 }
 
 fn main() -> Result<(), BoxError> {
+    // CPython's deep C recursion needs more wasm stack than wasmtime's default (a trap ends
+    // the interpreter where native CPython raises RecursionError), and that stack is the
+    // host thread's: run on a thread big enough for it.
+    let stack = pymode_loader::run::host_thread_stack(pymode_loader::run::DEFAULT_MAX_WASM_STACK);
+    std::thread::Builder::new().stack_size(stack).spawn(run)?.join().map_err(|_| "the wasm thread panicked")?
+}
+
+fn run() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let (Some(main_wasm), Some(lib_dir)) = (args.next(), args.next()) else {
         return Err("usage: embed MAIN.wasm LIB_DIR [PRELOAD.so]".into());
@@ -40,7 +48,9 @@ fn main() -> Result<(), BoxError> {
     let lib_dir = PathBuf::from(lib_dir);
 
     // 1. Engine, WASI, linker with WASI and the pymode.* imports.
-    let engine = Engine::default();
+    let mut config = Config::new();
+    pymode_loader::run::configure_stack(&mut config, pymode_loader::run::DEFAULT_MAX_WASM_STACK);
+    let engine = Engine::new(&config).map_err(wt)?;
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stdio().arg(&main_wasm);
     wasi.preopened_dir(&lib_dir, "/lib", FsPerms::ReadOnly).map_err(wt)?;

@@ -25,7 +25,8 @@ pub struct RunOptions {
     pub lib_roots: Vec<PathBuf>,
     /// Where compiled modules are cached on disk.
     pub cache: Option<PathBuf>,
-    /// The most bytes wasm code may use of the host stack (wasmtime's `max-wasm-stack`).
+    /// The most bytes wasm code may use of the host stack (wasmtime's `max-wasm-stack`);
+    /// `None` is [`DEFAULT_MAX_WASM_STACK`].
     pub max_wasm_stack: Option<usize>,
     /// The most bytes any one linear memory may grow to.
     pub max_memory_size: Option<usize>,
@@ -68,9 +69,49 @@ impl Exit {
     }
 }
 
+/// The wasm stack limit [`run`] uses unless [`RunOptions::max_wasm_stack`] says otherwise:
+/// 8 MiB, as CPython's own WASI build runs with. CPython 3.13 on WASI stops C recursion at
+/// depth 5000 (`Py_C_RECURSION_LIMIT`) with a `RecursionError`; the deepest such recursions
+/// measured (the C json encoder and decoder, `repr` through a Python `__repr__`) need about
+/// 1.5 MiB of wasm stack at that depth, so 8 MiB leaves a margin of five. The linear-memory
+/// stack is CPython's configure default for WASI, also 8 MiB (`-z stack-size=8388608`, laid
+/// out first so an overflow traps instead of overwriting data).
+pub const DEFAULT_MAX_WASM_STACK: usize = 8 << 20;
+
+/// Host stack above the wasm stack limit on the thread [`run`] uses: wasmtime's own frames,
+/// host calls (WASI, `dl_open` compiling a side module) and the entry into wasm.
+pub const HOST_STACK_MARGIN: usize = 8 << 20;
+
+/// Sets `config` up for a wasm stack of `max_wasm_stack` bytes: the limit itself, and the
+/// async stack size wasmtime requires to be at least as large. The thread that calls into
+/// the store needs [`host_thread_stack`] bytes of stack; a thread's default (often 2 or 8
+/// MiB) is too small, and running out of it ends the host process instead of trapping.
+pub fn configure_stack(config: &mut Config, max_wasm_stack: usize) {
+    config.max_wasm_stack(max_wasm_stack);
+    config.async_stack_size(max_wasm_stack + HOST_STACK_MARGIN);
+}
+
+/// The host thread stack size to run a store configured by [`configure_stack`] on.
+pub fn host_thread_stack(max_wasm_stack: usize) -> usize {
+    max_wasm_stack + HOST_STACK_MARGIN
+}
+
 /// Runs the module; `Err` is a one-line host error (`program: what`). `name` prefixes the
-/// trap messages on stderr (`pymode-run`, `pymode`).
+/// trap messages on stderr (`pymode-run`, `pymode`). It runs on a thread of its own, with
+/// the stack the wasm stack limit needs ([`host_thread_stack`]).
 pub fn run(opts: &RunOptions, name: &str) -> Result<Exit, String> {
+    let stack = host_thread_stack(opts.max_wasm_stack.unwrap_or(DEFAULT_MAX_WASM_STACK));
+    std::thread::scope(|scope| {
+        let runner = std::thread::Builder::new()
+            .name("wasm".to_owned())
+            .stack_size(stack)
+            .spawn_scoped(scope, || run_on_this_thread(opts, name))
+            .map_err(|e| format!("starting a thread with a {stack}-byte stack: {e}"))?;
+        runner.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn run_on_this_thread(opts: &RunOptions, name: &str) -> Result<Exit, String> {
     let engine = engine(opts)?;
     let program = opts.module.display().to_string();
     let (wasi, roots) = wasi_and_roots(opts, &program)?;
@@ -113,14 +154,12 @@ pub fn run(opts: &RunOptions, name: &str) -> Result<Exit, String> {
     Ok(exit_of(start.call(&mut store, ()), name, &program))
 }
 
-/// The engine: zig's default wasm features and the stack limit asked for.
+/// The engine: zig's default wasm features and the stack limit asked for (or the default).
 fn engine(opts: &RunOptions) -> Result<Engine, String> {
     let mut config = Config::new();
     // The features zig/clang enable by default for wasm32-wasi (DESIGN §4).
     config.wasm_bulk_memory(true).wasm_multi_value(true).wasm_extended_const(true);
-    if let Some(bytes) = opts.max_wasm_stack {
-        config.max_wasm_stack(bytes);
-    }
+    configure_stack(&mut config, opts.max_wasm_stack.unwrap_or(DEFAULT_MAX_WASM_STACK));
     Engine::new(&config).map_err(|e| format!("engine: {e}"))
 }
 

@@ -46,7 +46,7 @@ struct Cli {
     /// wasmtime-style options: max-wasm-stack=BYTES, max-memory-size=BYTES, max-table-elements=N (comma-separated).
     #[arg(short = 'W', value_name = "OPT=N[,OPT=N]...")]
     wasm: Vec<String>,
-    /// The most bytes of host stack wasm code may use.
+    /// The most bytes of host stack wasm code may use (default 8 MiB: CPython's C recursion limit for WASI needs it).
     #[arg(long, value_name = "BYTES")]
     max_wasm_stack: Option<usize>,
     /// The most bytes a linear memory may grow to.

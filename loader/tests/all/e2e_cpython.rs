@@ -25,7 +25,7 @@ fn pymode_run(dirs: &[(PathBuf, &str)], env: &[&str], script: &str) -> Output {
     pymode_run_args(dirs, env, &["-c", script])
 }
 
-fn pymode_run_args(dirs: &[(PathBuf, &str)], env: &[&str], args: &[&str]) -> Output {
+pub(crate) fn pymode_run_args(dirs: &[(PathBuf, &str)], env: &[&str], args: &[&str]) -> Output {
     let prefix = pymode_testdata::cpython_prefix();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pymode-run"));
     cmd.arg("--dir").arg(&prefix);
@@ -40,7 +40,7 @@ fn pymode_run_args(dirs: &[(PathBuf, &str)], env: &[&str], args: &[&str]) -> Out
     cmd.output().expect("run pymode-run")
 }
 
-fn text(out: &Output) -> (String, String) {
+pub(crate) fn text(out: &Output) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 

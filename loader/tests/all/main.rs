@@ -22,6 +22,7 @@ mod needed;
 mod packages;
 mod policy;
 mod pymode_run;
+mod recursion;
 mod rtld;
 mod soak;
 mod staticlib;
@@ -46,6 +47,7 @@ fn main() -> std::process::ExitCode {
             packages,
             policy,
             pymode_run,
+            recursion,
             rtld,
             soak,
             staticlib,
