@@ -25,6 +25,7 @@ mod pymode_run;
 mod rtld;
 mod soak;
 mod staticlib;
+mod stdlib;
 mod symbols;
 mod transactions;
 
@@ -49,6 +50,7 @@ fn main() -> std::process::ExitCode {
             rtld,
             soak,
             staticlib,
+            stdlib,
             symbols,
             transactions,
         ],
