@@ -88,6 +88,8 @@ pub fn build(tc: &Toolchain) -> Result<CPython> {
         return Err(Error::product("the CPython cross build", format!("{} is missing", python_wasm.display())));
     }
     println!("cpython: {}", python_wasm.display());
+    // After the main module and stamped apart from it: these never rebuild python.wasm.
+    step("cpython: optional stdlib side modules", || crate::stdlib::build(tc, &source, &prefix))?;
     Ok(CPython { prefix, python_wasm, native_python })
 }
 

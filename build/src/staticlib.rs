@@ -3,7 +3,10 @@
 //! - `zlib`: built by its own `./configure --static` and `make libz.a` with zig cc, without
 //!   `-fPIC` (issue 6: the loader test links it into a side module with pymode-ld's non-PIC
 //!   rewrite; the wasm CPython links it statically);
-//! - `libyaml`: its C files compiled with `-fPIC` and archived, for pyyaml's `_yaml`.
+//! - `libyaml`: its C files compiled with `-fPIC` and archived, for pyyaml's `_yaml`;
+//! - `xz`, `bzip2`, `sqlite3`: liblzma, libbz2 and SQLite with `-fPIC`, for the standard
+//!   library's `_lzma`, `_bz2` and `_sqlite3` side modules ([`crate::stdlib`]); their builds
+//!   are in [`optional`].
 //!
 //! The products land in `$PYMODE_CACHE/staticlib/NAME/out`, rebuilt only when the inputs
 //! change.
@@ -21,8 +24,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod optional;
+
 /// The libraries [`build`] knows.
-pub const KNOWN: &[&str] = &["zlib", "libyaml"];
+pub const KNOWN: &[&str] = &["zlib", "libyaml", "xz", "bzip2", "sqlite3"];
 
 /// Pinned to trixie's release version: the mirror does not always serve the newest
 /// point-release upload's `.dsc`, and a pin keeps the cache key meaningful.
@@ -45,11 +50,14 @@ pub fn build(name: &str, tc: &Toolchain) -> Result<PathBuf> {
     match name {
         "zlib" => zlib(tc),
         "libyaml" => libyaml(tc),
+        "xz" => optional::xz(tc),
+        "bzip2" => optional::bzip2(tc),
+        "sqlite3" => optional::sqlite3(tc),
         other => Err(Error::input(other, format!("unknown static library (known: {})", KNOWN.join(", ")))),
     }
 }
 
-fn fresh_dir(dir: &Path) -> Result<()> {
+pub(crate) fn fresh_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
         fs::remove_dir_all(dir).at("remove", dir)?;
     }

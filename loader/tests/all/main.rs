@@ -26,6 +26,7 @@ mod recursion;
 mod rtld;
 mod soak;
 mod staticlib;
+mod stdlib;
 mod symbols;
 mod transactions;
 
@@ -51,6 +52,7 @@ fn main() -> std::process::ExitCode {
             rtld,
             soak,
             staticlib,
+            stdlib,
             symbols,
             transactions,
         ],
