@@ -42,9 +42,16 @@ _DROPPED_WITH_VALUE = ("-target", "-isystem", "-include", "-MF", "-MT")
 # Parts of libc on other platforms: here the main module (python.wasm) exports all of libc,
 # so there is nothing to link and no such archive to find.
 _LIBC_LIBRARIES = ("-lm", "-lc", "-ldl", "-lpthread", "-lrt", "-lutil")
+# The C++ runtime: PyMode's libc++ archive (build/src/cxx.rs, `PYMODE_CXX_RUNTIME`) stands for
+# all of these, and is added to every link (its members are taken only when a C++ symbol is
+# undefined, so a C extension links as before).
+_CXX_LIBRARIES = ("-lstdc++", "-lc++", "-lc++abi", "-lsupc++")
+# libc++ with its threads API over wasi-libc's single-threaded pthread stubs (build/src/cxx.rs
+# THREADS_FLAGS): added to every compile, as the runtime was built with them.
+_CXX_THREADS_FLAGS = ["-U_LIBCPP_HAS_THREADS", "-D_LIBCPP_HAS_THREADS=1"]
 
 
-def ldshared_argv(args, pymode_ld):
+def ldshared_argv(args, pymode_ld, cxx_runtime=None):
     """Translates a `cc -shared ...` link line to a `pymode-ld -shared ...` one."""
     out = [pymode_ld, "-shared"]
     it = iter(args)
@@ -57,7 +64,7 @@ def ldshared_argv(args, pymode_ld):
             out.append(next(it, ""))
         elif arg == "-s":
             out.append("--strip-all")
-        elif arg in _LIBC_LIBRARIES:
+        elif arg in _LIBC_LIBRARIES or arg in _CXX_LIBRARIES:
             continue
         elif arg in _DROPPED_WITH_VALUE:
             next(it, None)
@@ -65,6 +72,8 @@ def ldshared_argv(args, pymode_ld):
             continue
         else:
             out.append(arg)
+    if cxx_runtime:
+        out.append(cxx_runtime)
     return out
 
 
@@ -75,10 +84,10 @@ def compiler_main(mode, args):
     if not zig or not pymode_ld:
         sys.exit(f"pymode_build_ext.py {mode}: {variable} and PYMODE_LD must be set")
     if "-shared" in args and "-c" not in args:
-        argv = ldshared_argv(args, pymode_ld)
+        argv = ldshared_argv(args, pymode_ld, os.environ.get("PYMODE_CXX_RUNTIME"))
         print("pymode-ld:", shlex.join(argv[1:]), file=sys.stderr)
         os.execv(pymode_ld, argv)
-    os.execv(zig, [zig, *args])
+    os.execv(zig, [zig, *args, *_CXX_THREADS_FLAGS])
 
 
 def write_compiler_wrappers(directory):
@@ -133,6 +142,8 @@ def cross_environment(opts, recipe):
             "PYMODE_LD": opts.pymode_ld,
         }
     )
+    if opts.cxx_runtime:
+        os.environ["PYMODE_CXX_RUNTIME"] = opts.cxx_runtime
     for name, value in recipe.get("env", {}).items():
         os.environ[name] = str(value)
 
@@ -259,6 +270,7 @@ def wheel_main(args):
     parser.add_argument("--ar", required=True, help="zig ar, one word")
     parser.add_argument("--pymode-ld", required=True)
     parser.add_argument("--recipe")
+    parser.add_argument("--cxx-runtime", help="PyMode's libc++.a, linked into every side module that needs it")
     parser.add_argument("--static", action="append", default=[], type=lambda s: tuple(s.split("=", 1)),
                         help="NAME=DIR: a static library built for wasm32-wasi (DIR/include, DIR/lib)")
     opts = parser.parse_args(args)

@@ -13,6 +13,7 @@
 //! - [`spec`], [`sdist`], [`buildenv`], [`recipe`], [`wheel`]: a SPEC resolved to an sdist,
 //!   its own build requirements in an isolated environment, its backend run under the cross
 //!   configuration, a wheel; [`install`]: requirements resolved and installed into a site;
+//! - [`cxx`]: libc++ and libc++abi for C++ side modules;
 //! - [`stamp`]: build keys (content hashes) and stamps; [`process`]: external programs whose
 //!   failures are one line; [`error`]: the error type.
 //!
@@ -24,6 +25,7 @@
 pub mod buildenv;
 pub mod cache;
 pub mod cpython;
+pub mod cxx;
 pub mod debian;
 pub mod error;
 pub mod install;

@@ -14,7 +14,7 @@ use crate::process::logged;
 use crate::recipe::{Recipe, normalize_name};
 use crate::spec::Spec;
 use crate::toolchain::{Toolchain, apply_zig_env};
-use crate::{buildenv, sdist, staticlib, zig_tools};
+use crate::{buildenv, cxx, sdist, staticlib, zig_tools};
 use serde::Deserialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -185,6 +185,8 @@ impl Builder {
         for lib in recipe.map_or(&[][..], |r| &r.static_libs[..]) {
             statics.push(format!("{lib}={}", staticlib::build(lib, &self.toolchain)?.display()));
         }
+        // The C++ runtime, built (once, cached) only for a tree with C++ sources.
+        let cxx_runtime = if cxx::has_cxx_sources(tree) { Some(cxx::build(&self.toolchain)?) } else { None };
         let wheels = work.join("wheels");
         let _ = fs::remove_dir_all(&wheels);
         let result_file = work.join("result.json");
@@ -224,6 +226,9 @@ impl Builder {
             }
             for s in &statics {
                 cmd.arg("--static").arg(s);
+            }
+            if let Some(runtime) = &cxx_runtime {
+                cmd.arg("--cxx-runtime").arg(runtime);
             }
             // The environment's scripts (meson, cython, ...) first on PATH, as an activated
             // environment has them: backends run their tools by name.

