@@ -60,3 +60,26 @@ fn debian_uris() -> Result<String> {
     }
     Err(Error::input("/etc/apt/sources.list.d/debian.sources, /etc/apt/sources.list", "no Debian archive found"))
 }
+
+/// Makes sure the build machine has `program`, installing Debian's `package` with `apt-get`
+/// when it is missing (idempotent: a machine that has it is left alone).
+///
+/// # Errors
+///
+/// When `apt-get install` fails, or the program is still not on `PATH` after it.
+pub fn ensure_host_program(program: &str, package: &str) -> Result<()> {
+    let found = |p: &str| std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(p).is_file()));
+    if found(program) {
+        return Ok(());
+    }
+    capture(Command::new("apt-get").args(["update", "-qq"]), "apt-get update")?;
+    capture(
+        Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends", package]).env("DEBIAN_FRONTEND", "noninteractive"),
+        &format!("apt-get install {package} (for {program})"),
+    )?;
+    if found(program) {
+        Ok(())
+    } else {
+        Err(Error::product(format!("apt-get install {package}"), format!("{program} is still not on PATH")))
+    }
+}

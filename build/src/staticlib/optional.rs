@@ -187,6 +187,7 @@ pub(super) fn sqlite3(tc: &Toolchain) -> Result<PathBuf> {
     if stamp::is_current(&stamp_path("sqlite3"), &key, &products) {
         return Ok(out);
     }
+    crate::debian::ensure_host_program("tclsh", "tcl")?;
     let tree = unpack("sqlite3", SQLITE3_SOURCE, SQLITE3_TREE)?;
     let amalgamation = tree.join("amalgamation");
     fs::create_dir_all(&amalgamation).at("create directory", &amalgamation)?;
