@@ -35,12 +35,14 @@ std::recursive_mutex lock;
 
 }  // namespace
 
-extern "C" Shape* cxx_make_shape(int sides) {
+// zig c++ compiles with hidden visibility by default; what the main module dlsyms is made
+// visible, as PyMODINIT_FUNC makes a Python extension's init function.
+extern "C" __attribute__((visibility("default"))) Shape* cxx_make_shape(int sides) {
     if (sides == 4) return new Square;
     return new Triangle;
 }
 
-extern "C" int cxx_checks() {
+extern "C" __attribute__((visibility("default"))) int cxx_checks() {
     // One level only: wasi-libc's single-threaded pthread_mutex_lock stub tests
     // `m->_m_type&3 != PTHREAD_MUTEX_RECURSIVE`, which C parses as `_m_type & (3 != 1)`, so a
     // recursive mutex locked twice fails with EDEADLK (docs/cxx.md, "Threads").
@@ -79,13 +81,13 @@ extern "C" int cxx_checks() {
 }
 
 // A throw: the program must end with one line naming std::out_of_range, not return.
-extern "C" int cxx_throw(int n) {
+extern "C" __attribute__((visibility("default"))) int cxx_throw(int n) {
     if (n > 0) throw std::out_of_range("index " + std::to_string(n) + " out of range");
     return n;
 }
 
 // A try/catch: it compiles, and with no exception support the catch never runs.
-extern "C" int cxx_try(int n) {
+extern "C" __attribute__((visibility("default"))) int cxx_try(int n) {
     try {
         return cxx_throw(n);
     } catch (const std::exception&) {

@@ -11,6 +11,7 @@ mod bad_catalogue;
 mod c_main;
 mod cache;
 mod common;
+mod cxx;
 mod dtors;
 mod e2e_cpython;
 mod features;
@@ -38,6 +39,7 @@ fn main() -> std::process::ExitCode {
             bad_catalogue,
             c_main,
             cache,
+            cxx,
             dtors,
             e2e_cpython,
             features,
