@@ -52,7 +52,8 @@ fn build(pic: bool) -> PathBuf {
     }
     pymode_testdata::run_ok(cxx.arg(root.join(USER_SOURCE)).arg("-o").arg(&object));
     let side = lib.join("cxx_user.so");
-    let args = ["-shared".to_owned(), object.display().to_string(), runtime.display().to_string(), "-o".to_owned(), side.display().to_string()];
+    let args =
+        ["-shared".to_owned(), object.display().to_string(), runtime.display().to_string(), "-o".to_owned(), side.display().to_string()];
     let (opts, warnings) = pymode_linker::Options::parse(args).expect("linker options");
     assert!(warnings.is_empty(), "{warnings:?}");
     pymode_linker::link(&opts).unwrap_or_else(|e| panic!("pymode-ld {}: {e}", object.display()));
@@ -110,10 +111,7 @@ fn ends_with_the_exception_message(mode: &str) {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(i32::from(pymode_loader::run::TRAP_EXIT_CODE)), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(!stdout.contains("FAIL"), "the call returned after the throw:\n{stdout}");
-    assert!(
-        stderr.contains("C++ exception of type std::out_of_range thrown: wasm32-wasi has no exception support"),
-        "stderr:\n{stderr}"
-    );
+    assert!(stderr.contains("C++ exception of type std::out_of_range thrown: wasm32-wasi has no exception support"), "stderr:\n{stderr}");
 }
 
 fn a_cxx_throw_ends_the_program_naming_the_exception_type() {
