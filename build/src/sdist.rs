@@ -1,8 +1,8 @@
-//! sdists: downloaded for CPython 3.13 by the native CPython 3.13's pip (not the host's
-//! Python, which may be older and see other releases), unpacked, and read for their own
+//! sdists: downloaded for CPython 3.13 through the native CPython 3.13's pip (not the host's
+//! Python, which may be older and see other releases), without building them, unpacked, and read for their own
 //! build requirements (PEP 518).
 
-use crate::cache::downloads_dir;
+use crate::cache::{bin_dir, downloads_dir};
 use crate::error::{Error, IoContext, Result};
 use crate::process::capture;
 use crate::recipe::normalize_name;
@@ -38,8 +38,20 @@ fn find_cached(name: &str, version: &str) -> Result<Option<PathBuf>> {
         .find(|p| name_version_of(p).is_some_and(|(n, v)| normalize_name(&n) == wanted.0 && v == wanted.1)))
 }
 
+/// The sdist fetcher run by the native CPython 3.13 (`build/python/pymode_fetch_sdist.py`).
+pub const FETCHER: &str = include_str!("../python/pymode_fetch_sdist.py");
+
 /// The sdist of `name` (at `version`, or the newest for CPython 3.13), from the download
-/// cache or downloaded into it by `native_python -m pip download`.
+/// cache or downloaded into it by pip's index code on `native_python`.
+///
+/// Not `pip download`: pip prepares an sdist's metadata before it saves the file, and for a
+/// backend with no metadata hook (meson-python: numpy) that is a whole native build. The
+/// fetcher asks pip's finder (its configuration, indexes, find-links, Requires-Python
+/// filtering) for the best sdist and saves it unbuilt, checking the index's hash.
+///
+/// # Errors
+///
+/// When no sdist matches (the package may publish wheels only), or the download fails.
 pub fn download(native_python: &Path, name: &str, version: Option<&str>) -> Result<PathBuf> {
     if let Some(v) = version
         && let Some(file) = find_cached(name, v)?
@@ -52,24 +64,18 @@ pub fn download(native_python: &Path, name: &str, version: Option<&str>) -> Resu
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).at("create directory", &tmp)?;
     let requirement = version.map_or_else(|| name.to_owned(), |v| format!("{name}=={v}"));
-    let mut pip = Command::new(native_python);
-    // `--no-binary NAME`, not `:all:`: pip prepares the sdist's metadata in an isolated env,
-    // and `:all:` would build its build requirements (Cython) from source for that too.
-    pip.args(["-m", "pip", "download", "--disable-pip-version-check", "--quiet", "--no-deps", "--no-binary", name, "-d"])
-        .arg(&tmp)
-        .arg(&requirement);
-    let result = capture(&mut pip, &format!("pip download of an sdist of {requirement} for CPython 3.13"));
+    let fetcher = bin_dir().join("pymode_fetch_sdist.py");
+    let result = write_if_changed(&fetcher, FETCHER).and_then(|_| {
+        let mut python = Command::new(native_python);
+        python.arg(&fetcher).arg(name).arg(version.unwrap_or("-")).arg(&tmp);
+        capture(&mut python, &format!("downloading an sdist of {requirement} for CPython 3.13"))
+    });
     let found = result.and_then(|_| {
         fs::read_dir(&tmp)
             .at("read directory", &tmp)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.file_name().and_then(|n| n.to_str()).and_then(sdist_stem).is_some())
-            .ok_or_else(|| {
-                Error::product(
-                    format!("pip download of {requirement}"),
-                    "no sdist among the downloaded files (the package may publish wheels only)",
-                )
-            })
+            .ok_or_else(|| Error::product(format!("downloading {requirement}"), "the fetcher saved no .tar.gz or .zip sdist"))
     });
     let moved = found.and_then(|file| {
         let file_name = file.file_name().map(|n| n.to_owned()).unwrap_or_default();
@@ -79,6 +85,16 @@ pub fn download(native_python: &Path, name: &str, version: Option<&str>) -> Resu
     });
     let _ = fs::remove_dir_all(&tmp);
     moved
+}
+
+fn write_if_changed(path: &Path, text: &str) -> Result<()> {
+    if fs::read_to_string(path).ok().as_deref() == Some(text) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).at("create directory", dir)?;
+    }
+    fs::write(path, text).at("write", path)
 }
 
 /// Unpacks an sdist into `dir` (which must be empty or missing) and returns the one

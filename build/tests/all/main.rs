@@ -98,6 +98,22 @@ fn a_spec_that_names_no_package_is_one_line() {
     assert_empty(&tmp.path().join("wheels"));
 }
 
+/// numpy's backend (meson-python) has no metadata hook, so `pip download` would build all of
+/// numpy natively before saving the sdist (and fail without a compiler set up for it); the
+/// fetcher saves the newest sdist for CPython 3.13 unbuilt.
+#[test]
+fn a_meson_python_sdist_downloads_without_being_built() {
+    require_cpython();
+    let cpython = CPython::existing().expect("checked above");
+    let sdist = pymode_build::sdist::download(&cpython.native_python, "numpy", None).unwrap_or_else(|e| panic!("{e}"));
+    let name = sdist.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+    assert!(name.starts_with("numpy-") && name.ends_with(".tar.gz"), "{}", sdist.display());
+    let (_, version) = pymode_build::sdist::name_version_of(&sdist).expect("NAME-VERSION.tar.gz");
+    assert!(version.split('.').next().and_then(|major| major.parse::<u32>().ok()).is_some_and(|major| major >= 2), "{version}");
+    let head = fs::read(&sdist).unwrap();
+    assert_eq!(&head[..2], &[0x1f, 0x8b], "{} is not gzip", sdist.display());
+}
+
 #[test]
 fn an_sdist_that_is_not_an_archive_is_one_line() {
     let tmp = tempfile::tempdir().unwrap();
