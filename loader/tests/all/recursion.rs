@@ -6,8 +6,9 @@
 //! Python.
 
 use crate::e2e_cpython::{pymode_run_args, text};
+use crate::soak::{compile, link};
 use pymode_testdata::trials::Trial;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub(crate) fn trials() -> Vec<Trial> {
     pymode_testdata::tests![deep_recursion_through_c_raises_recursion_error_and_python_keeps_running, a_small_wasm_stack_traps_instead,]
@@ -62,30 +63,9 @@ fn site() -> PathBuf {
     let source = dir.join("recurse_module.c");
     let object = dir.join("recurse_module.o");
     std::fs::write(&source, MODULE_SOURCE).expect("write source");
-    compile(&source, &object);
-    let args = [
-        "-shared".to_owned(),
-        object.display().to_string(),
-        "-o".to_owned(),
-        site.join("recurse.cpython-313-wasm32-wasi.so").display().to_string(),
-    ];
-    let (opts, warnings) = pymode_linker::Options::parse(args).expect("linker options");
-    assert!(warnings.is_empty(), "{warnings:?}");
-    pymode_linker::link(&opts).unwrap_or_else(|e| panic!("pymode-ld {}: {e}", object.display()));
+    compile(&source, &object, &[]);
+    link(&object, &site.join("recurse.cpython-313-wasm32-wasi.so"));
     site
-}
-
-fn compile(source: &Path, object: &Path) {
-    let include = pymode_testdata::cpython_prefix().join("include").join("python3.13");
-    let out = pymode_testdata::zig_cc()
-        .args(["-fPIC", "-O2", "-g0", "-c", "-I"])
-        .arg(include)
-        .arg(source)
-        .arg("-o")
-        .arg(object)
-        .output()
-        .expect("run zig cc");
-    assert!(out.status.success(), "zig cc {} failed:\n{}", source.display(), String::from_utf8_lossy(&out.stderr));
 }
 
 fn deep_recursion_through_c_raises_recursion_error_and_python_keeps_running() {

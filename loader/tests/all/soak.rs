@@ -141,7 +141,7 @@ fn include_dir() -> PathBuf {
 }
 
 /// `zig cc` with markupsafe's flags (xtask/src/ext.rs) plus `extra`.
-fn compile(source: &Path, object: &Path, extra: &[&str]) {
+pub(crate) fn compile(source: &Path, object: &Path, extra: &[&str]) {
     let out = pymode_testdata::zig_cc()
         .args(["-fPIC", "-O2", "-g0", "-c"])
         .args(extra)
@@ -155,7 +155,7 @@ fn compile(source: &Path, object: &Path, extra: &[&str]) {
     assert!(out.status.success(), "zig cc {} failed:\n{}", source.display(), String::from_utf8_lossy(&out.stderr));
 }
 
-fn link(object: &Path, output: &Path) {
+pub(crate) fn link(object: &Path, output: &Path) {
     let args = ["-shared".to_owned(), object.display().to_string(), "-o".to_owned(), output.display().to_string()];
     let (opts, warnings) = pymode_linker::Options::parse(args).expect("linker options");
     assert!(warnings.is_empty(), "{warnings:?}");

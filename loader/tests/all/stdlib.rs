@@ -5,30 +5,14 @@
 //!
 //! `cargo xtask test` builds the prerequisites first; without them these tests fail and say so.
 
+use crate::e2e_cpython::pymode_run_args as pymode_run;
 use pymode_testdata::trials::Trial;
-use std::path::PathBuf;
-use std::process::{Command, Output};
 
 pub(crate) fn trials() -> Vec<Trial> {
     pymode_testdata::tests![
         lzma_bz2_and_sqlite3_import_from_lib_dynload_and_round_trip,
         cpython_own_tests_of_lzma_bz2_and_sqlite3_pass_in_wasm,
     ]
-}
-
-fn pymode_run(dirs: &[(PathBuf, &str)], env: &[&str], args: &[&str]) -> Output {
-    let prefix = pymode_testdata::cpython_prefix();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pymode-run"));
-    cmd.arg("--dir").arg(&prefix);
-    for (host, guest) in dirs {
-        cmd.arg("--dir").arg(format!("{}::{guest}", host.display()));
-    }
-    for e in env {
-        cmd.args(["--env", e]);
-    }
-    cmd.arg("--cache").arg(pymode_testdata::cache_dir().join("module-cache"));
-    cmd.arg(pymode_testdata::python_wasm()).arg("--").args(args);
-    cmd.output().expect("run pymode-run")
 }
 
 const ROUND_TRIPS: &str = r#"
