@@ -49,19 +49,68 @@ _CXX_LIBRARIES = ("-lstdc++", "-lc++", "-lc++abi", "-lsupc++")
 # libc++ with its threads API over wasi-libc's single-threaded pthread stubs (build/src/cxx.rs
 # THREADS_FLAGS): added to every compile, as the runtime was built with them.
 _CXX_THREADS_FLAGS = ["-U_LIBCPP_HAS_THREADS", "-D_LIBCPP_HAS_THREADS=1"]
+# GNU-ld flags meson (and some setup.py files) put on every shared-module link. Each is
+# dropped because it has no meaning for a side module (docs/linker.md, "GNU-ld flags"):
+# `--as-needed`: NEEDED entries come only from explicit `-l` of side modules, and libc is the
+#   main module's; `--allow-shlib-undefined`: undefined symbols are always imports resolved at
+#   load time; `--start-group`/`--end-group`: pymode-ld resolves archive members until no
+#   undefined symbol is left, whatever the order; `--no-undefined`, `-z defs`: a side module's
+#   undefined symbols are by design the main module's exports.
+_GNU_LD_NO_OPS = (
+    "--as-needed", "--no-as-needed", "--allow-shlib-undefined", "--no-allow-shlib-undefined",
+    "--start-group", "--end-group", "-(", "-)", "--no-undefined", "--no-copy-dt-needed-entries",
+)
+_GNU_LD_NO_OPS_WITH_VALUE = ("-z",)
+
+
+def expand_response_files(args, depth=0):
+    """Replaces each `@FILE` with the arguments FILE holds (quoted as a shell would split them).
+
+    meson and ninja write long link lines to response files; a `@FILE` that names no file is
+    left as it is, as compiler drivers do.
+    """
+    out = []
+    for arg in args:
+        if arg.startswith("@") and os.path.isfile(arg[1:]) and depth < 8:
+            with open(arg[1:]) as f:
+                out.extend(expand_response_files(shlex.split(f.read()), depth + 1))
+        else:
+            out.append(arg)
+    return out
+
+
+def linker_args(args):
+    """The linker's own arguments of `-Wl,A,B` and `-Xlinker A`, without GNU-ld's no-ops."""
+    out = []
+    it = iter(args)
+    for arg in it:
+        if arg in _GNU_LD_NO_OPS:
+            continue
+        if arg in _GNU_LD_NO_OPS_WITH_VALUE:
+            next(it, None)
+            continue
+        if arg.startswith("-z") and len(arg) > 2:
+            continue
+        out.append(arg)
+    return out
 
 
 def ldshared_argv(args, pymode_ld, cxx_runtime=None):
     """Translates a `cc -shared ...` link line to a `pymode-ld -shared ...` one."""
     out = [pymode_ld, "-shared"]
-    it = iter(args)
+    wl = []
+    it = iter(expand_response_files(args))
     for arg in it:
         if arg in ("-shared", "--shared"):
             continue
         if arg.startswith("-Wl,"):
-            out.extend(a for a in arg[4:].split(",") if a)
-        elif arg == "-Xlinker":
-            out.append(next(it, ""))
+            wl.extend(a for a in arg[4:].split(",") if a)
+            continue
+        if wl:
+            out.extend(linker_args(wl))
+            wl = []
+        if arg == "-Xlinker":
+            wl.append(next(it, ""))
         elif arg == "-s":
             out.append("--strip-all")
         elif arg in _LIBC_LIBRARIES or arg in _CXX_LIBRARIES:
@@ -72,6 +121,7 @@ def ldshared_argv(args, pymode_ld, cxx_runtime=None):
             continue
         else:
             out.append(arg)
+    out.extend(linker_args(wl))
     if cxx_runtime:
         out.append(cxx_runtime)
     return out
@@ -83,18 +133,36 @@ def compiler_main(mode, args):
     zig, pymode_ld = os.environ.get(variable), os.environ.get("PYMODE_LD")
     if not zig or not pymode_ld:
         sys.exit(f"pymode_build_ext.py {mode}: {variable} and PYMODE_LD must be set")
-    if "-shared" in args and "-c" not in args:
+    expanded = expand_response_files(args)
+    if "-shared" in expanded and "-c" not in expanded:
         argv = ldshared_argv(args, pymode_ld, os.environ.get("PYMODE_CXX_RUNTIME"))
         print("pymode-ld:", shlex.join(argv[1:]), file=sys.stderr)
         os.execv(pymode_ld, argv)
     os.execv(zig, [zig, *args, *_CXX_THREADS_FLAGS])
 
 
+def ar_main(args):
+    """`ar`: zig ar, but never a thin archive.
+
+    meson asks for thin archives (`csrDT`) when `ar -h` lists `T`, as zig's does; a thin
+    archive holds paths instead of members, and pymode-ld reads only regular archives.
+    """
+    zar = os.environ.get("PYMODE_ZIG_AR")
+    if not zar:
+        sys.exit("pymode_build_ext.py ar: PYMODE_ZIG_AR must be set")
+    args = list(args)
+    if args and not args[0].startswith("-") and "T" in args[0] and args[0] not in ("-h", "--help"):
+        args[0] = args[0].replace("T", "")
+    elif args and args[0].startswith("-") and "T" in args[0][1:] and not args[0].startswith("--"):
+        args[0] = args[0].replace("T", "")
+    os.execv(zar, [zar, *args])
+
+
 def write_compiler_wrappers(directory):
-    """One-word `pymode-cc` / `pymode-c++` scripts (build systems split CC on spaces)."""
+    """One-word `pymode-cc` / `pymode-c++` / `pymode-ar` scripts (build systems split CC on spaces)."""
     os.makedirs(directory, exist_ok=True)
     paths = {}
-    for mode, name in (("cc", "pymode-cc"), ("cxx", "pymode-c++")):
+    for mode, name in (("cc", "pymode-cc"), ("cxx", "pymode-c++"), ("ar", "pymode-ar")):
         path = os.path.join(directory, name)
         with open(path, "w") as f:
             f.write(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(os.path.abspath(__file__))} {mode} \"$@\"\n")
@@ -135,10 +203,11 @@ def cross_environment(opts, recipe):
             "LDSHARED": f"{wrappers['cc']} -shared",
             "LDCXXSHARED": f"{wrappers['cxx']} -shared",
             "LDFLAGS": " ".join(ldflags),
-            "AR": opts.ar,
+            "AR": wrappers["ar"],
             "ARFLAGS": "rcs",
             "PYMODE_ZIG_CC": opts.cc,
             "PYMODE_ZIG_CXX": opts.cxx,
+            "PYMODE_ZIG_AR": opts.ar,
             "PYMODE_LD": opts.pymode_ld,
         }
     )
@@ -146,6 +215,87 @@ def cross_environment(opts, recipe):
         os.environ["PYMODE_CXX_RUNTIME"] = opts.cxx_runtime
     for name, value in recipe.get("env", {}).items():
         os.environ[name] = str(value)
+    return wrappers
+
+
+def long_double_format(cc):
+    """meson's `longdouble_format` for the target, from the compiler's own predefined macros.
+
+    numpy asks meson for it with `cc.run()`, which cannot run a wasm program here; wasm32's
+    `long double` is IEEE binary128 (113-bit mantissa, 16 bytes), little-endian.
+    """
+    import subprocess
+
+    out = subprocess.run([cc, "-dM", "-E", "-x", "c", os.devnull], capture_output=True, text=True, check=True).stdout
+    macros = dict(line.split(" ", 2)[1:] for line in out.splitlines() if line.count(" ") >= 2)
+    formats = {("16", "113"): "IEEE_QUAD_LE", ("8", "53"): "IEEE_DOUBLE_LE"}
+    key = (macros.get("__SIZEOF_LONG_DOUBLE__"), macros.get("__LDBL_MANT_DIG__"))
+    if key not in formats:
+        sys.exit(f"{cc}: unknown long double (size {key[0]}, mantissa {key[1]} bits)")
+    return formats[key]
+
+
+def meson_cross_file(opts, wrappers):
+    """Writes the meson cross file for wasm32-wasi next to the wrappers; returns its path.
+
+    `system = 'wasi'` (meson names wasm executables `.js` when system starts with `wasm`);
+    `needs_exe_wrapper`: nothing built can run on the host, so meson skips `cc.run()` checks
+    and its sanity check runs nothing; pkg-config sees only the wasm prefix's `.pc` files, so no
+    host library is ever found.
+    """
+    import shutil
+
+    pkg_config = shutil.which("pkg-config") or shutil.which("pkgconf")
+    prefix = os.path.dirname(os.path.dirname(os.path.abspath(opts.include)))
+    pc_dir = os.path.join(prefix, "lib", "pkgconfig")
+    os.environ["PKG_CONFIG_LIBDIR"] = pc_dir
+    os.environ.pop("PKG_CONFIG_PATH", None)
+
+    def quote(value):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    lines = [
+        "[host_machine]",
+        "system = 'wasi'",
+        "cpu_family = 'wasm32'",
+        "cpu = 'wasm32'",
+        "endian = 'little'",
+        "",
+        "[binaries]",
+        f"c = {quote(wrappers['cc'])}",
+        f"cpp = {quote(wrappers['cxx'])}",
+        f"ar = {quote(wrappers['ar'])}",
+    ]
+    if pkg_config:
+        lines.append(f"pkg-config = {quote(pkg_config)}")
+    lines += [
+        "",
+        "[properties]",
+        "needs_exe_wrapper = true",
+        "skip_sanity_check = true",
+        f"longdouble_format = {quote(long_double_format(opts.cc))}",
+        f"pkg_config_libdir = [{quote(pc_dir)}]",
+        "",
+    ]
+    path = os.path.join(os.path.dirname(wrappers["cc"]), "wasm32-wasi.meson.cross")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def config_settings_for(backend_name, recipe, cross_file, wheel_dir):
+    """The PEP 517 config settings: the recipe's (a value may be a list), plus, for
+    meson-python, the cross file and a build directory kept for its logs."""
+    settings = {}
+    for key, value in recipe.get("config-settings", {}).items():
+        settings[key] = [str(v) for v in value] if isinstance(value, list) else str(value)
+    if backend_name.split(".")[0] == "mesonpy":
+        setup_args = settings.get("setup-args", [])
+        if isinstance(setup_args, str):
+            setup_args = [setup_args]
+        settings["setup-args"] = [f"--cross-file={cross_file}", *setup_args]
+        settings.setdefault("build-dir", os.path.join(wheel_dir, ".meson-build"))
+    return settings
 
 
 def target_python_include(include):
@@ -176,9 +326,9 @@ def check_target_config():
     return suffix
 
 
-def load_backend(source):
-    """Imports the package's own PEP 517 backend, from its source tree."""
-    import importlib
+def build_system(source):
+    """The `[build-system]` table of the tree's pyproject.toml, with setuptools' legacy backend
+    when it names none (PEP 517)."""
     import tomllib
 
     pyproject = os.path.join(source, "pyproject.toml")
@@ -186,7 +336,16 @@ def load_backend(source):
     if os.path.isfile(pyproject):
         with open(pyproject, "rb") as f:
             system = tomllib.load(f).get("build-system", {})
-    backend_name = system.get("build-backend", "setuptools.build_meta:__legacy__")
+    system.setdefault("build-backend", "setuptools.build_meta:__legacy__")
+    return system
+
+
+def load_backend(source):
+    """Imports the package's own PEP 517 backend, from its source tree."""
+    import importlib
+
+    system = build_system(source)
+    backend_name = system["build-backend"]
     for path in reversed(system.get("backend-path", [])):
         sys.path.insert(0, os.path.join(source, path))
     os.chdir(source)
@@ -275,12 +434,13 @@ def wheel_main(args):
                         help="NAME=DIR: a static library built for wasm32-wasi (DIR/include, DIR/lib)")
     opts = parser.parse_args(args)
     recipe = load_recipe(opts.recipe)
-    cross_environment(opts, recipe)
+    wrappers = cross_environment(opts, recipe)
     suffix = check_target_config()
     target_python_include(opts.include)
     start = time.monotonic()
-    config_settings = {k: str(v) for k, v in recipe.get("config-settings", {}).items()}
     wheel_dir = os.path.abspath(opts.wheel_dir)
+    cross_file = meson_cross_file(opts, wrappers)
+    config_settings = config_settings_for(build_system(os.path.abspath(opts.source))["build-backend"], recipe, cross_file, wheel_dir)
     backend = load_backend(os.path.abspath(opts.source))
     if opts.requires_out and hasattr(backend, "get_requires_for_build_wheel"):
         missing = unsatisfied(backend.get_requires_for_build_wheel(config_settings or None))
@@ -306,9 +466,11 @@ def wheel_main(args):
 
 
 def main():
-    if len(sys.argv) < 2 or sys.argv[1] not in ("wheel", "cc", "cxx"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("wheel", "cc", "cxx", "ar"):
         sys.exit(__doc__)
-    if sys.argv[1] in ("cc", "cxx"):
+    if sys.argv[1] == "ar":
+        ar_main(sys.argv[2:])
+    elif sys.argv[1] in ("cc", "cxx"):
         compiler_main(sys.argv[1], sys.argv[2:])
     else:
         wheel_main(sys.argv[2:])

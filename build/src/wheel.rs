@@ -23,6 +23,10 @@ use std::process::Command;
 /// The build driver, compiled in and written to the cache when needed.
 pub const DRIVER: &str = include_str!("../python/pymode_build_ext.py");
 
+/// The `sitecustomize.py` of a cross build's Python processes: `sysconfig.get_paths()` names
+/// the wasm CPython's include directory, as `get_config_var` already names its values.
+const CROSS_SITE: &str = include_str!("../python/pymode_cross_site.py");
+
 /// The exit code with which the driver says the backend wants more build requirements.
 const MORE_REQUIREMENTS: i32 = 3;
 
@@ -157,6 +161,15 @@ impl Builder {
     /// stays in `work/wheels`. With `site`, the wheel is also unpacked there.
     pub fn wheel_from_tree(&self, tree: &Path, name: &str, recipe: Option<&Recipe>, work: &Path, site: Option<&Path>) -> Result<Built> {
         let system = sdist::build_system(tree)?;
+        if let Some(tool) = cmake_backend(&system) {
+            return Err(Error::input(
+                name,
+                format!(
+                    "its build backend ({}) drives {tool}, which `pymode wheel` does not support yet (docs/backends.md, \"CMake\")",
+                    system.backend
+                ),
+            ));
+        }
         let mut requires = system.requires.clone();
         if let Some(r) = recipe {
             requires.extend(r.build_requires.iter().cloned());
@@ -173,6 +186,8 @@ impl Builder {
         let sysconfig_name = sysconfigdata.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
         let sysconfig_copy = cross.join(sysconfigdata.file_name().unwrap_or_default());
         fs::copy(&sysconfigdata, &sysconfig_copy).at("copy", &sysconfig_copy)?;
+        let site_customize = cross.join("sitecustomize.py");
+        fs::write(&site_customize, CROSS_SITE).at("write", &site_customize)?;
         let recipe_file = match recipe {
             Some(r) => {
                 let path = work.join("recipe.toml");
@@ -239,6 +254,7 @@ impl Builder {
             cmd.env("_PYTHON_SYSCONFIGDATA_NAME", &sysconfig_name)
                 .env("_PYTHON_HOST_PLATFORM", "wasi-wasm32")
                 .env("PYTHONPATH", &cross)
+                .env("PYMODE_TARGET_INCLUDE", self.cpython.include_dir())
                 .env_remove("PYTHONHOME");
             apply_zig_env(&mut cmd);
             let what = format!("the build backend of {name} ({})", system.backend);
@@ -265,6 +281,15 @@ impl Builder {
 
 /// The package's name: the SPEC's, else the tree's static `[project] name`, else the sdist's
 /// or directory's name without its version.
+/// The CMake-based PEP 517 backends, and what they drive. There is no CMake toolchain file for
+/// wasm32-wasi yet: building one of these would configure for the host and fail late, or
+/// worse, so it is refused before any build environment is made.
+fn cmake_backend(system: &sdist::BuildSystem) -> Option<&'static str> {
+    const CMAKE_BACKENDS: &[&str] = &["scikit_build_core", "skbuild", "py_build_cmake", "cmake_build_extension"];
+    let module = system.backend.split([':', '.']).next().unwrap_or_default();
+    CMAKE_BACKENDS.contains(&module).then_some("CMake")
+}
+
 fn package_name(spec: &Spec, tree: &Path) -> Result<String> {
     if let Spec::Index { name, .. } = spec {
         return Ok(name.clone());

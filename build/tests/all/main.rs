@@ -114,6 +114,83 @@ fn a_meson_python_sdist_downloads_without_being_built() {
     assert_eq!(&head[..2], &[0x1f, 0x8b], "{} is not gzip", sdist.display());
 }
 
+/// testdata/meson/meson_demo: a meson-python package built under the wasm32-wasi cross file.
+/// Its meson.build makes a static library (a thin archive, `csrDT`), finds libm, runs
+/// `cc.sizeof` / `cc.has_function` checks and links a C and a C++ extension with meson's
+/// GNU-ld flags; both import and run in the wasm CPython.
+#[test]
+fn a_meson_python_package_builds_and_imports() {
+    require_cpython();
+    let cpython = CPython::existing().expect("checked above");
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/meson/meson_demo");
+    let out = pymode(&["wheel", fixture.to_str().unwrap(), "-o", "wheels"], tmp.path());
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", stderr(&out));
+    assert!(stdout.contains("extension meson_demo/_cdemo.cpython-313-wasm32-wasi.so"), "{stdout}");
+    assert!(stdout.contains("extension meson_demo/_cxxdemo.cpython-313-wasm32-wasi.so"), "{stdout}");
+    let wheel = tmp.path().join("wheels/pymode_meson_demo-1.2.0-cp313-cp313-wasi_wasm32.whl");
+    assert!(wheel.is_file(), "{stdout}");
+    let unzip =
+        Command::new(&cpython.native_python).args(["-m", "zipfile", "-e"]).arg(&wheel).arg(tmp.path().join("site")).output().unwrap();
+    assert!(unzip.status.success(), "{}", stderr(&unzip));
+
+    let script = "import meson_demo, meson_demo._cdemo as c, meson_demo._cxxdemo as x\n\
+                  print(c.__file__.endswith('_cdemo.cpython-313-wasm32-wasi.so'), x.__file__.endswith('_cxxdemo.cpython-313-wasm32-wasi.so'))\n\
+                  print(meson_demo.norm(3.0, 4.0, 12.0))\n\
+                  print(sorted(meson_demo.config().items()))\n\
+                  print(meson_demo.sorted_words('pear apple fig apple'))\n\
+                  print(sorted(meson_demo.word_counts('pear apple fig apple').items()))\n";
+    fs::write(tmp.path().join("check.py"), script).unwrap();
+    let out = pymode(&["run", "--site", "site", "--", "check.py"], tmp.path());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "True True\n13.0\n[('have_hypot', 1), ('sizeof_long', 4), ('sizeof_long_double', 16)]\n\
+         ['apple', 'apple', 'fig', 'pear']\n[('apple', 2), ('fig', 1), ('pear', 1)]\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A meson.build that stops with `error()`: meson's own message, on one line.
+#[test]
+fn a_meson_build_that_fails_is_one_line() {
+    require_cpython();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("broken-meson-1.0");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(
+        src.join("pyproject.toml"),
+        "[project]\nname = \"broken-meson\"\nversion = \"1.0\"\n[build-system]\nrequires = [\"meson-python>=0.18\"]\nbuild-backend = \"mesonpy\"\n",
+    )
+    .unwrap();
+    fs::write(src.join("meson.build"), "project('broken-meson', 'c')\nerror('this meson build fails on purpose')\n").unwrap();
+    let out = pymode(&["wheel", "broken-meson-1.0", "-o", "wheels"], tmp.path());
+    assert_one_line_error(&out, "this meson build fails on purpose");
+    let err = stderr(&out);
+    assert!(err.contains("the build backend of broken-meson (mesonpy)"), "{err}");
+    assert_empty(&tmp.path().join("wheels"));
+}
+
+/// scikit-build-core drives CMake, for which there is no wasm32-wasi toolchain file yet: the
+/// refusal names the package and the backend before any build environment is made.
+#[test]
+fn a_cmake_package_is_one_line() {
+    require_cpython();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("cmake-user-1.0");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(
+        src.join("pyproject.toml"),
+        "[project]\nname = \"cmake-user\"\nversion = \"1.0\"\n[build-system]\nrequires = [\"scikit-build-core\"]\nbuild-backend = \"scikit_build_core.build\"\n",
+    )
+    .unwrap();
+    fs::write(src.join("CMakeLists.txt"), "cmake_minimum_required(VERSION 3.15)\nproject(cmake_user C)\n").unwrap();
+    let out = pymode(&["wheel", "cmake-user-1.0", "-o", "wheels"], tmp.path());
+    assert_one_line_error(&out, "cmake-user: its build backend (scikit_build_core.build) drives CMake");
+    assert_empty(&tmp.path().join("wheels"));
+}
+
 #[test]
 fn an_sdist_that_is_not_an_archive_is_one_line() {
     let tmp = tempfile::tempdir().unwrap();
