@@ -170,6 +170,10 @@ impl Builder {
                 ),
             ));
         }
+        if system.backend.split([':', '.']).next() == Some("mesonpy") {
+            // The cross file names the host's pkg-config, limited to the wasm prefix.
+            crate::debian::ensure_host_program("pkg-config", "pkgconf")?;
+        }
         let mut requires = system.requires.clone();
         if let Some(r) = recipe {
             requires.extend(r.build_requires.iter().cloned());
