@@ -389,6 +389,19 @@ def unsatisfied(requirements):
     return missing
 
 
+def check_side_modules(zf, extensions, backend_name):
+    """Every extension module in the wheel must be a wasm module: a backend that ignores CC
+    and LDSHARED (maturin and setuptools-rust run cargo for the host) names a host shared
+    object with the wasm suffix, which would only fail at import, in the user's program."""
+    kinds = {b"\x7fELF": "an ELF shared object", b"\xcf\xfa\xed\xfe": "a Mach-O file", b"MZ": "a PE file"}
+    for name in extensions:
+        with zf.open(name) as f:
+            head = f.read(4)
+        if head != b"\0asm":
+            kind = next((k for magic, k in kinds.items() if head.startswith(magic)), "not a WebAssembly module")
+            sys.exit(f"error: {name} is {kind}, not a wasm32 side module: the build backend ({backend_name}) compiled it for the host")
+
+
 def build_wheel(backend, wheel_dir, config_settings):
     os.makedirs(wheel_dir, exist_ok=True)
     name = backend.build_wheel(wheel_dir, config_settings or None)
@@ -452,6 +465,7 @@ def wheel_main(args):
     wheel = build_wheel(backend, wheel_dir, config_settings)
     with zipfile.ZipFile(wheel) as zf:
         extensions = [n for n in zf.namelist() if n.endswith(suffix)]
+        check_side_modules(zf, extensions, build_system(os.path.abspath(opts.source))["build-backend"])
     if opts.site:
         install(wheel, opts.site, suffix)
     seconds = time.monotonic() - start

@@ -217,6 +217,30 @@ fn a_backend_that_fails_is_one_line() {
     assert_empty(&tmp.path().join("wheels"));
 }
 
+/// An in-tree backend that, like maturin, ignores CC and LDSHARED and puts a host shared
+/// object under the wasm suffix: refused with one line, nothing published.
+#[test]
+fn a_backend_that_builds_for_the_host_is_one_line() {
+    require_cpython();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("hostbuilt-1.0");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("pyproject.toml"), "[project]\nname = \"hostbuilt\"\nversion = \"1.0\"\n[build-system]\nrequires = []\nbuild-backend = \"host_backend\"\nbackend-path = [\".\"]\n").unwrap();
+    fs::write(
+        src.join("host_backend.py"),
+        "import zipfile\n\
+         def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n\
+         \x20   name = 'hostbuilt-1.0-cp313-cp313-wasi_wasm32.whl'\n\
+         \x20   with zipfile.ZipFile(wheel_directory + '/' + name, 'w') as zf:\n\
+         \x20       zf.writestr('hostbuilt/_native.cpython-313-wasm32-wasi.so', b'\\x7fELF\\x02\\x01\\x01' + bytes(57))\n\
+         \x20   return name\n",
+    )
+    .unwrap();
+    let out = pymode(&["wheel", "hostbuilt-1.0", "-o", "wheels"], tmp.path());
+    assert_one_line_error(&out, "hostbuilt/_native.cpython-313-wasm32-wasi.so is an ELF shared object, not a wasm32 side module");
+    assert_empty(&tmp.path().join("wheels"));
+}
+
 #[test]
 fn every_command_has_help() {
     let tmp = tempfile::tempdir().unwrap();
