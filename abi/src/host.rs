@@ -74,3 +74,19 @@ pub mod rtld {
     /// Keep the library's symbols to itself (the default).
     pub const LOCAL: i32 = 8;
 }
+
+/// Virtual socket pairs (`socket.socketpair()` in the wasm CPython, asyncio's self-pipe).
+/// WASI preview 1 cannot create sockets, so the host wraps its WASI functions and answers
+/// for descriptors of its own: a guest accepts (`sock_accept`) from [`socketpair::FACTORY_FD`]
+/// and gets the first descriptor of a new connected pair; the second is the next number.
+/// Host side: `pymode_loader::add_socketpair_to_linker`; guest side:
+/// `build/stdlib/pymode_socket_shim.c`.
+pub mod socketpair {
+    /// The reserved descriptor to accept a new pair from.
+    pub const FACTORY_FD: u32 = VIRTUAL_FD_BASE - 1;
+    /// The first virtual descriptor; pair `k` is `VIRTUAL_FD_BASE + 2k` and the next one.
+    /// Far above what wasmtime-wasi hands out (it numbers its own from 3 up).
+    pub const VIRTUAL_FD_BASE: u32 = 0x4000_0000;
+    /// Bytes one end holds unread before its peer's `send` returns `EAGAIN`.
+    pub const MAX_BUFFERED: usize = 256 * 1024;
+}
