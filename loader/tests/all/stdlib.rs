@@ -15,6 +15,7 @@ pub(crate) fn trials() -> Vec<Trial> {
         cpython_own_tests_of_lzma_bz2_and_sqlite3_pass_in_wasm,
         socketpair_carries_bytes_and_what_wasi_cannot_do_raises_oserror,
         asyncio_event_loop_runs_sleeps_tasks_gather_timeouts_queues_and_locks,
+        hypothesis_given_runs_and_shrinks_in_wasm,
     ]
 }
 
@@ -231,4 +232,45 @@ fn asyncio_event_loop_runs_sleeps_tasks_gather_timeouts_queues_and_locks() {
         "under 5 s True",
     ];
     assert_eq!(stdout.lines().collect::<Vec<_>>(), want, "stderr:\n{stderr}");
+}
+
+/// The last hypothesis line without a Rust extension: 6.170 builds `hypothesis._native` with
+/// maturin, which the wheel builder cannot cross-compile (docs/stdlib.md).
+const HYPOTHESIS: &str = "hypothesis==6.135.33";
+
+const GIVEN: &str = r#"
+import unittest.mock, hypothesis
+from hypothesis import given, settings, strategies as st
+runs = []
+@settings(max_examples=100, database=None, deadline=None)
+@given(st.lists(st.integers()), st.text())
+def test_roundtrips(xs, s):
+    runs.append(1)
+    assert sorted(sorted(xs)) == sorted(xs)
+    assert s.encode("utf-8").decode("utf-8") == s
+test_roundtrips()
+print("examples", len(runs))
+@settings(max_examples=500, database=None, deadline=None)
+@given(st.integers())
+def test_small(n):
+    assert n < 1000
+try:
+    test_small()
+except AssertionError:
+    print("falsified")
+"#;
+
+fn hypothesis_given_runs_and_shrinks_in_wasm() {
+    // Pure Python: installed once by the native CPython's pip, like pytest for the suites.
+    let site = pymode_testdata::cache_dir().join("wasm-site").join(HYPOTHESIS.replace("==", "-"));
+    if !site.join("hypothesis/__init__.py").is_file() {
+        let native = pymode_testdata::cache_dir().join("cpython/native/bin/python3.13");
+        let mut pip = std::process::Command::new(native);
+        pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"]).arg(&site).arg(HYPOTHESIS);
+        pymode_testdata::run_ok(&mut pip);
+    }
+    let out = pymode_run(&[(site, "/site")], &["PYTHONPATH=/site"], &["-c", GIVEN]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["examples 100", "falsified"], "stderr:\n{stderr}");
 }
