@@ -54,6 +54,14 @@ pub const SOCKET_SHIM: Shim = Shim {
     defines: || vec![format!("-DPYMODE_SOCKETPAIR_FD={}", pymode_abi::host::socketpair::FACTORY_FD)],
 };
 
+/// `mmap`'s shim: maps whose shared writable file maps are written back (wasi-libc's
+/// emulation never writes back and has no `msync`), and a `_Py_dup` WASI can do.
+pub const MMAP_SHIM: Shim = Shim {
+    header: ("pymode_mmap_shim.h", include_str!("../stdlib/pymode_mmap_shim.h")),
+    source: ("pymode_mmap_shim.c", include_str!("../stdlib/pymode_mmap_shim.c")),
+    defines: Vec::new,
+};
+
 /// The modules [`build`] makes.
 pub const MODULES: &[StdlibModule] = &[
     // liblzma is static: without this lzma.h declares its API dllimport-style on some targets
@@ -111,6 +119,9 @@ pub const MODULES: &[StdlibModule] = &[
         ],
         shim: Some(&SOCKET_SHIM),
     },
+    // wasi-libc's <sys/mman.h> is there only with _WASI_EMULATED_MMAN; the calls go to the
+    // shim (its header renames them).
+    StdlibModule { name: "mmap", sources: &["mmapmodule.c"], library: None, flags: &["-D_WASI_EMULATED_MMAN"], shim: Some(&MMAP_SHIM) },
 ];
 
 /// CPython's `PY_STDMODULE_CFLAGS` for the wasm build (BASECFLAGS, OPT, CONFIGURE_CFLAGS and

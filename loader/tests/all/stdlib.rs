@@ -16,6 +16,7 @@ pub(crate) fn trials() -> Vec<Trial> {
         socketpair_carries_bytes_and_what_wasi_cannot_do_raises_oserror,
         asyncio_event_loop_runs_sleeps_tasks_gather_timeouts_queues_and_locks,
         hypothesis_given_runs_and_shrinks_in_wasm,
+        mmap_anonymous_and_file_backed_maps_write_back,
     ]
 }
 
@@ -273,4 +274,62 @@ fn hypothesis_given_runs_and_shrinks_in_wasm() {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
     assert_eq!(stdout.lines().collect::<Vec<_>>(), ["examples 100", "falsified"], "stderr:\n{stderr}");
+}
+
+const MMAP: &str = r#"
+import mmap
+print("file", mmap.__file__)
+m = mmap.mmap(-1, 13)
+m.write(b"Hello world!\n")
+m[0:5] = b"HELLO"
+print("anonymous", m[:], m.find(b"world", 0), len(m))
+m.close()
+path = "/tmp/mm.dat"
+with open(path, "wb") as f:
+    f.write(b"abcdefghij" * 1000)
+with open(path, "r+b") as f:
+    mm = mmap.mmap(f.fileno(), 0)
+    print("file map", mm.size(), mm.find(b"j", 5), mm.rfind(b"abc"), mm[10:13])
+    mm[0:3] = b"XYZ"
+    mm[-3:] = b"END"
+    mm.flush()
+    with open(path, "rb") as g:
+        data = g.read()
+        print("after flush", data[:5], data[-5:])
+    mm[5:8] = b"123"
+    mm.close()
+    f.seek(0)
+    print("descriptor still open", f.read(3))
+with open(path, "rb") as g:
+    data = g.read()
+    print("after close", data[:10], len(data))
+with open(path, "r+b") as f:
+    cp = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    cp[0:3] = b"zzz"
+    cp.flush()
+    cp.close()
+with open(path, "rb") as g:
+    print("copy not written back", g.read(3))
+"#;
+
+fn mmap_anonymous_and_file_backed_maps_write_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = pymode_run(&[(tmp.path().to_path_buf(), "/tmp")], &[], &["-c", MMAP]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    let dynload = pymode_testdata::cpython_prefix().join("lib/python3.13/lib-dynload");
+    let want_file = format!("file {}/mmap.cpython-313-wasm32-wasi.so", dynload.display());
+    let want = [
+        want_file.as_str(),
+        "anonymous b'HELLO world!\\n' 6 13",
+        "file map 10000 9 9990 b'abc'",
+        "after flush b'XYZde' b'fgEND'",
+        "descriptor still open b'XYZ'",
+        "after close b'XYZde123ij' 10000",
+        "copy not written back b'XYZ'",
+    ];
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), want, "stderr:\n{stderr}");
+    let file = std::fs::read(tmp.path().join("mm.dat")).unwrap();
+    assert_eq!(file.len(), 10000);
+    assert!(file.starts_with(b"XYZde123ij") && file.ends_with(b"END"));
 }
