@@ -55,11 +55,11 @@ pub const SOCKET_SHIM: Shim = Shim {
 };
 
 /// `mmap`'s shim: maps whose shared writable file maps are written back (wasi-libc's
-/// emulation never writes back and has no `msync`), and a `_Py_dup` WASI can do.
+/// emulation never writes back and has no `msync`), and a `_Py_dup` over the host's aliases.
 pub const MMAP_SHIM: Shim = Shim {
     header: ("pymode_mmap_shim.h", include_str!("../stdlib/pymode_mmap_shim.h")),
     source: ("pymode_mmap_shim.c", include_str!("../stdlib/pymode_mmap_shim.c")),
-    defines: Vec::new,
+    defines: || vec![format!("-DPYMODE_DUP_FLAG={}", pymode_abi::host::socketpair::DUP_FLAG)],
 };
 
 /// The modules [`build`] makes.

@@ -3,7 +3,12 @@
    writing is written back to its file with pwrite by msync (mmap.flush) and by munmap
    (mmap.close, or the object going away). Other processes cannot share the memory, and a
    write to the file through the descriptor is not seen by the map (WASI preview 1 has no
-   shared memory with the host's page cache). */
+   shared memory with the host's page cache).
+
+   A map outlives its file's descriptor (`mmap.mmap(f.fileno(), 0)`, then `f.close()`), so
+   a map to write back, and the module's own copy of the descriptor, are aliases the host
+   makes (sock_accept with PYMODE_DUP_FLAG: pymode_abi::host::socketpair). A host without
+   them answers an error (ENOTSOCK); then the caller's descriptor is used, and must stay open. */
 #define _WASI_EMULATED_MMAN
 #include <Python.h>
 #include <errno.h>
@@ -13,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <wasi/api.h>
 
 #include "pymode_mmap_shim.h"
 /* This file uses the real calls. */
@@ -22,6 +28,21 @@
 #undef _Py_dup
 #undef close
 
+#ifndef PYMODE_DUP_FLAG
+#error "PYMODE_DUP_FLAG must be defined (pymode_abi::host::socketpair::DUP_FLAG)"
+#endif
+
+/* A host-made alias of fd, or -1 (errno set) when the host makes none. */
+static int host_dup(int fd) {
+    __wasi_fd_t alias;
+    __wasi_errno_t error = __wasi_sock_accept((__wasi_fd_t)fd, PYMODE_DUP_FLAG, &alias);
+    if (error != 0) {
+        errno = error;
+        return -1;
+    }
+    return (int)alias;
+}
+
 struct pymode_map {
     struct pymode_map *next;
     char *data;
@@ -29,7 +50,8 @@ struct pymode_map {
     off_t offset;
     int prot;
     int flags;
-    int fd; /* the file to write back to, or -1 */
+    int fd;       /* the file to write back to, or -1 */
+    int owns_fd;  /* fd is an alias of ours, closed with the map */
 };
 
 static struct pymode_map *maps;
@@ -67,6 +89,13 @@ void *pymode_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t 
         }
     }
     memset(data + filled, 0, length - filled);
+    int write_fd = -1, owns_fd = 0;
+    if (kind == MAP_SHARED && (prot & PROT_WRITE) && !(flags & MAP_ANON)) {
+        write_fd = host_dup(fd);
+        owns_fd = write_fd >= 0;
+        if (!owns_fd)
+            write_fd = fd;
+    }
     *map = (struct pymode_map){
         .next = maps,
         .data = data,
@@ -74,7 +103,8 @@ void *pymode_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t 
         .offset = offset,
         .prot = prot,
         .flags = flags,
-        .fd = (kind == MAP_SHARED && (prot & PROT_WRITE) && !(flags & MAP_ANON)) ? fd : -1,
+        .fd = write_fd,
+        .owns_fd = owns_fd,
     };
     maps = map;
     return data;
@@ -126,6 +156,8 @@ int pymode_munmap(void *addr, size_t length) {
         }
         int result = write_back(m, m->data, m->length);
         int saved = errno;
+        if (m->owns_fd)
+            close(m->fd);
         *link = m->next;
         free(m->data);
         free(m);
@@ -142,15 +174,18 @@ static struct {
     int count;
 } lent[64];
 
-/* Stands in for CPython's _Py_dup, which WASI cannot do: the same descriptor, counted so
-   that the module's close() of it leaves it open for its owner. Raises OSError as _Py_dup
-   does. */
+/* Stands in for CPython's _Py_dup, which WASI cannot do: the host's alias, or else the same
+   descriptor, counted so that the module's close() of it leaves it open for its owner.
+   Raises OSError as _Py_dup does. */
 int pymode_mmap_dup(int fd) {
     struct stat st;
     if (fstat(fd, &st) != 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
+    int alias = host_dup(fd);
+    if (alias >= 0)
+        return alias;
     size_t slot = sizeof lent / sizeof lent[0];
     for (size_t i = 0; i < sizeof lent / sizeof lent[0]; i++) {
         if (lent[i].count > 0 && lent[i].fd == fd) {

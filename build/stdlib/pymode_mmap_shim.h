@@ -2,8 +2,9 @@
    CPython's mmap side module. wasi-libc's emulated mman (in python.wasm) copies a file into
    malloc'd memory and never writes it back, and has no msync; these names send the module
    to pymode_mmap_shim.c instead, whose shared writable maps are written back to their file
-   (pwrite) by flush() and close(). WASI has no dup(), so the module's private copy of the
-   descriptor is the caller's own descriptor, and closing it is left to the caller. */
+   (pwrite) by flush() and close(). WASI has no dup(): the module's private copy of the
+   descriptor is an alias the host makes, or else the caller's own descriptor, whose
+   closing is then left to the caller. */
 #ifndef PYMODE_MMAP_SHIM_H
 #define PYMODE_MMAP_SHIM_H
 

@@ -1,26 +1,33 @@
-//! Connected pairs of virtual stream sockets for a WASI preview-1 guest: what the wasm
-//! CPython's `socket.socketpair()` returns, and so what asyncio's event loop wakes itself up
-//! with (its self-pipe).
+//! Virtual descriptors for a WASI preview-1 guest: connected pairs of stream sockets (what
+//! the wasm CPython's `socket.socketpair()` returns, and so what asyncio's event loop wakes
+//! itself up with) and aliases of real descriptors (the `dup` that `mmap` needs).
 //!
-//! WASI preview 1 cannot create sockets, and wasmtime-wasi keeps its descriptor table to
-//! itself, so the pair lives here: [`add_socketpair_to_linker`] wraps the WASI functions a
-//! socket is used through (`sock_accept`, `sock_recv`, `sock_send`, `sock_shutdown`,
-//! `fd_read`, `fd_write`, `fd_close`, `fd_fdstat_get`, `fd_fdstat_set_flags`,
-//! `fd_filestat_get`, `poll_oneoff`). A call on a virtual descriptor (from
-//! [`host::socketpair::VIRTUAL_FD_BASE`] up) is answered from [`SocketPairs`]; every other
-//! call goes to wasmtime-wasi unchanged. A guest makes a pair by accepting from the reserved
-//! descriptor [`host::socketpair::FACTORY_FD`]: the new descriptor and the next one are the
-//! two ends (the `_socket` side module's `socketpair()` does this). Everything is in one
-//! thread, so a call that would wait for the peer forever (a blocking `recv` on an empty
-//! socket, a `poll` on nothing else) fails with `EDEADLK` instead.
+//! WASI preview 1 can do neither, and wasmtime-wasi keeps its descriptor table to itself, so
+//! they live here: [`add_socketpair_to_linker`] wraps the WASI functions a socket or an alias
+//! is used through (`sock_accept`, `sock_recv`, `sock_send`, `sock_shutdown`, `fd_read`,
+//! `fd_write`, `fd_pread`, `fd_pwrite`, `fd_seek`, `fd_sync`, `fd_close`, `fd_fdstat_get`,
+//! `fd_fdstat_set_flags`, `fd_filestat_get`, `poll_oneoff`). A call on a socket (from
+//! [`VIRTUAL_FD_BASE`] up) is answered from [`SocketPairs`], a call on an alias (from
+//! [`ALIAS_FD_BASE`] up) goes to wasmtime-wasi with the real descriptor, and every other call
+//! goes to wasmtime-wasi unchanged. A guest makes a pair by accepting from the reserved
+//! descriptor [`FACTORY_FD`] (the new descriptor and the next one are the two ends; the
+//! `_socket` side module's `socketpair()` does this) and an alias by accepting from a real
+//! descriptor with [`DUP_FLAG`]; a real descriptor closed while it has aliases stays open in
+//! wasmtime-wasi (the guest gets `EBADF` for it from the wrapped calls) until the last alias
+//! is closed. Everything is in one thread, so a call that would wait for the peer forever (a
+//! blocking `recv` on an empty socket, a `poll` on nothing else) fails with `EDEADLK`.
 
-use std::collections::{BTreeMap, VecDeque};
+mod guest;
+mod poll;
 
-use pymode_abi::host::socketpair::{FACTORY_FD, MAX_BUFFERED, VIRTUAL_FD_BASE};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use pymode_abi::host::socketpair::{ALIAS_FD_BASE, DUP_FLAG, FACTORY_FD, MAX_BUFFERED, VIRTUAL_FD_BASE};
 use wasmtime::{Caller, Extern, Linker};
 use wasmtime_wasi::p1::{WasiP1Ctx, wasi_snapshot_preview1 as p1};
 
 use crate::error::{BoxError, boxed};
+use guest::Guest;
 
 /// The WASI errno values this module answers with.
 mod errno {
@@ -33,6 +40,7 @@ mod errno {
     pub const MFILE: i32 = 33;
     pub const NOTSUP: i32 = 58;
     pub const PIPE: i32 = 64;
+    pub const SPIPE: i32 = 70;
 }
 
 const FILETYPE_SOCKET_STREAM: u8 = 6;
@@ -40,11 +48,8 @@ const FDFLAGS_NONBLOCK: u16 = 4;
 const RIFLAGS_PEEK: i32 = 1;
 const SDFLAGS_RD: i32 = 1;
 const SDFLAGS_WR: i32 = 2;
-const EVENTRWFLAGS_HANGUP: u16 = 1;
 /// fd_read, fd_fdstat_set_flags, fd_write, fd_filestat_get, poll_fd_readwrite, sock_shutdown.
 const SOCKET_RIGHTS: u64 = (1 << 1) | (1 << 3) | (1 << 6) | (1 << 21) | (1 << 27) | (1 << 28);
-const SUBSCRIPTION_SIZE: usize = 48;
-const EVENT_SIZE: usize = 32;
 
 /// One end of a pair: the bytes its peer sent that it has not read yet, and its state.
 #[derive(Debug, Default)]
@@ -57,12 +62,30 @@ struct End {
     write_shut: bool,
 }
 
-/// The guest's virtual socket pairs, kept in the store's data next to the WASI context.
+/// The guest's virtual socket pairs and aliases, kept in the store's data next to the WASI
+/// context.
 #[derive(Debug, Default)]
 pub struct SocketPairs {
     ends: BTreeMap<u32, End>,
     /// Pairs made so far: pair `k` is `VIRTUAL_FD_BASE + 2k` and the next descriptor.
     made: u32,
+    /// Each alias and the real descriptor it stands for.
+    aliases: BTreeMap<u32, i32>,
+    /// Aliases made so far: alias `k` is `ALIAS_FD_BASE + k`.
+    aliases_made: u32,
+    /// Real descriptors the guest has closed while aliases of them were open.
+    closed_by_guest: BTreeSet<i32>,
+}
+
+/// Where a call on a descriptor goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// A socket of a pair (or the factory): answered here.
+    Socket,
+    /// wasmtime-wasi, with this descriptor.
+    Real(i32),
+    /// A closed alias, or a real descriptor the guest closed: `EBADF`.
+    Closed,
 }
 
 /// Gives the wrappers the WASI context and the socket pairs inside the store's data.
@@ -77,10 +100,6 @@ fn peer(fd: u32) -> u32 {
     VIRTUAL_FD_BASE + ((fd - VIRTUAL_FD_BASE) ^ 1)
 }
 
-fn is_virtual(fd: i32) -> bool {
-    u32::try_from(fd).is_ok_and(|fd| fd >= VIRTUAL_FD_BASE)
-}
-
 /// Whether a read would return now, and how many bytes it would get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Readiness {
@@ -89,10 +108,31 @@ enum Readiness {
 }
 
 impl SocketPairs {
+    fn target(&self, fd: i32) -> Target {
+        match u32::try_from(fd) {
+            Ok(n) if n >= ALIAS_FD_BASE => self.aliases.get(&n).map_or(Target::Closed, |&real| Target::Real(real)),
+            Ok(n) if n >= FACTORY_FD => Target::Socket,
+            _ if self.closed_by_guest.contains(&fd) => Target::Closed,
+            _ => Target::Real(fd),
+        }
+    }
+
+    /// A new alias of the real descriptor `real`.
+    fn alias(&mut self, real: i32) -> Result<u32, i32> {
+        let fd = ALIAS_FD_BASE.checked_add(self.aliases_made).ok_or(errno::MFILE)?;
+        self.aliases_made += 1;
+        self.aliases.insert(fd, real);
+        Ok(fd)
+    }
+
     /// Makes a pair; returns its first descriptor (the second is the next one).
     fn make_pair(&mut self, nonblocking: bool) -> Result<u32, i32> {
-        let first =
-            self.made.checked_mul(2).and_then(|n| VIRTUAL_FD_BASE.checked_add(n)).filter(|&fd| fd < u32::MAX - 1).ok_or(errno::MFILE)?;
+        let first = self
+            .made
+            .checked_mul(2)
+            .and_then(|n| VIRTUAL_FD_BASE.checked_add(n))
+            .filter(|&fd| fd < ALIAS_FD_BASE - 1)
+            .ok_or(errno::MFILE)?;
         self.made += 1;
         for fd in [first, first + 1] {
             self.ends.insert(fd, End { nonblocking, ..End::default() });
@@ -165,82 +205,76 @@ impl SocketPairs {
     }
 }
 
-/// Bounds-checked little-endian access to the guest's memory.
-struct Guest<'a>(&'a mut [u8]);
-
-impl Guest<'_> {
-    fn range(&self, ptr: i32, len: usize) -> Result<std::ops::Range<usize>, i32> {
-        let start = u32::try_from(ptr).map_err(|_| errno::FAULT)? as usize;
-        let end = start.checked_add(len).filter(|&e| e <= self.0.len()).ok_or(errno::FAULT)?;
-        Ok(start..end)
-    }
-    fn bytes(&self, ptr: i32, len: usize) -> Result<&[u8], i32> {
-        let r = self.range(ptr, len)?;
-        Ok(&self.0[r])
-    }
-    fn put(&mut self, ptr: i32, bytes: &[u8]) -> Result<(), i32> {
-        let r = self.range(ptr, bytes.len())?;
-        self.0[r].copy_from_slice(bytes);
-        Ok(())
-    }
-    fn u32_at(&self, ptr: i32) -> Result<u32, i32> {
-        let b = self.bytes(ptr, 4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    /// The `(pointer, length)` buffers of an iovec array.
-    fn iovecs(&self, iovs: i32, count: i32) -> Result<Vec<(i32, usize)>, i32> {
-        let count = u32::try_from(count).map_err(|_| errno::INVAL)?;
-        (0..count)
-            .map(|i| {
-                let at = iovs.checked_add(i32::try_from(i * 8).map_err(|_| errno::FAULT)?).ok_or(errno::FAULT)?;
-                Ok((self.u32_at(at)? as i32, self.u32_at(at + 4)? as usize))
-            })
-            .collect()
-    }
-    /// Copies `data` into the buffers in order; returns the bytes written.
-    fn scatter(&mut self, bufs: &[(i32, usize)], data: &[u8]) -> Result<usize, i32> {
-        let mut done = 0;
-        for &(ptr, len) in bufs {
-            let n = len.min(data.len() - done);
-            self.put(ptr, &data[done..done + n])?;
-            done += n;
-        }
-        Ok(done)
-    }
-    fn gather(&self, bufs: &[(i32, usize)]) -> Result<Vec<u8>, i32> {
-        let mut out = Vec::new();
-        for &(ptr, len) in bufs {
-            out.extend_from_slice(self.bytes(ptr, len)?);
-        }
-        Ok(out)
-    }
-    fn put_u32(&mut self, ptr: i32, v: u32) -> Result<(), i32> {
-        self.put(ptr, &v.to_le_bytes())
-    }
-}
-
 fn status(r: Result<(), i32>) -> i32 {
     r.err().unwrap_or(errno::SUCCESS)
 }
 
-/// Runs `virt` on the guest's memory and the socket pairs when `fd` is virtual, `real` (a
-/// wasmtime-wasi function) otherwise.
-fn dispatch<T: HasSocketPairs + 'static>(
+/// Runs `f` on the guest's memory, the WASI context and the socket pairs.
+fn with_host<T: HasSocketPairs + 'static>(
     caller: &mut Caller<'_, T>,
-    fd: i32,
-    virt: impl FnOnce(&mut Guest<'_>, &mut SocketPairs) -> Result<(), i32>,
-    real: impl FnOnce(&mut WasiP1Ctx, &mut wiggle::GuestMemory<'_>) -> wasmtime::Result<i32>,
+    f: impl FnOnce(Guest<'_>, &mut WasiP1Ctx, &mut SocketPairs) -> wasmtime::Result<i32>,
 ) -> wasmtime::Result<i32> {
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
         return Err(wasmtime::Error::msg("the guest calling WASI exports no memory"));
     };
     let (data, host) = memory.data_and_store_mut(&mut *caller);
     let (wasi, sockets) = host.wasi_and_sockets();
-    if is_virtual(fd) || fd == FACTORY_FD as i32 {
-        Ok(status(virt(&mut Guest(data), sockets)))
-    } else {
-        real(wasi, &mut wiggle::GuestMemory::Unshared(data))
-    }
+    f(Guest(data), wasi, sockets)
+}
+
+/// Runs `socket` when `fd` is a socket of a pair, `real` (a wasmtime-wasi function) with the
+/// real descriptor otherwise.
+fn dispatch<T: HasSocketPairs + 'static>(
+    caller: &mut Caller<'_, T>,
+    fd: i32,
+    socket: impl FnOnce(&mut Guest<'_>, &mut SocketPairs) -> Result<(), i32>,
+    real: impl FnOnce(&mut WasiP1Ctx, &mut wiggle::GuestMemory<'_>, i32) -> wasmtime::Result<i32>,
+) -> wasmtime::Result<i32> {
+    with_host(caller, |mut g, wasi, sockets| match sockets.target(fd) {
+        Target::Socket => Ok(status(socket(&mut g, sockets))),
+        Target::Real(fd) => real(wasi, &mut wiggle::GuestMemory::Unshared(g.0), fd),
+        Target::Closed => Ok(errno::BADF),
+    })
+}
+
+/// `sock_accept`: a new pair from the factory, a new alias with [`DUP_FLAG`], else
+/// wasmtime-wasi's.
+fn sock_accept<T: HasSocketPairs + 'static>(caller: &mut Caller<'_, T>, fd: i32, flags: i32, out: i32) -> wasmtime::Result<i32> {
+    with_host(caller, |mut g, wasi, s| {
+        let made = match s.target(fd) {
+            Target::Closed => Err(errno::BADF),
+            Target::Socket if fd == FACTORY_FD as i32 => s.make_pair(flags & i32::from(FDFLAGS_NONBLOCK) != 0),
+            // A virtual socket is connected, not listening, and its aliases are not kept.
+            Target::Socket => Err(if s.end(fd).is_ok() { errno::INVAL } else { errno::BADF }),
+            Target::Real(real) if flags == i32::from(DUP_FLAG) => s.alias(real),
+            Target::Real(real) => return p1::sock_accept(wasi, &mut wiggle::GuestMemory::Unshared(g.0), real, flags, out),
+        };
+        Ok(status(made.and_then(|fd| g.put_u32(out, fd))))
+    })
+}
+
+/// `fd_close`: a socket's end, an alias (the real descriptor is closed with the last one
+/// once the guest has closed it too), a real descriptor (kept open while aliased).
+fn fd_close<T: HasSocketPairs + 'static>(caller: &mut Caller<'_, T>, fd: i32) -> wasmtime::Result<i32> {
+    with_host(caller, |g, wasi, s| {
+        let real = match (s.target(fd), u32::try_from(fd)) {
+            (Target::Closed, _) => return Ok(errno::BADF),
+            (Target::Socket, _) => return Ok(status(close(s, fd))),
+            (Target::Real(real), Ok(n)) if n >= ALIAS_FD_BASE => {
+                s.aliases.remove(&n);
+                if s.aliases.values().any(|&r| r == real) || !s.closed_by_guest.remove(&real) {
+                    return Ok(errno::SUCCESS);
+                }
+                real
+            }
+            (Target::Real(real), _) if s.aliases.values().any(|&r| r == real) => {
+                s.closed_by_guest.insert(real);
+                return Ok(errno::SUCCESS);
+            }
+            (Target::Real(real), _) => real,
+        };
+        in_tokio(p1::fd_close(wasi, &mut wiggle::GuestMemory::Unshared(g.0), real))
+    })
 }
 
 fn fdstat(g: &mut Guest<'_>, s: &mut SocketPairs, fd: i32, out: i32) -> Result<(), i32> {
@@ -276,16 +310,6 @@ fn send_from(g: &mut Guest<'_>, s: &mut SocketPairs, fd: i32, iovs: i32, n: i32)
     Ok(s.send(fd, &data)? as u32)
 }
 
-fn accept(g: &mut Guest<'_>, s: &mut SocketPairs, fd: i32, flags: i32, out: i32) -> Result<(), i32> {
-    if fd != FACTORY_FD as i32 {
-        // A virtual socket is connected, not listening.
-        return Err(if s.end(fd).is_ok() { errno::INVAL } else { errno::BADF });
-    }
-    let nonblocking = flags & i32::from(FDFLAGS_NONBLOCK) != 0;
-    let first = s.make_pair(nonblocking)?;
-    g.put_u32(out, first)
-}
-
 fn shutdown(s: &mut SocketPairs, fd: i32, how: i32) -> Result<(), i32> {
     if how & !(SDFLAGS_RD | SDFLAGS_WR) != 0 || how == 0 {
         return Err(errno::INVAL);
@@ -305,94 +329,6 @@ fn close(s: &mut SocketPairs, fd: i32) -> Result<(), i32> {
     Ok(())
 }
 
-/// One subscription of a `poll_oneoff` call.
-struct Subscription {
-    userdata: [u8; 8],
-    /// 1 for fd_read, 2 for fd_write, 0 for a clock.
-    tag: u8,
-    fd: u32,
-}
-
-fn subscription(g: &Guest<'_>, at: i32) -> Result<Subscription, i32> {
-    let b = g.bytes(at, SUBSCRIPTION_SIZE)?;
-    let mut userdata = [0u8; 8];
-    userdata.copy_from_slice(&b[..8]);
-    Ok(Subscription { userdata, tag: b[8], fd: u32::from_le_bytes([b[16], b[17], b[18], b[19]]) })
-}
-
-/// `poll_oneoff` with virtual descriptors among the subscriptions: the ready virtual ones
-/// are answered at once; when none is ready, the rest (moved to the front of the guest's
-/// subscription array, which wasi-libc does not read back) go to wasmtime-wasi, since
-/// nothing can make a virtual socket ready while this thread waits.
-fn poll<T: HasSocketPairs + 'static>(
-    caller: &mut Caller<'_, T>,
-    subs: i32,
-    events: i32,
-    count: i32,
-    nevents: i32,
-) -> wasmtime::Result<i32> {
-    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-        return Err(wasmtime::Error::msg("the guest calling WASI exports no memory"));
-    };
-    let (data, host) = memory.data_and_store_mut(&mut *caller);
-    let (wasi, sockets) = host.wasi_and_sockets();
-    let mut g = Guest(data);
-    let plan = (|| {
-        let count = u32::try_from(count).map_err(|_| errno::INVAL)?;
-        let mut ready = Vec::new();
-        let mut rest = Vec::new();
-        let mut any_virtual = false;
-        for i in 0..count {
-            let at = subs.checked_add(i32::try_from(i as usize * SUBSCRIPTION_SIZE).map_err(|_| errno::FAULT)?).ok_or(errno::FAULT)?;
-            let sub = subscription(&g, at)?;
-            if (sub.tag == 1 || sub.tag == 2) && sub.fd >= VIRTUAL_FD_BASE {
-                any_virtual = true;
-                let readiness = if sub.tag == 1 { sockets.read_readiness(sub.fd) } else { sockets.write_readiness(sub.fd) };
-                let missing = !sockets.ends.contains_key(&sub.fd);
-                if let Readiness::Ready { bytes, hangup } = readiness {
-                    let mut ev = [0u8; EVENT_SIZE];
-                    ev[..8].copy_from_slice(&sub.userdata);
-                    let error = if missing { errno::BADF as u16 } else { 0 };
-                    ev[8..10].copy_from_slice(&error.to_le_bytes());
-                    ev[10] = sub.tag;
-                    ev[16..24].copy_from_slice(&bytes.to_le_bytes());
-                    let flags = if hangup { EVENTRWFLAGS_HANGUP } else { 0 };
-                    ev[24..26].copy_from_slice(&flags.to_le_bytes());
-                    ready.push(ev);
-                }
-            } else {
-                rest.push(g.bytes(at, SUBSCRIPTION_SIZE)?.to_vec());
-            }
-        }
-        Ok((any_virtual, ready, rest))
-    })();
-    let (any_virtual, ready, rest) = match plan {
-        Ok(p) => p,
-        Err(e) => return Ok(e),
-    };
-    if !any_virtual {
-        return in_tokio(p1::poll_oneoff(wasi, &mut wiggle::GuestMemory::Unshared(g.0), subs, events, count, nevents));
-    }
-    if !ready.is_empty() {
-        let written = (|| {
-            for (i, ev) in ready.iter().enumerate() {
-                g.put(events + (i * EVENT_SIZE) as i32, ev)?;
-            }
-            g.put_u32(nevents, ready.len() as u32)
-        })();
-        return Ok(status(written));
-    }
-    if rest.is_empty() {
-        return Ok(errno::DEADLK);
-    }
-    for (i, sub) in rest.iter().enumerate() {
-        if let Err(e) = g.put(subs + (i * SUBSCRIPTION_SIZE) as i32, sub) {
-            return Ok(e);
-        }
-    }
-    in_tokio(p1::poll_oneoff(wasi, &mut wiggle::GuestMemory::Unshared(g.0), subs, events, rest.len() as i32, nevents))
-}
-
 fn in_tokio<R>(f: impl std::future::Future<Output = R>) -> R {
     wasmtime_wasi::runtime::in_tokio(f)
 }
@@ -408,9 +344,7 @@ pub fn add_socketpair_to_linker<T: HasSocketPairs + Send + 'static>(linker: &mut
     const M: &str = "wasi_snapshot_preview1";
     linker.allow_shadowing(true);
     linker
-        .func_wrap(M, "sock_accept", |mut c: Caller<'_, T>, fd: i32, flags: i32, out: i32| {
-            dispatch(&mut c, fd, |g, s| accept(g, s, fd, flags, out), |w, m| p1::sock_accept(w, m, fd, flags, out))
-        })
+        .func_wrap(M, "sock_accept", |mut c: Caller<'_, T>, fd: i32, flags: i32, out: i32| sock_accept(&mut c, fd, flags, out))
         .map_err(boxed)?;
     linker
         .func_wrap(M, "sock_recv", |mut c: Caller<'_, T>, fd: i32, iovs: i32, n: i32, flags: i32, out_len: i32, out_flags: i32| {
@@ -422,7 +356,7 @@ pub fn add_socketpair_to_linker<T: HasSocketPairs + Send + 'static>(linker: &mut
                     g.put_u32(out_len, got)?;
                     g.put(out_flags, &0u16.to_le_bytes())
                 },
-                |w, m| p1::sock_recv(w, m, fd, iovs, n, flags, out_len, out_flags),
+                |w, m, fd| p1::sock_recv(w, m, fd, iovs, n, flags, out_len, out_flags),
             )
         })
         .map_err(boxed)?;
@@ -432,13 +366,13 @@ pub fn add_socketpair_to_linker<T: HasSocketPairs + Send + 'static>(linker: &mut
                 &mut c,
                 fd,
                 |g, s| send_from(g, s, fd, iovs, n).and_then(|sent| g.put_u32(out, sent)),
-                |w, m| p1::sock_send(w, m, fd, iovs, n, flags, out),
+                |w, m, fd| p1::sock_send(w, m, fd, iovs, n, flags, out),
             )
         })
         .map_err(boxed)?;
     linker
         .func_wrap(M, "sock_shutdown", |mut c: Caller<'_, T>, fd: i32, how: i32| {
-            dispatch(&mut c, fd, |_, s| shutdown(s, fd, how), |w, m| p1::sock_shutdown(w, m, fd, how))
+            dispatch(&mut c, fd, |_, s| shutdown(s, fd, how), |w, m, fd| p1::sock_shutdown(w, m, fd, how))
         })
         .map_err(boxed)?;
     linker
@@ -447,7 +381,7 @@ pub fn add_socketpair_to_linker<T: HasSocketPairs + Send + 'static>(linker: &mut
                 &mut c,
                 fd,
                 |g, s| recv_into(g, s, fd, iovs, n, false).and_then(|got| g.put_u32(out, got)),
-                |w, m| in_tokio(p1::fd_read(w, m, fd, iovs, n, out)),
+                |w, m, fd| in_tokio(p1::fd_read(w, m, fd, iovs, n, out)),
             )
         })
         .map_err(boxed)?;
@@ -457,18 +391,35 @@ pub fn add_socketpair_to_linker<T: HasSocketPairs + Send + 'static>(linker: &mut
                 &mut c,
                 fd,
                 |g, s| send_from(g, s, fd, iovs, n).and_then(|sent| g.put_u32(out, sent)),
-                |w, m| in_tokio(p1::fd_write(w, m, fd, iovs, n, out)),
+                |w, m, fd| in_tokio(p1::fd_write(w, m, fd, iovs, n, out)),
             )
         })
         .map_err(boxed)?;
+    // Sockets cannot seek; aliases (files) can.
     linker
-        .func_wrap(M, "fd_close", |mut c: Caller<'_, T>, fd: i32| {
-            dispatch(&mut c, fd, |_, s| close(s, fd), |w, m| in_tokio(p1::fd_close(w, m, fd)))
+        .func_wrap(M, "fd_pread", |mut c: Caller<'_, T>, fd: i32, iovs: i32, n: i32, at: i64, out: i32| {
+            dispatch(&mut c, fd, |_, _| Err(errno::SPIPE), |w, m, fd| in_tokio(p1::fd_pread(w, m, fd, iovs, n, at, out)))
         })
         .map_err(boxed)?;
     linker
+        .func_wrap(M, "fd_pwrite", |mut c: Caller<'_, T>, fd: i32, iovs: i32, n: i32, at: i64, out: i32| {
+            dispatch(&mut c, fd, |_, _| Err(errno::SPIPE), |w, m, fd| in_tokio(p1::fd_pwrite(w, m, fd, iovs, n, at, out)))
+        })
+        .map_err(boxed)?;
+    linker
+        .func_wrap(M, "fd_seek", |mut c: Caller<'_, T>, fd: i32, delta: i64, whence: i32, out: i32| {
+            dispatch(&mut c, fd, |_, _| Err(errno::SPIPE), |w, m, fd| in_tokio(p1::fd_seek(w, m, fd, delta, whence, out)))
+        })
+        .map_err(boxed)?;
+    linker
+        .func_wrap(M, "fd_sync", |mut c: Caller<'_, T>, fd: i32| {
+            dispatch(&mut c, fd, |_, _| Err(errno::INVAL), |w, m, fd| in_tokio(p1::fd_sync(w, m, fd)))
+        })
+        .map_err(boxed)?;
+    linker.func_wrap(M, "fd_close", |mut c: Caller<'_, T>, fd: i32| fd_close(&mut c, fd)).map_err(boxed)?;
+    linker
         .func_wrap(M, "fd_fdstat_get", |mut c: Caller<'_, T>, fd: i32, out: i32| {
-            dispatch(&mut c, fd, |g, s| fdstat(g, s, fd, out), |w, m| in_tokio(p1::fd_fdstat_get(w, m, fd, out)))
+            dispatch(&mut c, fd, |g, s| fdstat(g, s, fd, out), |w, m, fd| in_tokio(p1::fd_fdstat_get(w, m, fd, out)))
         })
         .map_err(boxed)?;
     linker
@@ -484,17 +435,19 @@ pub fn add_socketpair_to_linker<T: HasSocketPairs + Send + 'static>(linker: &mut
                     s.end(fd)?.nonblocking = flags & i32::from(FDFLAGS_NONBLOCK) != 0;
                     Ok(())
                 },
-                |w, m| p1::fd_fdstat_set_flags(w, m, fd, flags),
+                |w, m, fd| p1::fd_fdstat_set_flags(w, m, fd, flags),
             )
         })
         .map_err(boxed)?;
     linker
         .func_wrap(M, "fd_filestat_get", |mut c: Caller<'_, T>, fd: i32, out: i32| {
-            dispatch(&mut c, fd, |g, s| filestat(g, s, fd, out), |w, m| in_tokio(p1::fd_filestat_get(w, m, fd, out)))
+            dispatch(&mut c, fd, |g, s| filestat(g, s, fd, out), |w, m, fd| in_tokio(p1::fd_filestat_get(w, m, fd, out)))
         })
         .map_err(boxed)?;
     linker
-        .func_wrap(M, "poll_oneoff", |mut c: Caller<'_, T>, subs: i32, events: i32, n: i32, out: i32| poll(&mut c, subs, events, n, out))
+        .func_wrap(M, "poll_oneoff", |mut c: Caller<'_, T>, subs: i32, events: i32, n: i32, out: i32| {
+            with_host(&mut c, |g, wasi, sockets| poll::poll_oneoff(g, wasi, sockets, (subs, events, n, out)))
+        })
         .map_err(boxed)?;
     linker.allow_shadowing(false);
     Ok(())
@@ -518,5 +471,18 @@ mod tests {
         assert_eq!(s.recv(b, 10, false).unwrap(), b"");
         assert_eq!(s.send(b, b"x"), Err(errno::PIPE));
         assert_eq!(s.read_readiness(b as u32), Readiness::Ready { bytes: 0, hangup: true });
+    }
+
+    #[test]
+    fn aliases_stand_for_their_descriptor_until_closed() {
+        let mut s = SocketPairs::default();
+        let alias = s.alias(5).unwrap();
+        assert_eq!(s.target(alias as i32), Target::Real(5));
+        assert_eq!(s.target(5), Target::Real(5));
+        assert_eq!(s.target(FACTORY_FD as i32), Target::Socket);
+        s.closed_by_guest.insert(5);
+        assert_eq!(s.target(5), Target::Closed);
+        s.aliases.remove(&alias);
+        assert_eq!(s.target(alias as i32), Target::Closed);
     }
 }
