@@ -74,3 +74,28 @@ pub mod rtld {
     /// Keep the library's symbols to itself (the default).
     pub const LOCAL: i32 = 8;
 }
+
+/// Virtual descriptors: connected socket pairs (`socket.socketpair()` in the wasm CPython,
+/// asyncio's self-pipe) and aliases of real descriptors (the `dup` WASI lacks, for `mmap`).
+/// WASI preview 1 can do neither, so the host wraps its WASI functions and answers for
+/// descriptors of its own. A guest accepts (`sock_accept`) from [`socketpair::FACTORY_FD`]
+/// and gets the first descriptor of a new connected pair (the second is the next number);
+/// `sock_accept(fd, socketpair::DUP_FLAG)` on a real descriptor gives a new descriptor for
+/// the same open file, which stays open until every one of them is closed.
+/// Host side: `pymode_loader::add_socketpair_to_linker`; guest side:
+/// `build/stdlib/pymode_socket_shim.c`, `build/stdlib/pymode_mmap_shim.c`.
+pub mod socketpair {
+    /// The reserved descriptor to accept a new pair from.
+    pub const FACTORY_FD: u32 = VIRTUAL_FD_BASE - 1;
+    /// The first virtual descriptor; pair `k` is `VIRTUAL_FD_BASE + 2k` and the next one.
+    /// Far above what wasmtime-wasi hands out (it numbers its own from 3 up).
+    pub const VIRTUAL_FD_BASE: u32 = 0x4000_0000;
+    /// The first alias made by [`DUP_FLAG`]; socket pairs stay below it.
+    pub const ALIAS_FD_BASE: u32 = 0x6000_0000;
+    /// The `sock_accept` flags that ask for an alias of a descriptor: `dsync | rsync | sync`,
+    /// which no socket accept asks for. Valid fdflags, so that a host without the aliases
+    /// answers (wasmtime-wasi: `ENOTSOCK`) instead of trapping on an unknown flag.
+    pub const DUP_FLAG: u16 = 0x02 | 0x08 | 0x10;
+    /// Bytes one end holds unread before its peer's `send` returns `EAGAIN`.
+    pub const MAX_BUFFERED: usize = 256 * 1024;
+}

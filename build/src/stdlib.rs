@@ -17,27 +17,63 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// One optional module: its name, its C files under `Modules/`, the static library it links
-/// (a [`staticlib::KNOWN`] name and the archive's file name) and its extra flags.
+/// (if any), its extra flags and a shim of ours (if any).
 #[derive(Debug, Clone, Copy)]
 pub struct StdlibModule {
     /// The extension module's name (`_lzma`).
     pub name: &'static str,
     /// Its sources, relative to the CPython tree's `Modules/`.
     pub sources: &'static [&'static str],
-    /// The static library it links.
-    pub library: &'static str,
-    /// The archive in that library's `out/lib`.
-    pub archive: &'static str,
+    /// The static library it links: a [`staticlib::KNOWN`] name and the archive in its
+    /// `out/lib`.
+    pub library: Option<(&'static str, &'static str)>,
     /// Flags beyond CPython's own for a stdlib module (what configure would have found).
     pub flags: &'static [&'static str],
+    /// Libc calls WASI preview 1 lacks, defined by us (`build/stdlib/`).
+    pub shim: Option<&'static Shim>,
 }
+
+/// A C file of ours linked into a module, with a header force-included (`-include`) into
+/// the module's own sources so that they see its declarations. Both are compiled into the
+/// binary, so an installed `pymode` needs no checkout.
+#[derive(Debug)]
+pub struct Shim {
+    /// The header's file name and text.
+    pub header: (&'static str, &'static str),
+    /// The C file's name and text.
+    pub source: (&'static str, &'static str),
+    /// `-D` flags for the module and the shim, from the host-import ABI.
+    pub defines: fn() -> Vec<String>,
+}
+
+/// `_socket`'s shim: `socketpair()` over the host's virtual socket pairs, and errors for
+/// what WASI preview 1 cannot do.
+pub const SOCKET_SHIM: Shim = Shim {
+    header: ("pymode_socket_shim.h", include_str!("../stdlib/pymode_socket_shim.h")),
+    source: ("pymode_socket_shim.c", include_str!("../stdlib/pymode_socket_shim.c")),
+    defines: || vec![format!("-DPYMODE_SOCKETPAIR_FD={}", pymode_abi::host::socketpair::FACTORY_FD)],
+};
+
+/// `mmap`'s shim: maps whose shared writable file maps are written back (wasi-libc's
+/// emulation never writes back and has no `msync`), and a `_Py_dup` over the host's aliases.
+pub const MMAP_SHIM: Shim = Shim {
+    header: ("pymode_mmap_shim.h", include_str!("../stdlib/pymode_mmap_shim.h")),
+    source: ("pymode_mmap_shim.c", include_str!("../stdlib/pymode_mmap_shim.c")),
+    defines: || vec![format!("-DPYMODE_DUP_FLAG={}", pymode_abi::host::socketpair::DUP_FLAG)],
+};
 
 /// The modules [`build`] makes.
 pub const MODULES: &[StdlibModule] = &[
     // liblzma is static: without this lzma.h declares its API dllimport-style on some targets
     // and, more to the point, says so to the reader.
-    StdlibModule { name: "_lzma", sources: &["_lzmamodule.c"], library: "xz", archive: "liblzma.a", flags: &["-DLZMA_API_STATIC"] },
-    StdlibModule { name: "_bz2", sources: &["_bz2module.c"], library: "bzip2", archive: "libbz2.a", flags: &[] },
+    StdlibModule {
+        name: "_lzma",
+        sources: &["_lzmamodule.c"],
+        library: Some(("xz", "liblzma.a")),
+        flags: &["-DLZMA_API_STATIC"],
+        shim: None,
+    },
+    StdlibModule { name: "_bz2", sources: &["_bz2module.c"], library: Some(("bzip2", "libbz2.a")), flags: &[], shim: None },
     StdlibModule {
         name: "_sqlite3",
         sources: &[
@@ -51,12 +87,41 @@ pub const MODULES: &[StdlibModule] = &[
             "_sqlite/statement.c",
             "_sqlite/util.c",
         ],
-        library: "sqlite3",
-        archive: "libsqlite3.a",
+        library: Some(("sqlite3", "libsqlite3.a")),
         // configure's check for sqlite3_serialize (SQLite 3.46 has it); loadable extensions
         // stay off, as SQLite is built without them.
         flags: &["-DPY_SQLITE_HAVE_SERIALIZE=1"],
+        shim: None,
     },
+    StdlibModule {
+        name: "_socket",
+        sources: &["socketmodule.c"],
+        library: None,
+        // configure found none of these on WASI; the shim defines them (the resolver and
+        // socket-making ones as errors), so the methods exist and raise OSError instead of
+        // being missing. getaddrinfo/getnameinfo from the shim also keep socketmodule.c from
+        // compiling its own fallback, which needs SOCK_RAW.
+        flags: &[
+            "-DHAVE_SOCKETPAIR=1",
+            "-DHAVE_GETADDRINFO=1",
+            "-DHAVE_GETNAMEINFO=1",
+            "-DHAVE_GAI_STRERROR=1",
+            "-DHAVE_GETHOSTBYNAME=1",
+            "-DHAVE_GETHOSTBYADDR=1",
+            "-DHAVE_HSTRERROR=1",
+            "-DHAVE_GETHOSTNAME=1",
+            "-DHAVE_SETSOCKOPT=1",
+            "-DHAVE_BIND=1",
+            "-DHAVE_CONNECT=1",
+            "-DHAVE_LISTEN=1",
+            "-DHAVE_GETSOCKNAME=1",
+            "-DHAVE_GETPEERNAME=1",
+        ],
+        shim: Some(&SOCKET_SHIM),
+    },
+    // wasi-libc's <sys/mman.h> is there only with _WASI_EMULATED_MMAN; the calls go to the
+    // shim (its header renames them).
+    StdlibModule { name: "mmap", sources: &["mmapmodule.c"], library: None, flags: &["-D_WASI_EMULATED_MMAN"], shim: Some(&MMAP_SHIM) },
 ];
 
 /// CPython's `PY_STDMODULE_CFLAGS` for the wasm build (BASECFLAGS, OPT, CONFIGURE_CFLAGS and
@@ -108,65 +173,110 @@ pub fn build(tc: &Toolchain, source: &Path, prefix: &Path) -> Result<Vec<PathBuf
     fs::create_dir_all(&out_dir).at("create directory", &out_dir)?;
     let mut built = Vec::new();
     for module in MODULES {
-        let lib = staticlib::build(module.library, tc)?;
-        let lib_stamp = staticlib::stamp_path(module.library);
-        let lib_key = fs::read_to_string(&lib_stamp).at("read the build stamp of", &lib_stamp)?;
-        let includes = [
-            source.join("Include/internal"),
-            source.join("Include/internal/mimalloc"),
-            build_tree.clone(),
-            source.join("Include"),
-            source.join("Modules").join(module.sources[0]).parent().map(Path::to_path_buf).unwrap_or_default(),
-            lib.join("include"),
-        ];
-        let mut key = Key::new();
-        for part in [cpython_key.trim(), lib_key.trim(), EXPECTED_ZIG_VERSION, module.name]
-            .into_iter()
-            .chain(CPYTHON_MODULE_FLAGS.iter().copied())
-            .chain(module.flags.iter().copied())
-        {
-            key.update(part).update([0]);
-        }
-        for file in module.sources {
-            let path = source.join("Modules").join(file);
-            key.update(file).update(fs::read(&path).at("read", &path)?);
-        }
-        let key = key.finish();
-        let product = module_path(prefix, module.name);
-        let stamp_file = cpython_dir().join("stdlib").join(format!("{}.stamp", module.name));
-        if stamp::is_current(&stamp_file, &key, std::slice::from_ref(&product)) {
-            built.push(product);
-            continue;
-        }
-        let objects_dir = cpython_dir().join("stdlib").join(module.name);
-        fs::create_dir_all(&objects_dir).at("create directory", &objects_dir)?;
-        let mut objects = Vec::new();
-        for file in module.sources {
-            let src = source.join("Modules").join(file);
-            let object = objects_dir.join(file.replace('/', "_")).with_extension("o");
-            let mut cc = tc.zig_cc();
-            cc.arg("-c").args(CPYTHON_MODULE_FLAGS).args(module.flags);
-            for dir in &includes {
-                cc.arg("-I").arg(dir);
-            }
-            cc.arg(&src).arg("-o").arg(&object);
-            capture(&mut cc, &format!("compiling {}", src.display()))?;
-            objects.push(object);
-        }
-        link(&objects, &lib.join("lib").join(module.archive), &product)?;
-        stamp::write(&stamp_file, &key)?;
-        let size = fs::metadata(&product).at("stat", &product)?.len();
-        println!("  {} ({size} bytes)", product.display());
+        let product = build_module(tc, module, source, &build_tree, cpython_key.trim(), prefix)?;
         built.push(product);
     }
     Ok(built)
 }
 
-/// pymode-ld, in process: `-shared OBJECTS ARCHIVE -o OUT`.
-fn link(objects: &[PathBuf], archive: &Path, out: &Path) -> Result<()> {
+/// Builds one module unless its stamp is current; returns its side module's path.
+fn build_module(
+    tc: &Toolchain,
+    module: &StdlibModule,
+    source: &Path,
+    build_tree: &Path,
+    cpython_key: &str,
+    prefix: &Path,
+) -> Result<PathBuf> {
+    let library = match module.library {
+        Some((name, archive)) => {
+            let lib = staticlib::build(name, tc)?;
+            let lib_stamp = staticlib::stamp_path(name);
+            let lib_key = fs::read_to_string(&lib_stamp).at("read the build stamp of", &lib_stamp)?;
+            Some((lib, archive, lib_key))
+        }
+        None => None,
+    };
+    let objects_dir = cpython_dir().join("stdlib").join(module.name);
+    let mut includes = vec![
+        source.join("Include/internal"),
+        source.join("Include/internal/mimalloc"),
+        build_tree.to_path_buf(),
+        source.join("Include"),
+        source.join("Modules").join(module.sources[0]).parent().map(Path::to_path_buf).unwrap_or_default(),
+    ];
+    if let Some((lib, _, _)) = &library {
+        includes.push(lib.join("include"));
+    }
+    let mut flags: Vec<String> = module.flags.iter().map(|f| (*f).to_owned()).collect();
+    if let Some(shim) = module.shim {
+        flags.extend((shim.defines)());
+    }
+    let mut key = Key::new();
+    let lib_key = library.as_ref().map_or("", |l| l.2.trim());
+    for part in [cpython_key, lib_key, EXPECTED_ZIG_VERSION, module.name]
+        .into_iter()
+        .chain(CPYTHON_MODULE_FLAGS.iter().copied())
+        .chain(flags.iter().map(String::as_str))
+    {
+        key.update(part).update([0]);
+    }
+    for file in module.sources {
+        let path = source.join("Modules").join(file);
+        key.update(file).update(fs::read(&path).at("read", &path)?);
+    }
+    if let Some(shim) = module.shim {
+        for (name, text) in [shim.header, shim.source] {
+            key.update(name).update(text);
+        }
+    }
+    let key = key.finish();
+    let product = module_path(prefix, module.name);
+    let stamp_file = cpython_dir().join("stdlib").join(format!("{}.stamp", module.name));
+    if stamp::is_current(&stamp_file, &key, std::slice::from_ref(&product)) {
+        return Ok(product);
+    }
+    fs::create_dir_all(&objects_dir).at("create directory", &objects_dir)?;
+    let compile = |src: &Path, object: &Path, extra: &[String]| -> Result<()> {
+        let mut cc = tc.zig_cc();
+        cc.arg("-c").args(CPYTHON_MODULE_FLAGS).args(&flags).args(extra);
+        for dir in &includes {
+            cc.arg("-I").arg(dir);
+        }
+        cc.arg(src).arg("-o").arg(object);
+        capture(&mut cc, &format!("compiling {}", src.display())).map(drop)
+    };
+    let mut objects = Vec::new();
+    let mut force_include = Vec::new();
+    if let Some(shim) = module.shim {
+        let header = objects_dir.join(shim.header.0);
+        fs::write(&header, shim.header.1).at("write", &header)?;
+        let shim_src = objects_dir.join(shim.source.0);
+        fs::write(&shim_src, shim.source.1).at("write", &shim_src)?;
+        let object = shim_src.with_extension("o");
+        compile(&shim_src, &object, &[])?;
+        objects.push(object);
+        force_include = vec!["-include".to_owned(), header.display().to_string()];
+    }
+    for file in module.sources {
+        let src = source.join("Modules").join(file);
+        let object = objects_dir.join(file.replace('/', "_")).with_extension("o");
+        compile(&src, &object, &force_include)?;
+        objects.push(object);
+    }
+    let archive = library.as_ref().map(|(lib, archive, _)| lib.join("lib").join(archive));
+    link(&objects, archive.as_deref(), &product)?;
+    stamp::write(&stamp_file, &key)?;
+    let size = fs::metadata(&product).at("stat", &product)?.len();
+    println!("  {} ({size} bytes)", product.display());
+    Ok(product)
+}
+
+/// pymode-ld, in process: `-shared OBJECTS [ARCHIVE] -o OUT`.
+fn link(objects: &[PathBuf], archive: Option<&Path>, out: &Path) -> Result<()> {
     let mut args: Vec<String> = vec!["-shared".to_owned()];
     args.extend(objects.iter().map(|o| o.display().to_string()));
-    args.push(archive.display().to_string());
+    args.extend(archive.map(|a| a.display().to_string()));
     args.extend(["-o".to_owned(), out.display().to_string()]);
     let what = format!("linking {}", out.display());
     let (opts, _warnings) = pymode_linker::Options::parse(&args).map_err(|e| Error::product(&what, e.to_string()))?;

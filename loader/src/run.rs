@@ -5,7 +5,7 @@
 //! path, so side modules under it can be `dl_open`ed; [`RunOptions::lib_roots`] adds roots the
 //! guest reaches by host path or relative name.
 
-use crate::{HasLoader, LibRoot, Loader, LoaderConfig, ModuleCache, add_to_linker};
+use crate::{HasLoader, HasSocketPairs, LibRoot, Loader, LoaderConfig, ModuleCache, SocketPairs, add_socketpair_to_linker, add_to_linker};
 use std::path::PathBuf;
 use wasmtime::{Config, Engine, Linker, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -43,11 +43,19 @@ pub enum Exit {
     Trap,
 }
 
-/// Store data for [`run`]: WASI, the loader slot and the resource limits.
+/// Store data for [`run`]: WASI, the loader slot, the virtual socket pairs and the resource
+/// limits.
 struct RunHost {
     wasi: wasmtime_wasi::p1::WasiP1Ctx,
     loader: Option<Loader>,
+    sockets: SocketPairs,
     limits: StoreLimits,
+}
+
+impl HasSocketPairs for RunHost {
+    fn wasi_and_sockets(&mut self) -> (&mut wasmtime_wasi::p1::WasiP1Ctx, &mut SocketPairs) {
+        (&mut self.wasi, &mut self.sockets)
+    }
 }
 
 impl HasLoader for RunHost {
@@ -123,11 +131,12 @@ fn run_on_this_thread(opts: &RunOptions, name: &str) -> Result<Exit, String> {
     if let Some(elements) = opts.max_table_elements {
         limits = limits.table_elements(elements);
     }
-    let mut store = Store::new(&engine, RunHost { wasi, loader: None, limits: limits.build() });
+    let mut store = Store::new(&engine, RunHost { wasi, loader: None, sockets: SocketPairs::default(), limits: limits.build() });
     store.limiter(|h| &mut h.limits);
     let mut linker: Linker<RunHost> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut RunHost| &mut h.wasi).map_err(|e| format!("linker: {e}"))?;
     add_to_linker(&mut linker).map_err(|e| format!("linker: {e}"))?;
+    add_socketpair_to_linker(&mut linker).map_err(|e| format!("linker: {e}"))?;
 
     let bytes = std::fs::read(&opts.module).map_err(|e| format!("{program}: {e}"))?;
     let mut cache = ModuleCache::new(opts.cache.clone());
