@@ -23,7 +23,7 @@ mod poll;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use pymode_abi::host::socketpair::{ALIAS_FD_BASE, DUP_FLAG, FACTORY_FD, MAX_BUFFERED, VIRTUAL_FD_BASE};
-use wasmtime::{Caller, Extern, Linker};
+use wasmtime::{AsContextMut, Caller, Extern, Linker};
 use wasmtime_wasi::p1::{WasiP1Ctx, wasi_snapshot_preview1 as p1};
 
 use crate::error::{BoxError, boxed};
@@ -217,8 +217,13 @@ fn with_host<T: HasSocketPairs + 'static>(
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
         return Err(wasmtime::Error::msg("the guest calling WASI exports no memory"));
     };
+    // wasmtime-wasi bounds what one call may copy by a per-call allowance that its own
+    // linker glue sets before each call; calling its functions directly, we set it too, or
+    // the first copy fails with ENOMEM.
+    let fuel = caller.as_context_mut().hostcall_fuel();
     let (data, host) = memory.data_and_store_mut(&mut *caller);
     let (wasi, sockets) = host.wasi_and_sockets();
+    p1::WasiSnapshotPreview1::set_hostcall_fuel(wasi, fuel);
     f(Guest(data), wasi, sockets)
 }
 
