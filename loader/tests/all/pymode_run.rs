@@ -105,7 +105,7 @@ fn plain_wasi_module_runs_with_args_env_and_exit_code() {
         call $proc_exit))"#;
     std::fs::write(&main, wat::parse_str(wat).unwrap()).unwrap();
     let out = Command::new(RUN).args(["--env", "A=1", "--env", "B=2"]).arg(&main).args(["--", "x", "y"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n", "{} {:?}", String::from_utf8_lossy(&out.stderr), out.status);
     assert_eq!(out.status.code(), Some(32), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
