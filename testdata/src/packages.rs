@@ -228,6 +228,22 @@ pub const PACKAGES: &[Package] = &[
         wasi_skip: &[],
         env: &[],
     },
+    Package {
+        name: "ujson",
+        version: "6.1.0",
+        import_name: "ujson",
+        extensions: &["ujson"],
+        needs: &[],
+        test_requirements: &[],
+        // ujson is C with a C++ part (double-conversion formats and parses floats), so the
+        // float round trip runs libc++ code in the side module.
+        c_check: "import ujson; print(ujson.__file__); s = ujson.dumps([1, 2.5, 0.1, 1e300]); print(s); raise SystemExit(s != '[1,2.5,0.1,1e+300]' or ujson.loads(s)[2] != 0.1)",
+        suite: &["/src/tests", "--import-mode=prepend"],
+        fast: &["/src/tests", "--import-mode=prepend"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+    },
 ];
 
 /// The package named `name`, if the table has it.
