@@ -244,6 +244,21 @@ pub const PACKAGES: &[Package] = &[
         wasi_skip: &[],
         env: &[],
     },
+    Package {
+        name: "kiwisolver",
+        version: "1.5.1",
+        import_name: "kiwisolver",
+        extensions: &["kiwisolver._cext"],
+        needs: &[],
+        test_requirements: &[],
+        // A C++ extension (the Cassowary solver), so the check runs libc++ code.
+        c_check: "import kiwisolver as k, kiwisolver._cext as c; print(c.__file__); x = k.Variable('x'); s = k.Solver(); s.addConstraint(x >= 3); s.addConstraint((x == 10) | 'weak'); s.updateVariables(); raise SystemExit(x.value() != 10 or k.Solver is not c.Solver)",
+        suite: &["/src/py/tests"],
+        fast: &["/src/py/tests"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+    },
 ];
 
 /// The package named `name`, if the table has it.

@@ -191,7 +191,11 @@ fn two_cxx_modules_each_keep_their_own_vague_typeinfo_but_share_a_keyed_one() {
     exports.sort();
     exports.dedup();
     let exports: Vec<&str> = exports.iter().map(String::as_str).collect();
-    pymode_testdata::run_ok(&mut pymode_testdata::c_main_module(&root.join("testdata/cxx/cxx_two_main.c"), &dir.join("main.wasm"), &exports));
+    pymode_testdata::run_ok(&mut pymode_testdata::c_main_module(
+        &root.join("testdata/cxx/cxx_two_main.c"),
+        &dir.join("main.wasm"),
+        &exports,
+    ));
     let out = run(&dir, &[]);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
