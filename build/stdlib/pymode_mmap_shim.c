@@ -58,8 +58,9 @@ static struct pymode_map *maps;
 
 void *pymode_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset) {
     int kind = flags & (MAP_SHARED | MAP_PRIVATE);
-    if ((kind != MAP_SHARED && kind != MAP_PRIVATE) || (flags & MAP_FIXED) || length == 0 || offset < 0 ||
-        prot == PROT_NONE || (prot & PROT_EXEC)) {
+    /* PROT_NONE (a guard map) and PROT_EXEC are accepted as natively, but mean nothing here:
+       wasm has no page protection, and linear memory is never executed. */
+    if ((kind != MAP_SHARED && kind != MAP_PRIVATE) || (flags & MAP_FIXED) || length == 0 || offset < 0) {
         errno = EINVAL;
         return MAP_FAILED;
     }

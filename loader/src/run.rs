@@ -104,6 +104,12 @@ pub fn host_thread_stack(max_wasm_stack: usize) -> usize {
     max_wasm_stack + HOST_STACK_MARGIN
 }
 
+/// The most bytes one WASI call may copy between the guest and the host: the guest's memory
+/// limit, or all of a 32-bit memory (4 GiB) without one.
+pub fn hostcall_fuel(max_memory_size: Option<usize>) -> usize {
+    max_memory_size.unwrap_or_else(|| usize::try_from(1u64 << 32).unwrap_or(usize::MAX))
+}
+
 /// Runs the module; `Err` is a one-line host error (`program: what`). `name` prefixes the
 /// trap messages on stderr (`pymode-run`, `pymode`). It runs on a thread of its own, with
 /// the stack the wasm stack limit needs ([`host_thread_stack`]).
@@ -133,6 +139,11 @@ fn run_on_this_thread(opts: &RunOptions, name: &str) -> Result<Exit, String> {
     }
     let mut store = Store::new(&engine, RunHost { wasi, loader: None, sockets: SocketPairs::default(), limits: limits.build() });
     store.limiter(|h| &mut h.limits);
+    // wasmtime's default allowance for one WASI call's copy (128 MiB) makes a single larger
+    // read fail with ENOMEM (`open(path).read()` of a 200 MB file; mmap's copy of a large
+    // map), which native CPython does. The guest's buffer lies in its own memory, so its size
+    // bounds the copy as it already bounds the guest.
+    store.set_hostcall_fuel(hostcall_fuel(opts.max_memory_size));
     let mut linker: Linker<RunHost> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut RunHost| &mut h.wasi).map_err(|e| format!("linker: {e}"))?;
     add_to_linker(&mut linker).map_err(|e| format!("linker: {e}"))?;

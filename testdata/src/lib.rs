@@ -279,6 +279,11 @@ pub const MARKUPSAFE_VERSION: &str = "3.0.4";
 /// own test suites inside the wasm CPython.
 pub const PYTEST_VERSION: &str = "9.2.0";
 
+/// The hypothesis release the wasm CPython runs (in the packages' suites and the stdlib
+/// tests): the last line without a Rust extension, since 6.170 builds `hypothesis._native`
+/// with maturin, which the wheel builder cannot cross-compile (docs/stdlib.md).
+pub const HYPOTHESIS: &str = "hypothesis==6.135.33";
+
 /// A directory of pure-Python packages (pytest and its dependencies) for the wasm CPython's
 /// `PYTHONPATH`, installed by `cargo xtask build-ext`. Panics if it is not there.
 pub fn wasm_test_deps() -> PathBuf {

@@ -128,13 +128,13 @@ pub const PACKAGES: &[Package] = &[
         import_name: "multidict",
         extensions: &["multidict._multidict", "multidict._testcapi"],
         needs: &[],
-        test_requirements: &[],
+        // hypothesis runs in the wasm CPython since asyncio imports (issue 15), so its
+        // property tests run in both runs.
+        test_requirements: &[crate::HYPOTHESIS],
         c_check: "import multidict, multidict._multidict as c; print(c.__file__); raise SystemExit(multidict.MultiDict is not c.MultiDict)",
         suite: &[
             "/src/tests",
             "--import-mode=prepend",
-            "-m",
-            "not hypothesis",
             "--ignore=/src/tests/test_multidict_benchmarks.py",
             "--ignore=/src/tests/test_views_benchmarks.py",
             "--ignore=/src/tests/test_watched_benchmarks.py",
@@ -143,7 +143,7 @@ pub const PACKAGES: &[Package] = &[
             "/src/tests",
             "--import-mode=prepend",
             "-m",
-            "c_extension and not hypothesis",
+            "c_extension",
             "--ignore=/src/tests/test_multidict_benchmarks.py",
             "--ignore=/src/tests/test_views_benchmarks.py",
             "--ignore=/src/tests/test_watched_benchmarks.py",
@@ -206,8 +206,8 @@ pub const PACKAGES: &[Package] = &[
         import_name: "yarl",
         extensions: &["yarl._quoting_c"],
         needs: &["multidict", "propcache"],
-        // Not hypothesis: it imports zlib, which the wasm CPython does not have (its tests skip).
-        test_requirements: &["idna==3.20"],
+        // hypothesis for test_quoting_hypothesis.py, which skips without it.
+        test_requirements: &["idna==3.20", crate::HYPOTHESIS],
         c_check: "import yarl, yarl._quoting as q, yarl._quoting_c as c; print(c.__file__); raise SystemExit(q._Quoter is not c._Quoter)",
         suite: &[
             "/src/tests",
@@ -240,21 +240,6 @@ pub const PACKAGES: &[Package] = &[
         c_check: "import ujson; print(ujson.__file__); s = ujson.dumps([1, 2.5, 0.1, 1e300]); print(s); raise SystemExit(s != '[1,2.5,0.1,1e+300]' or ujson.loads(s)[2] != 0.1)",
         suite: &["/src/tests", "--import-mode=prepend"],
         fast: &["/src/tests", "--import-mode=prepend"],
-        tests_alone: None,
-        wasi_skip: &[],
-        env: &[],
-    },
-    Package {
-        name: "kiwisolver",
-        version: "1.5.1",
-        import_name: "kiwisolver",
-        extensions: &["kiwisolver._cext"],
-        needs: &[],
-        test_requirements: &[],
-        // A C++ extension (the Cassowary solver), so the check runs libc++ code.
-        c_check: "import kiwisolver as k, kiwisolver._cext as c; print(c.__file__); x = k.Variable('x'); s = k.Solver(); s.addConstraint(x >= 3); s.addConstraint((x == 10) | 'weak'); s.updateVariables(); raise SystemExit(x.value() != 10 or k.Solver is not c.Solver)",
-        suite: &["/src/py/tests"],
-        fast: &["/src/py/tests"],
         tests_alone: None,
         wasi_skip: &[],
         env: &[],

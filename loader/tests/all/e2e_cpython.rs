@@ -13,6 +13,7 @@ pub(crate) fn trials() -> Vec<Trial> {
     pymode_testdata::tests![
         markupsafe_imports_its_c_speedups_in_wasm_cpython,
         zlib_and_gzip_work_in_wasm_cpython,
+        one_read_larger_than_wasmtimes_default_copy_allowance_succeeds,
         a_missing_symbol_is_an_import_error_naming_it_and_python_keeps_running,
         functions_called_through_pointers_of_another_type_get_the_arguments_they_take,
         markupsafe_own_test_suite_passes_with_speedups_linked_by_pymode_ld,
@@ -87,6 +88,22 @@ print("crc32", zlib.crc32(data) == binascii.crc32(data), hex(zlib.crc32(b"123456
     assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
     // 0xcbf43926 is CRC-32's check value for "123456789".
     assert_eq!(stdout.lines().collect::<Vec<_>>(), ["zlib 102400 True True", "gzip True", "crc32 True 0xcbf43926"], "stderr:\n{stderr}");
+}
+
+/// wasmtime lets one WASI call copy 128 MiB by default; the runner raises that to the
+/// guest's memory (`pymode_loader::run::hostcall_fuel`), so `read()` of a larger file works
+/// as natively instead of raising `OSError: [Errno 48] Out of memory`.
+fn one_read_larger_than_wasmtimes_default_copy_allowance_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let size = 129 << 20;
+    let file = std::fs::File::create(tmp.path().join("big.bin")).unwrap();
+    file.set_len(size).unwrap();
+    drop(file);
+    let script = "data = open('/data/big.bin', 'rb').read(); print(len(data), data.count(0) == len(data))";
+    let out = pymode_run(&[(tmp.path().to_path_buf(), "/data")], &[], script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert_eq!(stdout.trim(), format!("{size} True"), "stderr:\n{stderr}");
 }
 
 fn a_missing_symbol_is_an_import_error_naming_it_and_python_keeps_running() {

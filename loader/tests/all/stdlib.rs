@@ -1,18 +1,21 @@
 //! The wasm CPython's optional standard-library modules (`_lzma`, `_bz2`, `_sqlite3`,
-//! `_socket`), side modules in its lib-dynload built by `pymode python` (`pymode_build::stdlib`):
-//! each imports from there and does a real round trip; asyncio's event loop runs over the
-//! loader's virtual socket pairs. With `PYMODE_FULL=1`, CPython's own `test_lzma` and
-//! `test_bz2` run too, and every `test_sqlite3` submodule that imports without `_socket`.
+//! `_socket`, `mmap`), side modules in its lib-dynload built by `pymode python`
+//! (`pymode_build::stdlib`): each imports from there and does a real round trip; asyncio's
+//! event loop runs over the loader's virtual socket pairs; hypothesis runs. With
+//! `PYMODE_FULL=1`, CPython's own tests of them run too: `test_lzma`, `test_bz2`, `test_mmap`,
+//! `test_json`, every `test_sqlite3` submodule but `test_transactions`, and the
+//! `test_asyncio` modules that need neither threads, processes nor a network.
 //!
 //! `cargo xtask test` builds the prerequisites first; without them these tests fail and say so.
 
 use crate::e2e_cpython::pymode_run_args as pymode_run;
+use pymode_testdata::HYPOTHESIS;
 use pymode_testdata::trials::Trial;
 
 pub(crate) fn trials() -> Vec<Trial> {
     pymode_testdata::tests![
         lzma_bz2_and_sqlite3_import_from_lib_dynload_and_round_trip,
-        cpython_own_tests_of_lzma_bz2_and_sqlite3_pass_in_wasm,
+        cpython_own_tests_of_the_side_modules_pass_in_wasm,
         socketpair_carries_bytes_and_what_wasi_cannot_do_raises_oserror,
         asyncio_event_loop_runs_sleeps_tasks_gather_timeouts_queues_and_locks,
         hypothesis_given_runs_and_shrinks_in_wasm,
@@ -68,15 +71,42 @@ fn full() -> bool {
     std::env::var_os("PYMODE_FULL").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// The `test_sqlite3` submodules left out: `test_regression` and `test_userfunctions` import
-/// `unittest.mock`, which imports asyncio, which needs `_socket` (issue 15's socket part).
-/// `test_transactions` is left out for 7 tests that open one file with two connections: the
-/// default unix VFS's locking fails under WASI ("database is locked"; see docs/stdlib.md).
-const SQLITE3_SUBMODULES: &[&str] = &["test_backup", "test_cli", "test_dbapi", "test_dump", "test_factory", "test_hooks", "test_types"];
+/// The `test_sqlite3` submodules run: all but `test_transactions`, left out for 7 tests that
+/// open one file with two connections: the default unix VFS's locking fails under WASI
+/// ("database is locked"; see docs/stdlib.md).
+const SQLITE3_SUBMODULES: &[&str] = &[
+    "test_backup",
+    "test_cli",
+    "test_dbapi",
+    "test_dump",
+    "test_factory",
+    "test_hooks",
+    "test_regression",
+    "test_types",
+    "test_userfunctions",
+];
 
-fn cpython_own_tests_of_lzma_bz2_and_sqlite3_pass_in_wasm() {
+/// The `test_asyncio` modules that pass whole in wasm; the others need threads, processes,
+/// signals or a real network, each counted and explained in docs/stdlib.md.
+const ASYNCIO_MODULES: &[&str] = &[
+    "test_context",
+    "test_eager_task_factory",
+    "test_futures2",
+    "test_locks",
+    "test_pep492",
+    "test_protocols",
+    "test_queues",
+    "test_runners",
+    "test_staggered",
+    "test_taskgroups",
+    "test_timeouts",
+    "test_transports",
+    "test_waitfor",
+];
+
+fn cpython_own_tests_of_the_side_modules_pass_in_wasm() {
     if !full() {
-        println!("stdlib: PYMODE_FULL not set: CPython's test_lzma, test_bz2, test_sqlite3 not run");
+        println!("stdlib: PYMODE_FULL not set: CPython's tests of the side modules not run");
         return;
     }
     let source = pymode_testdata::cache_dir().join("cpython/src");
@@ -86,11 +116,15 @@ fn cpython_own_tests_of_lzma_bz2_and_sqlite3_pass_in_wasm() {
         .find(|p| p.join("test/test_lzma.py").is_file())
         .unwrap_or_else(|| panic!("no Python-3.13.*/Lib/test in {}", source.display()));
     let tmp = tempfile::tempdir().unwrap();
-    let mut names = vec!["test.test_lzma".to_owned(), "test.test_bz2".to_owned()];
+    let mut names: Vec<String> = ["test.test_lzma", "test.test_bz2", "test.test_mmap", "test.test_json"].map(str::to_owned).into();
     names.extend(SQLITE3_SUBMODULES.iter().map(|m| format!("test.test_sqlite3.{m}")));
-    // The tests write their files (TESTFN) in the current directory: a scratch one.
+    names.extend(ASYNCIO_MODULES.iter().map(|m| format!("test.test_asyncio.{m}")));
+    // The tests write their files (TESTFN) in the current directory: a scratch one. CPython's
+    // test support says WASI has no sockets and would skip test_asyncio whole; this CPython
+    // has socket pairs, which is what these modules use.
     let script = format!(
-        "import os, unittest; os.chdir('/work'); unittest.main(module=None, argv=['unittest', {}])",
+        "import os, unittest, test.support; test.support.has_socket_support = True; os.chdir('/work'); \
+         unittest.main(module=None, argv=['unittest', {}])",
         names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
     );
     let out =
@@ -234,10 +268,6 @@ fn asyncio_event_loop_runs_sleeps_tasks_gather_timeouts_queues_and_locks() {
     ];
     assert_eq!(stdout.lines().collect::<Vec<_>>(), want, "stderr:\n{stderr}");
 }
-
-/// The last hypothesis line without a Rust extension: 6.170 builds `hypothesis._native` with
-/// maturin, which the wheel builder cannot cross-compile (docs/stdlib.md).
-const HYPOTHESIS: &str = "hypothesis==6.135.33";
 
 const GIVEN: &str = r#"
 import unittest.mock, hypothesis
