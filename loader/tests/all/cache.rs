@@ -1,26 +1,58 @@
 //! The compiled-module cache: same bytes → same compiled module in memory; on disk an entry
-//! per (content, engine), written atomically, corrupt entries ignored and rewritten.
+//! per (content, engine), written atomically, corrupt entries ignored and rewritten; a file
+//! looked up by path is read and hashed only when its stamp (identity, size, times) changed.
 
 use crate::common::*;
-use pymode_loader::ModuleCache;
+use pymode_loader::{CacheError, CacheStats, ModuleCache};
 use pymode_testdata::trials::Trial;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub(crate) fn trials() -> Vec<Trial> {
     pymode_testdata::tests![
         same_bytes_under_two_paths_compile_once,
         disk_cache_round_trip_and_corruption,
         an_unwritable_cache_dir_only_costs_compilation,
+        a_stamped_file_is_not_read_again,
+        a_rewritten_file_is_hashed_again_even_with_its_old_mtime,
+        a_file_changed_just_now_is_not_stamped,
+        a_corrupt_stamp_is_ignored_and_rewritten,
+        a_stamp_without_its_entry_recompiles_from_the_file,
+        a_missing_file_is_an_error_naming_it,
     ]
 }
 
 fn module_bytes() -> Vec<u8> {
-    side(&dylink(16, 2, 0), &side_wat(r#"(func (export "f") (result i32) i32.const 9)"#))
+    module_exporting("f")
 }
 
-fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+/// A side module exporting one function by `name`: same-length names give same-size files.
+fn module_exporting(name: &str) -> Vec<u8> {
+    side(&dylink(16, 2, 0), &side_wat(&format!(r#"(func (export "{name}") (result i32) i32.const 9)"#)))
+}
+
+/// The compiled-module entries (not the stamp records' directory).
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
     v.sort();
     v
+}
+
+fn stamps(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir.join("stamps")) {
+        Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
+        Err(_) => vec![],
+    }
+}
+
+/// A cache on `dir` that trusts stamps however recent the file's change (the files here
+/// were all written just now).
+fn stamping(dir: &Path) -> ModuleCache {
+    ModuleCache::new(Some(dir.to_path_buf())).with_racy_window(Duration::ZERO)
+}
+
+fn stats(compiled: u64, disk_hits: u64, files_hashed: u64, rejected_entries: u64) -> CacheStats {
+    CacheStats { memory_hits: 0, disk_hits, compiled, rejected_entries, files_hashed }
 }
 
 fn same_bytes_under_two_paths_compile_once() {
@@ -77,4 +109,121 @@ fn an_unwritable_cache_dir_only_costs_compilation() {
     let mut cache = ModuleCache::new(Some(file.join("sub")));
     cache.get_or_compile(&engine(), &module_bytes()).unwrap();
     assert_eq!(cache.len(), 1);
+}
+
+fn a_stamped_file_is_not_read_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, file) = (tmp.path().join("cache"), tmp.path().join("m.wasm"));
+    std::fs::write(&file, module_bytes()).unwrap();
+    let engine = engine();
+
+    let mut cold = stamping(&dir);
+    cold.get_or_compile_file(&engine, &file).unwrap();
+    assert_eq!(cold.stats(), stats(1, 0, 1, 0));
+    assert_eq!((entries(&dir).len(), stamps(&dir).len()), (1, 1));
+
+    // The same cache again: from memory, the file not read.
+    cold.get_or_compile_file(&engine, &file).unwrap();
+    assert_eq!((cold.stats().memory_hits, cold.stats().files_hashed), (1, 1));
+
+    // A fresh cache: the stamp names the entry; the file is not read, nothing compiled.
+    let mut warm = stamping(&dir);
+    let m = warm.get_or_compile_file(&engine, &file).unwrap();
+    assert!(m.get_export("f").is_some());
+    assert_eq!(warm.stats(), stats(0, 1, 0, 0));
+
+    // Another spelling of the same path is the same file.
+    let other = tmp.path().join(".").join("m.wasm");
+    let mut again = stamping(&dir);
+    again.get_or_compile_file(&engine, &other).unwrap();
+    assert_eq!(again.stats(), stats(0, 1, 0, 0));
+}
+
+fn a_rewritten_file_is_hashed_again_even_with_its_old_mtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, file) = (tmp.path().join("cache"), tmp.path().join("m.wasm"));
+    std::fs::write(&file, module_exporting("f")).unwrap();
+    let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let engine = engine();
+    stamping(&dir).get_or_compile_file(&engine, &file).unwrap();
+
+    // Same size, same inode, same modification time; only the status-change time differs.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&file, module_exporting("g")).unwrap();
+    std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
+    assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), mtime);
+
+    let mut cache = stamping(&dir);
+    let m = cache.get_or_compile_file(&engine, &file).unwrap();
+    assert!(m.get_export("g").is_some() && m.get_export("f").is_none(), "the new content was compiled");
+    assert_eq!(cache.stats(), stats(1, 0, 1, 0));
+    // The stamp now vouches for the new content.
+    let mut warm = stamping(&dir);
+    assert!(warm.get_or_compile_file(&engine, &file).unwrap().get_export("g").is_some());
+    assert_eq!(warm.stats(), stats(0, 1, 0, 0));
+}
+
+fn a_file_changed_just_now_is_not_stamped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, file) = (tmp.path().join("cache"), tmp.path().join("m.wasm"));
+    std::fs::write(&file, module_bytes()).unwrap();
+    let engine = engine();
+    // The default window: the file changed well within it.
+    ModuleCache::new(Some(dir.clone())).get_or_compile_file(&engine, &file).unwrap();
+    assert!(stamps(&dir).is_empty(), "{:?}", stamps(&dir));
+    let mut again = ModuleCache::new(Some(dir.clone()));
+    again.get_or_compile_file(&engine, &file).unwrap();
+    assert_eq!(again.stats(), stats(0, 1, 1, 0), "hashed again, found on disk by content");
+}
+
+fn a_corrupt_stamp_is_ignored_and_rewritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, file) = (tmp.path().join("cache"), tmp.path().join("m.wasm"));
+    std::fs::write(&file, module_bytes()).unwrap();
+    let engine = engine();
+    stamping(&dir).get_or_compile_file(&engine, &file).unwrap();
+    let stamp = stamps(&dir).pop().unwrap();
+    let good = std::fs::read(&stamp).unwrap();
+    for bad in [good[..good.len() - 1].to_vec(), { flip(&good, 70) }, { flip(&good, good.len() - 1) }, Vec::new()] {
+        std::fs::write(&stamp, &bad).unwrap();
+        let mut cache = stamping(&dir);
+        assert!(cache.get_or_compile_file(&engine, &file).unwrap().get_export("f").is_some());
+        assert_eq!(cache.stats(), stats(0, 1, 1, 0), "the file was hashed, the entry found by content");
+        assert_eq!(std::fs::read(&stamp).unwrap(), good, "the stamp was rewritten");
+    }
+}
+
+fn a_stamp_without_its_entry_recompiles_from_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, file) = (tmp.path().join("cache"), tmp.path().join("m.wasm"));
+    std::fs::write(&file, module_bytes()).unwrap();
+    let engine = engine();
+    stamping(&dir).get_or_compile_file(&engine, &file).unwrap();
+    for e in entries(&dir) {
+        std::fs::remove_file(e).unwrap();
+    }
+    let mut cache = stamping(&dir);
+    assert!(cache.get_or_compile_file(&engine, &file).unwrap().get_export("f").is_some());
+    assert_eq!(cache.stats(), stats(1, 0, 0, 0));
+    assert_eq!(entries(&dir).len(), 1);
+}
+
+fn a_missing_file_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nope.wasm");
+    let err = stamping(&tmp.path().join("cache")).get_or_compile_file(&engine(), &missing).unwrap_err();
+    assert!(matches!(err, CacheError::Read { .. }), "{err:?}");
+    assert!(err.to_string().contains("nope.wasm"), "{err}");
+    // Invalid content is a compile error naming the file, and leaves no entry.
+    let bad = tmp.path().join("bad.wasm");
+    std::fs::write(&bad, b"\0asm\x01\0\0\0\xff").unwrap();
+    let err = stamping(&tmp.path().join("cache")).get_or_compile_file(&engine(), &bad).unwrap_err();
+    assert!(matches!(err, CacheError::Compile { .. }) && err.to_string().contains("bad.wasm"), "{err}");
+    assert!(entries(&tmp.path().join("cache")).is_empty() || !tmp.path().join("cache").exists());
+}
+
+fn flip(bytes: &[u8], at: usize) -> Vec<u8> {
+    let mut v = bytes.to_vec();
+    v[at] ^= 0xff;
+    v
 }

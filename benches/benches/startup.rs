@@ -1,0 +1,142 @@
+//! Start-up of the wasm CPython under `pymode-run` against the native CPython 3.13 it was
+//! built with, process against process (DESIGN §6).
+//!
+//! Four commands, each a fresh process, run in alternating order round after round:
+//!
+//! - `pymode-run --dir PREFIX --cache CACHE python3.13.wasm -- -S -c pass` and the same
+//!   with `-c pass` (the module cache warm: one untimed run first);
+//! - `python3.13 -S -c pass` and `python3.13 -c pass`, the native build Python
+//!   (`$PYMODE_CACHE/cpython/native`).
+//!
+//! It prints the median wall time and the median CPU time (user + system, from the
+//! children's resource usage) of each, and the ratios wasm / native. A round runs the four
+//! in an order rotated by one each round, so that a slow stretch of a busy machine does not
+//! fall on one command only. `STARTUP_ROUNDS` sets the rounds (default 21); `PYMODE_RUN`
+//! names the runner to measure (default: the workspace's release `pymode-run`, built first),
+//! `STARTUP_CACHE` its module cache (default `$PYMODE_CACHE/module-cache`, the tests' one).
+//! Needs `cargo xtask cpython`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Case {
+    name: &'static str,
+    cmd: Command,
+    wall: Vec<Duration>,
+    cpu: Vec<Duration>,
+}
+
+fn main() {
+    let rounds: usize = std::env::var("STARTUP_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(21);
+    let runner = runner();
+    let prefix = pymode_testdata::cpython_prefix();
+    let wasm = pymode_testdata::python_wasm();
+    let native = pymode_testdata::cpython_dir().join("native").join("bin").join("python3.13");
+    assert!(native.is_file(), "{} is missing: run `cargo xtask cpython`", native.display());
+    let cache = std::env::var_os("STARTUP_CACHE").map(PathBuf::from).unwrap_or_else(|| pymode_testdata::cache_dir().join("module-cache"));
+
+    let wasm_cmd = |args: &[&str]| {
+        let mut c = Command::new(&runner);
+        c.arg("--dir").arg(&prefix).arg("--cache").arg(&cache).arg(&wasm).arg("--").args(args);
+        c
+    };
+    let native_cmd = |args: &[&str]| {
+        let mut c = Command::new(&native);
+        c.args(args);
+        c
+    };
+    let mut cases = vec![
+        Case { name: "wasm   -S -c pass", cmd: wasm_cmd(&["-S", "-c", "pass"]), wall: vec![], cpu: vec![] },
+        Case { name: "native -S -c pass", cmd: native_cmd(&["-S", "-c", "pass"]), wall: vec![], cpu: vec![] },
+        Case { name: "wasm   -c pass", cmd: wasm_cmd(&["-c", "pass"]), wall: vec![], cpu: vec![] },
+        Case { name: "native -c pass", cmd: native_cmd(&["-c", "pass"]), wall: vec![], cpu: vec![] },
+    ];
+
+    println!("startup: runner {}", runner.display());
+    println!("startup: {} (cache {})", wasm.display(), cache.display());
+    println!("startup: native {}", native.display());
+    println!("startup: load average before: {}", load_average());
+    // Warm-up, untimed: fills the module cache and the page cache.
+    for case in &mut cases {
+        run(&mut case.cmd, case.name);
+    }
+    for round in 0..rounds {
+        for i in 0..cases.len() {
+            let case = &mut cases[(round + i) % 4];
+            let (wall, cpu) = run(&mut case.cmd, case.name);
+            case.wall.push(wall);
+            case.cpu.push(cpu);
+        }
+    }
+    println!("startup: load average after: {}", load_average());
+    println!("startup: {rounds} rounds, medians:");
+    let mut medians = Vec::new();
+    for case in &mut cases {
+        let (wall, cpu) = (median(&mut case.wall), median(&mut case.cpu));
+        println!("startup/{:<18} wall {:>8.1} ms   cpu {:>8.1} ms", case.name, ms(wall), ms(cpu));
+        medians.push((wall, cpu));
+    }
+    for (label, w, n) in [("-S -c pass", 0, 1), ("-c pass", 2, 3)] {
+        println!(
+            "startup/ratio {label:<11} wall {:.2}   cpu {:.2}   (wasm / native)",
+            ms(medians[w].0) / ms(medians[n].0),
+            ms(medians[w].1) / ms(medians[n].1)
+        );
+    }
+}
+
+/// `PYMODE_RUN`, else the workspace's release `pymode-run`, built (or found up to date) by
+/// cargo first.
+fn runner() -> PathBuf {
+    if let Some(p) = std::env::var_os("PYMODE_RUN") {
+        return PathBuf::from(p);
+    }
+    let root = pymode_testdata::workspace_root();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", "pymode-loader", "--bin", "pymode-run"])
+        .current_dir(&root)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building pymode-run failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    target.join("release").join("pymode-run")
+}
+
+/// Runs the command to completion; its wall time and the CPU time it used.
+fn run(cmd: &mut Command, name: &str) -> (Duration, Duration) {
+    let before = children_cpu();
+    let start = Instant::now();
+    let out = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output().expect("spawn");
+    let wall = start.elapsed();
+    let cpu = children_cpu().saturating_sub(before);
+    assert!(out.status.success(), "{name}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    (wall, cpu)
+}
+
+/// User + system time of all waited-for children so far.
+fn children_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a `struct rusage` into the pointer it is given, which points
+    // to one, and RUSAGE_CHILDREN is a valid `who`.
+    #[allow(unsafe_code)]
+    let usage = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()), 0, "getrusage");
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string(Path::new("/proc/loadavg")).map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+}
