@@ -2,16 +2,25 @@
 //! through `Module::serialize`, keyed by the content hash and the engine's compatibility
 //! hash.
 //!
-//! [`ModuleCache::get_or_compile_file`] (the main module) keys a file by the SHA-256 of its
-//! content, but remembers that hash in a small *stamp record* beside the entries, together
-//! with the file's identity and change times (device, inode, size, modification and
-//! status-change time). While those are unchanged the file is not read at all. A file
-//! changed within [`RACY_WINDOW`] of being looked at is not stamped (its times could still
-//! equal those of a later write), so it is hashed again next time.
+//! Two costs are kept off the warm start (loader.md, "Start-up"):
 //!
-//! A disk entry carries the SHA-256 of its payload; a corrupt or stale entry is ignored and
-//! rebuilt. The cache directory must be trusted: deserializing runs native code that
-//! wasmtime compiled.
+//! - **Hashing the input.** [`ModuleCache::get_or_compile_file`] (the main module) keys a
+//!   file by the SHA-256 of its content, but remembers that hash in a small *stamp record*
+//!   beside the entries, together with the file's identity and change times (device,
+//!   inode, size, modification and status-change time). While those are unchanged the file
+//!   is not read at all. A file changed within [`RACY_WINDOW`] of being looked at is not
+//!   stamped (its times could still equal those of a later write), so it is hashed again.
+//! - **Copying the compiled code.** An entry is wasmtime's artifact followed by a 24-byte
+//!   trailer (magic, length, CRC-32 of the artifact), and is mapped by
+//!   `Module::deserialize_open_file` instead of being read into memory and copied.
+//!
+//! An entry whose trailer is missing, whose length disagrees with the file or whose
+//! CRC-32 does not match is ignored and rebuilt, as is one that wasmtime refuses (another
+//! wasmtime version or configuration). The CRC is over every byte of the artifact: it finds
+//! truncation, a torn or interrupted copy and any burst of flipped bits up to 32 long. It
+//! is not a defence against someone who can write to the directory: they could write a
+//! matching CRC (or SHA-256) too. The cache directory must be trusted: deserializing runs
+//! native code that wasmtime compiled.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -34,7 +43,11 @@ pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 
 /// Bumped when the layout of an entry or a stamp record changes; part of every name, so an
 /// older layout is never even opened.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
+
+/// The trailer after wasmtime's artifact in an entry.
+const ENTRY_MAGIC: &[u8; 8] = b"PYMCWSM\x02";
+const TRAILER_LEN: u64 = 24;
 
 /// A stamp record: magic, the file's stamp, its SHA-256, a CRC-32 of what precedes it.
 const STAMP_MAGIC: &[u8; 8] = b"PYMSTMP\x02";
@@ -365,17 +378,26 @@ enum Loaded {
 }
 
 fn load_entry(engine: &Engine, path: &Path) -> Loaded {
-    let Ok(data) = std::fs::read(path) else { return Loaded::Absent };
-    let Some((digest, payload)) = data.split_at_checked(32) else { return Loaded::Rejected };
-    if Sha256::digest(payload).as_slice() != digest {
-        tracing::debug!(path = %path.display(), "ignoring corrupt module cache entry");
-        return Loaded::Rejected;
+    let Ok(mut file) = File::open(path) else { return Loaded::Absent };
+    match check_entry(&mut file) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!(path = %path.display(), "ignoring corrupt module cache entry");
+            return Loaded::Rejected;
+        }
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "ignoring unreadable module cache entry");
+            return Loaded::Rejected;
+        }
     }
-    // SAFETY: the payload is byte-for-byte what `Module::serialize` wrote into our cache
-    // directory (checked by its digest), and wasmtime checks that it was compiled by a
-    // compatible engine; the directory is trusted, as documented.
+    // SAFETY: the file holds what `Module::serialize` wrote into our cache directory, checked
+    // byte for byte against the CRC-32 in its trailer just now; entries are only ever
+    // replaced by renaming a new file over them, never written in place, so the open file
+    // (and the mapping of it) cannot change under the module; wasmtime checks that it was
+    // compiled by a compatible engine; the directory is trusted, as documented. The trailer
+    // lies after the ELF image wasmtime reads through its section table and is not part of it.
     #[allow(unsafe_code)]
-    let module = unsafe { Module::deserialize(engine, payload) };
+    let module = unsafe { Module::deserialize_open_file(engine, file) };
     match module {
         Ok(m) => Loaded::Module(m),
         Err(e) => {
@@ -385,9 +407,43 @@ fn load_entry(engine: &Engine, path: &Path) -> Loaded {
     }
 }
 
+/// Whether the entry's trailer is ours and matches the artifact before it.
+fn check_entry(file: &mut File) -> std::io::Result<bool> {
+    let len = file.metadata()?.len();
+    let Some(payload_len) = len.checked_sub(TRAILER_LEN) else { return Ok(false) };
+    let mut trailer = [0u8; TRAILER_LEN as usize];
+    file.seek(SeekFrom::Start(payload_len))?;
+    file.read_exact(&mut trailer)?;
+    let (magic, rest) = trailer.split_at(8);
+    let (stored_len, rest) = rest.split_at(8);
+    let (stored_crc, _) = rest.split_at(4);
+    if magic != ENTRY_MAGIC || stored_len != payload_len.to_le_bytes() {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::Start(0))?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 18];
+    let mut left = payload_len;
+    while left > 0 {
+        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        crc.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(crc.finalize().to_le_bytes() == stored_crc)
+}
+
 fn store_entry(module: &Module, path: &Path) -> Result<(), BoxError> {
     let payload = module.serialize().map_err(boxed)?;
-    write_atomically(path, &[&Sha256::digest(&payload), &payload], true)
+    let mut trailer = Vec::with_capacity(TRAILER_LEN as usize);
+    trailer.extend_from_slice(ENTRY_MAGIC);
+    trailer.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    trailer.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    trailer.extend_from_slice(&[0; 4]);
+    write_atomically(path, &[&payload, &trailer], true)
 }
 
 /// Writes to a unique temporary name, then renames: readers never see a partial file, and

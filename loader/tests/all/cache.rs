@@ -19,6 +19,7 @@ pub(crate) fn trials() -> Vec<Trial> {
         a_corrupt_stamp_is_ignored_and_rewritten,
         a_stamp_without_its_entry_recompiles_from_the_file,
         a_missing_file_is_an_error_naming_it,
+        an_entry_wasmtime_refuses_is_rebuilt,
     ]
 }
 
@@ -81,6 +82,7 @@ fn disk_cache_round_trip_and_corruption() {
     let mut warm = ModuleCache::new(Some(dir.path().to_path_buf()));
     let m = warm.get_or_compile(&engine, &bytes).unwrap();
     assert!(m.get_export("f").is_some());
+    assert_eq!(warm.stats(), stats(0, 1, 0, 0));
 
     // A corrupt entry is ignored, the module compiled again, and the entry rewritten.
     let mut bad = good.clone();
@@ -93,9 +95,16 @@ fn disk_cache_round_trip_and_corruption() {
     assert_eq!(std::fs::read(&files[0]).unwrap().len(), good.len());
     assert_ne!(std::fs::read(&files[0]).unwrap(), bad);
 
-    // A truncated entry too.
-    std::fs::write(&files[0], &good[..10]).unwrap();
-    ModuleCache::new(Some(dir.path().to_path_buf())).get_or_compile(&engine, &bytes).unwrap();
+    assert_eq!(again.stats(), stats(1, 0, 0, 1));
+
+    // A truncated entry too, at any length: inside the trailer, inside the artifact.
+    for len in [10, good.len() - 1, good.len() - 24, good.len() / 2] {
+        std::fs::write(&files[0], &good[..len]).unwrap();
+        let mut cache = ModuleCache::new(Some(dir.path().to_path_buf()));
+        cache.get_or_compile(&engine, &bytes).unwrap();
+        assert_eq!(cache.stats(), stats(1, 0, 0, 1), "truncated to {len}");
+        assert_eq!(std::fs::read(&files[0]).unwrap(), good);
+    }
 
     // Invalid bytes are an error, not a cache entry.
     assert!(ModuleCache::new(Some(dir.path().to_path_buf())).get_or_compile(&engine, b"\0asm\x01\0\0\0\xff").is_err());
@@ -219,11 +228,38 @@ fn a_missing_file_is_an_error_naming_it() {
     std::fs::write(&bad, b"\0asm\x01\0\0\0\xff").unwrap();
     let err = stamping(&tmp.path().join("cache")).get_or_compile_file(&engine(), &bad).unwrap_err();
     assert!(matches!(err, CacheError::Compile { .. }) && err.to_string().contains("bad.wasm"), "{err}");
-    assert!(entries(&tmp.path().join("cache")).is_empty() || !tmp.path().join("cache").exists());
+    let dir = tmp.path().join("cache");
+    assert!(!dir.exists() || entries(&dir).is_empty());
 }
 
 fn flip(bytes: &[u8], at: usize) -> Vec<u8> {
     let mut v = bytes.to_vec();
     v[at] ^= 0xff;
     v
+}
+
+/// An entry whose trailer is intact (its CRC recomputed over garbage, as a writer with
+/// access to the directory could) is still refused by wasmtime's own checks and rebuilt:
+/// the layers do not depend on each other.
+fn an_entry_wasmtime_refuses_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine();
+    let bytes = module_bytes();
+    ModuleCache::new(Some(dir.path().to_path_buf())).get_or_compile(&engine, &bytes).unwrap();
+    let entry = entries(dir.path()).pop().unwrap();
+    let good = std::fs::read(&entry).unwrap();
+    let payload_len = good.len() - 24;
+    assert_eq!(&good[payload_len..payload_len + 8], b"PYMCWSM\x02", "the trailer follows the artifact");
+    assert_eq!(&good[..4], b"\x7fELF", "the artifact is wasmtime's ELF image, mappable as it is");
+
+    let mut forged: Vec<u8> = (0..payload_len).map(|i| (i * 7 + 3) as u8).collect();
+    forged.extend_from_slice(&good[payload_len..payload_len + 16]);
+    let crc = crc32fast::hash(&forged[..payload_len]);
+    forged.extend_from_slice(&crc.to_le_bytes());
+    forged.extend_from_slice(&[0; 4]);
+    std::fs::write(&entry, &forged).unwrap();
+    let mut cache = ModuleCache::new(Some(dir.path().to_path_buf()));
+    assert!(cache.get_or_compile(&engine, &bytes).unwrap().get_export("f").is_some());
+    assert_eq!(cache.stats(), stats(1, 0, 0, 1));
+    assert_eq!(std::fs::read(&entry).unwrap(), good);
 }
