@@ -177,6 +177,10 @@ fn engine(opts: &RunOptions) -> Result<Engine, String> {
 fn wasi_and_roots(opts: &RunOptions, program: &str) -> Result<(wasmtime_wasi::p1::WasiP1Ctx, Vec<LibRoot>), String> {
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stdio();
+    // File operations run on this thread instead of being handed to a blocking-pool thread
+    // and waited for: the guest waits for them either way, and a start-up makes about a
+    // thousand of them (loader.md, "Start-up").
+    wasi.allow_blocking_current_thread(true);
     wasi.arg(program);
     for a in &opts.args {
         wasi.arg(a);
