@@ -29,6 +29,7 @@ use std::hash::{Hash, Hasher};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -53,9 +54,19 @@ const TRAILER_LEN: u64 = 24;
 const STAMP_MAGIC: &[u8; 8] = b"PYMSTMP\x02";
 const STAMP_LEN: usize = 8 + 7 * 8 + 32 + 4;
 
-/// Where compiled modules are kept.
-#[derive(Debug)]
+/// Where compiled modules are kept. A handle: clones share one cache, so the stores of one
+/// engine (one per instance, in a host that runs many) compile each module once
+/// ([`Loader::set_cache`](crate::Loader::set_cache) with a clone for each). Compiled modules
+/// belong to the engine that compiled them: keep one cache per engine. A lookup from another
+/// engine is not an error, but it compiles (or deserializes) for itself and takes the
+/// module's place in memory.
+#[derive(Debug, Clone)]
 pub struct ModuleCache {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug)]
+struct Inner {
     memory: HashMap<[u8; 32], Module>,
     /// Content hashes of the files this cache has seen, by canonical path, with the stamp
     /// each was computed for.
@@ -115,43 +126,47 @@ fn hex(bytes: &[u8]) -> String {
 impl ModuleCache {
     /// An in-memory cache, plus an on-disk one in `dir` if given.
     pub fn new(dir: Option<PathBuf>) -> Self {
-        ModuleCache { memory: HashMap::new(), files: HashMap::new(), dir, racy_window: RACY_WINDOW, stats: CacheStats::default() }
+        let inner = Inner { memory: HashMap::new(), files: HashMap::new(), dir, racy_window: RACY_WINDOW, stats: CacheStats::default() };
+        ModuleCache { inner: Arc::new(Mutex::new(inner)) }
     }
 
     /// Sets how recent a change to a file may be for its stamp not to be trusted (default
     /// [`RACY_WINDOW`]); a longer one for file systems with coarse times, zero for tests.
-    pub fn with_racy_window(mut self, window: Duration) -> Self {
-        self.racy_window = window;
+    pub fn with_racy_window(self, window: Duration) -> Self {
+        self.lock().racy_window = window;
         self
+    }
+
+    /// The cache's state. A panic while it was held (none is expected: nothing in it
+    /// panics on input) leaves nothing half-done that matters: every map holds whole values.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Modules held in memory.
     pub fn len(&self) -> usize {
-        self.memory.len()
+        self.lock().memory.len()
     }
 
     /// Whether the in-memory cache is empty.
     pub fn is_empty(&self) -> bool {
-        self.memory.is_empty()
+        self.lock().memory.is_empty()
     }
 
-    /// What this cache has done so far.
+    /// What this cache (and every clone of it) has done so far.
     pub fn stats(&self) -> CacheStats {
-        self.stats
+        self.lock().stats
     }
 
     /// The compiled module for `bytes`: from memory, from disk, or compiled (and stored).
-    /// Hashes `bytes` (SHA-256) to find it.
+    /// Hashes `bytes` (SHA-256) to find it. Holds the cache while it compiles, so that two
+    /// stores asking for the same module compile it once.
     ///
     /// # Errors
     /// wasmtime's validation or compilation error. Disk problems are not errors: the module
     /// is compiled instead.
-    pub fn get_or_compile(&mut self, engine: &Engine, bytes: &[u8]) -> Result<Module, BoxError> {
-        let key: [u8; 32] = Sha256::digest(bytes).into();
-        self.lookup_or(engine, key, || Ok((Cow::Borrowed(bytes), true)), |_| {}).map_err(|e| match e {
-            Lookup::Read(e) => e.into(),
-            Lookup::Compile(e) => e,
-        })
+    pub fn get_or_compile(&self, engine: &Engine, bytes: &[u8]) -> Result<Module, BoxError> {
+        self.lock().get_or_compile(engine, bytes)
     }
 
     /// The compiled module for the file at `path`, as [`get_or_compile`](Self::get_or_compile)
@@ -165,7 +180,21 @@ impl ModuleCache {
     /// [`CacheError::Read`] if the file cannot be opened or read, [`CacheError::Compile`]
     /// for wasmtime's validation or compilation error. Disk problems of the cache are not
     /// errors.
-    pub fn get_or_compile_file(&mut self, engine: &Engine, path: &Path) -> Result<Module, CacheError> {
+    pub fn get_or_compile_file(&self, engine: &Engine, path: &Path) -> Result<Module, CacheError> {
+        self.lock().get_or_compile_file(engine, path)
+    }
+}
+
+impl Inner {
+    fn get_or_compile(&mut self, engine: &Engine, bytes: &[u8]) -> Result<Module, BoxError> {
+        let key: [u8; 32] = Sha256::digest(bytes).into();
+        self.lookup_or(engine, key, || Ok((Cow::Borrowed(bytes), true)), |_| {}).map_err(|e| match e {
+            Lookup::Read(e) => e.into(),
+            Lookup::Compile(e) => e,
+        })
+    }
+
+    fn get_or_compile_file(&mut self, engine: &Engine, path: &Path) -> Result<Module, CacheError> {
         let read_err = |source| CacheError::Read { path: path.to_path_buf(), source };
         let canonical = std::fs::canonicalize(path).map_err(read_err)?;
         let mut file = File::open(&canonical).map_err(read_err)?;
@@ -228,7 +257,9 @@ impl ModuleCache {
         source: impl FnOnce() -> std::io::Result<(Cow<'b, [u8]>, bool)>,
         compiled: impl FnOnce([u8; 32]),
     ) -> Result<Module, Lookup> {
-        if let Some(m) = self.memory.get(&key) {
+        if let Some(m) = self.memory.get(&key)
+            && Engine::same(m.engine(), engine)
+        {
             self.stats.memory_hits += 1;
             return Ok(m.clone());
         }

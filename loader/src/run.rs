@@ -138,7 +138,7 @@ fn run_on_this_thread(opts: &RunOptions, name: &str) -> Result<Exit, String> {
     add_to_linker(&mut linker).map_err(|e| format!("linker: {e}"))?;
     add_socketpair_to_linker(&mut linker).map_err(|e| format!("linker: {e}"))?;
 
-    let mut cache = ModuleCache::new(opts.cache.clone());
+    let cache = ModuleCache::new(opts.cache.clone());
     // By file: a stamp in the cache spares reading and hashing the module at every start.
     let module = cache.get_or_compile_file(&engine, &opts.module).map_err(|e| e.to_string())?;
     let uses_loader = module.imports().any(|i| i.module() == pymode_abi::host::MODULE);

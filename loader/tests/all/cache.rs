@@ -20,6 +20,8 @@ pub(crate) fn trials() -> Vec<Trial> {
         a_stamp_without_its_entry_recompiles_from_the_file,
         a_missing_file_is_an_error_naming_it,
         an_entry_wasmtime_refuses_is_rebuilt,
+        stores_of_one_engine_share_compiled_modules,
+        threads_share_one_cache,
     ]
 }
 
@@ -72,14 +74,14 @@ fn disk_cache_round_trip_and_corruption() {
     let engine = engine();
     let bytes = module_bytes();
 
-    let mut cold = ModuleCache::new(Some(dir.path().to_path_buf()));
+    let cold = ModuleCache::new(Some(dir.path().to_path_buf()));
     cold.get_or_compile(&engine, &bytes).unwrap();
     let files = entries(dir.path());
     assert_eq!(files.len(), 1, "one entry, no temporary left behind: {files:?}");
     let good = std::fs::read(&files[0]).unwrap();
 
     // A fresh cache loads the entry; the module works.
-    let mut warm = ModuleCache::new(Some(dir.path().to_path_buf()));
+    let warm = ModuleCache::new(Some(dir.path().to_path_buf()));
     let m = warm.get_or_compile(&engine, &bytes).unwrap();
     assert!(m.get_export("f").is_some());
     assert_eq!(warm.stats(), stats(0, 1, 0, 0));
@@ -89,7 +91,7 @@ fn disk_cache_round_trip_and_corruption() {
     let mid = bad.len() / 2;
     bad[mid] ^= 0xff;
     std::fs::write(&files[0], &bad).unwrap();
-    let mut again = ModuleCache::new(Some(dir.path().to_path_buf()));
+    let again = ModuleCache::new(Some(dir.path().to_path_buf()));
     let m = again.get_or_compile(&engine, &bytes).unwrap();
     assert!(m.get_export("f").is_some());
     assert_eq!(std::fs::read(&files[0]).unwrap().len(), good.len());
@@ -100,7 +102,7 @@ fn disk_cache_round_trip_and_corruption() {
     // A truncated entry too, at any length: inside the trailer, inside the artifact.
     for len in [10, good.len() - 1, good.len() - 24, good.len() / 2] {
         std::fs::write(&files[0], &good[..len]).unwrap();
-        let mut cache = ModuleCache::new(Some(dir.path().to_path_buf()));
+        let cache = ModuleCache::new(Some(dir.path().to_path_buf()));
         cache.get_or_compile(&engine, &bytes).unwrap();
         assert_eq!(cache.stats(), stats(1, 0, 0, 1), "truncated to {len}");
         assert_eq!(std::fs::read(&files[0]).unwrap(), good);
@@ -115,7 +117,7 @@ fn an_unwritable_cache_dir_only_costs_compilation() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
-    let mut cache = ModuleCache::new(Some(file.join("sub")));
+    let cache = ModuleCache::new(Some(file.join("sub")));
     cache.get_or_compile(&engine(), &module_bytes()).unwrap();
     assert_eq!(cache.len(), 1);
 }
@@ -126,7 +128,7 @@ fn a_stamped_file_is_not_read_again() {
     std::fs::write(&file, module_bytes()).unwrap();
     let engine = engine();
 
-    let mut cold = stamping(&dir);
+    let cold = stamping(&dir);
     cold.get_or_compile_file(&engine, &file).unwrap();
     assert_eq!(cold.stats(), stats(1, 0, 1, 0));
     assert_eq!((entries(&dir).len(), stamps(&dir).len()), (1, 1));
@@ -136,14 +138,14 @@ fn a_stamped_file_is_not_read_again() {
     assert_eq!((cold.stats().memory_hits, cold.stats().files_hashed), (1, 1));
 
     // A fresh cache: the stamp names the entry; the file is not read, nothing compiled.
-    let mut warm = stamping(&dir);
+    let warm = stamping(&dir);
     let m = warm.get_or_compile_file(&engine, &file).unwrap();
     assert!(m.get_export("f").is_some());
     assert_eq!(warm.stats(), stats(0, 1, 0, 0));
 
     // Another spelling of the same path is the same file.
     let other = tmp.path().join(".").join("m.wasm");
-    let mut again = stamping(&dir);
+    let again = stamping(&dir);
     again.get_or_compile_file(&engine, &other).unwrap();
     assert_eq!(again.stats(), stats(0, 1, 0, 0));
 }
@@ -162,12 +164,12 @@ fn a_rewritten_file_is_hashed_again_even_with_its_old_mtime() {
     std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
     assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), mtime);
 
-    let mut cache = stamping(&dir);
+    let cache = stamping(&dir);
     let m = cache.get_or_compile_file(&engine, &file).unwrap();
     assert!(m.get_export("g").is_some() && m.get_export("f").is_none(), "the new content was compiled");
     assert_eq!(cache.stats(), stats(1, 0, 1, 0));
     // The stamp now vouches for the new content.
-    let mut warm = stamping(&dir);
+    let warm = stamping(&dir);
     assert!(warm.get_or_compile_file(&engine, &file).unwrap().get_export("g").is_some());
     assert_eq!(warm.stats(), stats(0, 1, 0, 0));
 }
@@ -180,7 +182,7 @@ fn a_file_changed_just_now_is_not_stamped() {
     // The default window: the file changed well within it.
     ModuleCache::new(Some(dir.clone())).get_or_compile_file(&engine, &file).unwrap();
     assert!(stamps(&dir).is_empty(), "{:?}", stamps(&dir));
-    let mut again = ModuleCache::new(Some(dir.clone()));
+    let again = ModuleCache::new(Some(dir.clone()));
     again.get_or_compile_file(&engine, &file).unwrap();
     assert_eq!(again.stats(), stats(0, 1, 1, 0), "hashed again, found on disk by content");
 }
@@ -195,7 +197,7 @@ fn a_corrupt_stamp_is_ignored_and_rewritten() {
     let good = std::fs::read(&stamp).unwrap();
     for bad in [good[..good.len() - 1].to_vec(), { flip(&good, 70) }, { flip(&good, good.len() - 1) }, Vec::new()] {
         std::fs::write(&stamp, &bad).unwrap();
-        let mut cache = stamping(&dir);
+        let cache = stamping(&dir);
         assert!(cache.get_or_compile_file(&engine, &file).unwrap().get_export("f").is_some());
         assert_eq!(cache.stats(), stats(0, 1, 1, 0), "the file was hashed, the entry found by content");
         assert_eq!(std::fs::read(&stamp).unwrap(), good, "the stamp was rewritten");
@@ -211,7 +213,7 @@ fn a_stamp_without_its_entry_recompiles_from_the_file() {
     for e in entries(&dir) {
         std::fs::remove_file(e).unwrap();
     }
-    let mut cache = stamping(&dir);
+    let cache = stamping(&dir);
     assert!(cache.get_or_compile_file(&engine, &file).unwrap().get_export("f").is_some());
     assert_eq!(cache.stats(), stats(1, 0, 0, 0));
     assert_eq!(entries(&dir).len(), 1);
@@ -258,8 +260,47 @@ fn an_entry_wasmtime_refuses_is_rebuilt() {
     forged.extend_from_slice(&crc.to_le_bytes());
     forged.extend_from_slice(&[0; 4]);
     std::fs::write(&entry, &forged).unwrap();
-    let mut cache = ModuleCache::new(Some(dir.path().to_path_buf()));
+    let cache = ModuleCache::new(Some(dir.path().to_path_buf()));
     assert!(cache.get_or_compile(&engine, &bytes).unwrap().get_export("f").is_some());
     assert_eq!(cache.stats(), stats(1, 0, 0, 1));
     assert_eq!(std::fs::read(&entry).unwrap(), good);
+}
+
+/// Many instances in one host: each store's loader gets a clone of one cache, and a module
+/// is compiled once for all of them. Another engine gets modules of its own.
+fn stores_of_one_engine_share_compiled_modules() {
+    let engine = engine();
+    let cache = ModuleCache::new(None);
+    let mut envs: Vec<_> = (0..3).map(|_| env_on(&engine, &default_main_wat(), |_| {})).collect();
+    for env in &mut envs {
+        env.loader().set_cache(cache.clone());
+        env.write("m.so", &module_bytes());
+        let h = env.open("m.so", 2).unwrap();
+        assert_eq!(env.call_sym(h, "f"), 9);
+    }
+    assert_eq!(cache.stats(), CacheStats { memory_hits: 2, ..stats(1, 0, 0, 0) });
+    assert_eq!(cache.len(), 1);
+
+    let other = self::engine();
+    let mut env = env_on(&other, &default_main_wat(), |_| {});
+    env.loader().set_cache(cache.clone());
+    env.write("m.so", &module_bytes());
+    let h = env.open("m.so", 2).unwrap();
+    assert_eq!(env.call_sym(h, "f"), 9, "a module of its own engine, not the first engine's");
+    assert_eq!(cache.stats().compiled, 2);
+}
+
+fn threads_share_one_cache() {
+    let engine = engine();
+    let cache = ModuleCache::new(None);
+    let bytes = module_bytes();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let m = cache.get_or_compile(&engine, &bytes).unwrap();
+                assert!(m.get_export("f").is_some());
+            });
+        }
+    });
+    assert_eq!(cache.stats(), CacheStats { memory_hits: 3, ..stats(1, 0, 0, 0) });
 }
