@@ -89,7 +89,12 @@ fn main() {
         for (k, (label, _)) in runners.iter().enumerate() {
             let (w, c) = medians[base + 1 + k];
             let (nw, nc) = medians[base];
-            println!("startup/ratio {label} {args:<11} wall {:.2}   cpu {:.2}   (wasm / native)", ms(w) / ms(nw), ms(c) / ms(nc));
+            println!(
+                "startup/ratio {:<22} wall {:>6.2}   cpu {:>6.2}   (wasm / native)",
+                format!("{label} {args}"),
+                ms(w) / ms(nw),
+                ms(c) / ms(nc)
+            );
         }
     }
 }
@@ -154,5 +159,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn load_average() -> String {
-    std::fs::read_to_string(Path::new("/proc/loadavg")).map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string(Path::new("/proc/loadavg"))
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
