@@ -236,12 +236,12 @@ impl Inner {
         let key = compiled_key.unwrap_or(key);
         if let Some(s) = stamp {
             self.files.insert(canonical.clone(), (s, key));
-            if known != Some(key) && s.settled(self.racy_window) {
-                if let Some(d) = &self.dir {
-                    if let Err(e) = write_stamp(&stamp_path(d, &canonical), s, &key) {
-                        tracing::debug!(path = %canonical.display(), error = %e, "module cache stamp write failed");
-                    }
-                }
+            if known != Some(key)
+                && s.settled(self.racy_window)
+                && let Some(d) = &self.dir
+                && let Err(e) = write_stamp(&stamp_path(d, &canonical), s, &key)
+            {
+                tracing::debug!(path = %canonical.display(), error = %e, "module cache stamp write failed");
             }
         }
         Ok(module)
