@@ -21,6 +21,9 @@
 //! is not a defence against someone who can write to the directory: they could write a
 //! matching CRC (or SHA-256) too. The cache directory must be trusted: deserializing runs
 //! native code that wasmtime compiled.
+//!
+//! A [`ModuleCache`] is a handle; its clones share the modules in memory, so a host running
+//! many instances on one engine compiles or deserializes each module once.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
