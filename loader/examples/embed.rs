@@ -53,6 +53,8 @@ fn run() -> Result<(), BoxError> {
     let engine = Engine::new(&config).map_err(wt)?;
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stdio().arg(&main_wasm);
+    // File operations on this thread, not handed to a thread pool each (see "Start-up").
+    wasi.allow_blocking_current_thread(true);
     wasi.preopened_dir(&lib_dir, "/lib", FsPerms::ReadOnly).map_err(wt)?;
     let mut store = Store::new(&engine, Host { wasi: wasi.build_p1(), loader: None });
     let mut linker: Linker<Host> = Linker::new(&engine);

@@ -103,7 +103,8 @@ impl Loader {
         })
     }
 
-    /// Replaces the compiled-module cache (e.g. with one backed by a directory).
+    /// Replaces the compiled-module cache (e.g. with one backed by a directory, or a clone of
+    /// one that the other stores of the same engine share).
     pub fn set_cache(&mut self, cache: ModuleCache) {
         self.cache = cache;
     }

@@ -76,7 +76,7 @@ mod table;
 // Not a step: running a WASI main module with a loader attached (pymode-run, `pymode run`).
 pub mod run;
 
-pub use cache::ModuleCache;
+pub use cache::{CacheError, CacheStats, ModuleCache};
 pub use config::{LibRoot, LoaderConfig};
 pub use error::{AttachError, BoxError, HandleError, MissingSymbol, OpenError, OpenErrorKind, SymbolTypeMismatch, TypeMismatchKind};
 pub use host_imports::{HasLoader, WasiHost, add_to_linker};

@@ -149,9 +149,9 @@ fn run_on_this_thread(opts: &RunOptions, name: &str) -> Result<Exit, String> {
     add_to_linker(&mut linker).map_err(|e| format!("linker: {e}"))?;
     add_socketpair_to_linker(&mut linker).map_err(|e| format!("linker: {e}"))?;
 
-    let bytes = std::fs::read(&opts.module).map_err(|e| format!("{program}: {e}"))?;
-    let mut cache = ModuleCache::new(opts.cache.clone());
-    let module = cache.get_or_compile(&engine, &bytes).map_err(|e| format!("{program}: {e}"))?;
+    let cache = ModuleCache::new(opts.cache.clone());
+    // By file: a stamp in the cache spares reading and hashing the module at every start.
+    let module = cache.get_or_compile_file(&engine, &opts.module).map_err(|e| e.to_string())?;
     let uses_loader = module.imports().any(|i| i.module() == pymode_abi::host::MODULE);
     let instance = linker.instantiate(&mut store, &module).map_err(|e| format!("{program}: {e:?}"))?;
 
@@ -188,6 +188,10 @@ fn engine(opts: &RunOptions) -> Result<Engine, String> {
 fn wasi_and_roots(opts: &RunOptions, program: &str) -> Result<(wasmtime_wasi::p1::WasiP1Ctx, Vec<LibRoot>), String> {
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stdio();
+    // File operations run on this thread instead of being handed to a blocking-pool thread
+    // and waited for: the guest waits for them either way, and a start-up makes about a
+    // thousand of them (loader.md, "Start-up").
+    wasi.allow_blocking_current_thread(true);
     wasi.arg(program);
     for a in &opts.args {
         wasi.arg(a);

@@ -6,7 +6,8 @@
 //! they live here: [`add_socketpair_to_linker`] wraps the WASI functions a socket or an alias
 //! is used through (`sock_accept`, `sock_recv`, `sock_send`, `sock_shutdown`, `fd_read`,
 //! `fd_write`, `fd_pread`, `fd_pwrite`, `fd_seek`, `fd_sync`, `fd_close`, `fd_fdstat_get`,
-//! `fd_fdstat_set_flags`, `fd_filestat_get`, `poll_oneoff`). A call on a socket (from
+//! `fd_fdstat_set_flags`, `fd_filestat_get`, `poll_oneoff`, and `fd_readdir`, which
+//! `readdir` answers without listing a directory once per buffer). A call on a socket (from
 //! [`VIRTUAL_FD_BASE`] up) is answered from [`SocketPairs`], a call on an alias (from
 //! [`ALIAS_FD_BASE`] up) goes to wasmtime-wasi with the real descriptor, and every other call
 //! goes to wasmtime-wasi unchanged. A guest makes a pair by accepting from the reserved
@@ -19,6 +20,7 @@
 
 mod guest;
 mod poll;
+mod readdir;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -38,6 +40,7 @@ mod errno {
     pub const FAULT: i32 = 21;
     pub const INVAL: i32 = 28;
     pub const MFILE: i32 = 33;
+    pub const NOTDIR: i32 = 54;
     pub const NOTSUP: i32 = 58;
     pub const PIPE: i32 = 64;
     pub const SPIPE: i32 = 70;
@@ -75,6 +78,8 @@ pub struct SocketPairs {
     aliases_made: u32,
     /// Real descriptors the guest has closed while aliases of them were open.
     closed_by_guest: BTreeSet<i32>,
+    /// The directory listing being read (`readdir`).
+    listing: Option<readdir::Listing>,
 }
 
 /// Where a call on a descriptor goes.
@@ -278,6 +283,7 @@ fn fd_close<T: HasSocketPairs + 'static>(caller: &mut Caller<'_, T>, fd: i32) ->
             }
             (Target::Real(real), _) => real,
         };
+        readdir::forget(&mut s.listing, real);
         in_tokio(p1::fd_close(wasi, &mut wiggle::GuestMemory::Unshared(g.0), real))
     })
 }
@@ -447,6 +453,25 @@ pub fn add_socketpair_to_linker<T: HasSocketPairs + Send + 'static>(linker: &mut
     linker
         .func_wrap(M, "fd_filestat_get", |mut c: Caller<'_, T>, fd: i32, out: i32| {
             dispatch(&mut c, fd, |g, s| filestat(g, s, fd, out), |w, m, fd| in_tokio(p1::fd_filestat_get(w, m, fd, out)))
+        })
+        .map_err(boxed)?;
+    linker
+        .func_wrap(M, "fd_readdir", |mut c: Caller<'_, T>, fd: i32, buf: i32, len: i32, cookie: i64, out: i32| {
+            with_host(&mut c, |mut g, wasi, s| match s.target(fd) {
+                Target::Socket => Ok(errno::NOTDIR),
+                Target::Closed => Ok(errno::BADF),
+                Target::Real(real) => readdir::fd_readdir(&mut g, wasi, &mut s.listing, real, (buf, len, cookie, out)),
+            })
+        })
+        .map_err(boxed)?;
+    // Wrapped only so that a kept listing never outlives the descriptor it belongs to.
+    linker
+        .func_wrap(M, "fd_renumber", |mut c: Caller<'_, T>, from: i32, to: i32| {
+            with_host(&mut c, |g, wasi, s| {
+                readdir::forget(&mut s.listing, from);
+                readdir::forget(&mut s.listing, to);
+                in_tokio(p1::fd_renumber(wasi, &mut wiggle::GuestMemory::Unshared(g.0), from, to))
+            })
         })
         .map_err(boxed)?;
     linker

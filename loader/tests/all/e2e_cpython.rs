@@ -14,6 +14,7 @@ pub(crate) fn trials() -> Vec<Trial> {
         markupsafe_imports_its_c_speedups_in_wasm_cpython,
         zlib_and_gzip_work_in_wasm_cpython,
         one_read_larger_than_wasmtimes_default_copy_allowance_succeeds,
+        directory_listings_are_whole_and_fresh,
         a_missing_symbol_is_an_import_error_naming_it_and_python_keeps_running,
         functions_called_through_pointers_of_another_type_get_the_arguments_they_take,
         markupsafe_own_test_suite_passes_with_speedups_linked_by_pymode_ld,
@@ -104,6 +105,37 @@ fn one_read_larger_than_wasmtimes_default_copy_allowance_succeeds() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
     assert_eq!(stdout.trim(), format!("{size} True"), "stderr:\n{stderr}");
+/// `fd_readdir` answers continuation calls from the listing it fetched for cookie 0
+/// (`loader/src/socketpair/readdir.rs`): a directory of many buffers lists whole, two
+/// listings read in turns do not mix, and a listing started after a change sees it.
+fn directory_listings_are_whole_and_fresh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("big");
+    std::fs::create_dir_all(big.join("sub")).unwrap();
+    // 600 names of 40 bytes: about 38 KB of entries, ten of wasi-libc's 4 KiB buffers.
+    for i in 0..600 {
+        std::fs::write(big.join(format!("{i:0>36}.txt")), b"").unwrap();
+    }
+    for i in 0..300 {
+        std::fs::write(big.join("sub").join(format!("s{i:0>35}.txt")), b"").unwrap();
+    }
+    let script = r#"
+import os
+names = os.listdir("/big")
+print("count", len(names), len(set(names)), sorted(names) == sorted(["%036d.txt" % i for i in range(600)] + ["sub"]))
+it = os.scandir("/big")
+first = [next(it).name for _ in range(250)]
+sub = os.listdir("/big/sub")
+rest = [e.name for e in it]
+it.close()
+print("interleaved", len(sub), sorted(first + rest) == sorted(names))
+open("/big/new.txt", "w").close()
+print("fresh", "new.txt" in os.listdir("/big"), len(os.listdir("/big")))
+"#;
+    let out = pymode_run(&[(big, "/big")], &[], script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["count 601 601 True", "interleaved 300 True", "fresh True 602"], "stderr:\n{stderr}");
 }
 
 fn a_missing_symbol_is_an_import_error_naming_it_and_python_keeps_running() {

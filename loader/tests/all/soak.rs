@@ -243,7 +243,7 @@ fn run_python(dir: &Path, n: usize, rounds: usize, measured: &[usize]) -> Run {
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut WasiHost| &mut h.wasi).expect("wasi");
     add_to_linker(&mut linker).expect("pymode imports");
     let bytes = std::fs::read(&python).expect("read python.wasm");
-    let mut cache = ModuleCache::new(Some(pymode_testdata::cache_dir().join("module-cache")));
+    let cache = ModuleCache::new(Some(pymode_testdata::cache_dir().join("module-cache")));
     let module = cache.get_or_compile(&engine, &bytes).expect("compile python.wasm");
     let instance = linker.instantiate(&mut store, &module).expect("instantiate python.wasm");
     let mut loader = Loader::attach(&mut store, &instance, LoaderConfig { roots, ..LoaderConfig::default() }).expect("attach");
