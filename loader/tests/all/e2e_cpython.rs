@@ -105,6 +105,8 @@ fn one_read_larger_than_wasmtimes_default_copy_allowance_succeeds() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
     assert_eq!(stdout.trim(), format!("{size} True"), "stderr:\n{stderr}");
+}
+
 /// `fd_readdir` answers continuation calls from the listing it fetched for cookie 0
 /// (`loader/src/socketpair/readdir.rs`): a directory of many buffers lists whole, two
 /// listings read in turns do not mix, and a listing started after a change sees it.
