@@ -261,10 +261,10 @@ fn ffi_calls_and_closures_from_c() {
 
 /// Python run by the wasm CPython against `libcallees.so` in `/lib`.
 const CTYPES_SCRIPT: &str = r#"
-import ctypes, sys
+import ctypes, _ctypes
 from ctypes import c_int, c_longlong, c_double, c_float, c_char_p, c_void_p, c_byte, c_ushort, Structure, POINTER, byref, CFUNCTYPE
 lib = ctypes.CDLL("/lib/libcallees.so")
-print("module", ctypes._ctypes.__file__ if hasattr(ctypes._ctypes, "__file__") else "builtin")
+print("module", _ctypes.__file__)
 
 lib.add_i.argtypes = [c_int, c_int]; lib.add_i.restype = c_int
 print("add_i", lib.add_i(40, 2))
