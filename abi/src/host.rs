@@ -62,7 +62,10 @@ pub const ALL: [HostImport; 6] = [DL_OPEN, DL_OPEN_FLAGS, DL_SYM, DL_CLOSE, DL_E
 /// result goes to the slot at `ret` the same way. The guest has already lowered the C
 /// signature by the wasm32 C ABI (structs by pointer or as their one scalar, a struct result
 /// through a pointer first parameter, variadic arguments in a buffer passed last). The host
-/// checks the callee's wasm type against `sig` before calling.
+/// checks the callee's wasm type against `sig` before calling. Two differences are allowed,
+/// as native C calls allow them: the callee may take fewer parameters than `sig` gives (the
+/// first ones, of the same types; the rest are dropped), and may return a value where `sig`
+/// says none (it is dropped).
 ///
 /// Returns [`ffi::OK`]; [`ffi::MISMATCH`] when the function's type differs (nothing is
 /// called); [`ffi::TRAPPED`] when the callee trapped (the guest's stack pointer is restored);

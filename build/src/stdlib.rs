@@ -179,7 +179,8 @@ pub const MODULES: &[StdlibModule] = &[
         name: "_ctypes",
         sources: &["_ctypes/_ctypes.c", "_ctypes/callbacks.c", "_ctypes/callproc.c", "_ctypes/stgdict.c", "_ctypes/cfield.c"],
         library: None,
-        flags: &["-DHAVE_FFI_PREP_CIF_VAR=1", "-DHAVE_FFI_PREP_CLOSURE_LOC=1", "-DHAVE_FFI_CLOSURE_ALLOC=1"],
+        // wasm function types have at most 1000 parameters (Emscripten's value too).
+        flags: &["-DHAVE_FFI_PREP_CIF_VAR=1", "-DHAVE_FFI_PREP_CLOSURE_LOC=1", "-DHAVE_FFI_CLOSURE_ALLOC=1", "-DCTYPES_MAX_ARGCOUNT=1000"],
         shim: Some(&CTYPES_SHIM),
         edits: CTYPES_EDITS,
     },

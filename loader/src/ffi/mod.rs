@@ -381,18 +381,25 @@ impl Core {
         let f = self.func_at(caller, func)?;
         let index = func as u32;
         let ty = f.ty(&*caller);
-        let matches = ty.params().len() == params.len()
-            && ty.params().zip(&params).all(|(a, b)| same_type(&a, b))
-            && ty.results().len() == usize::from(result.is_some())
-            && ty.results().zip(&result).all(|(a, b)| same_type(&a, b));
-        if !matches {
+        // What native C calls tolerate, and ctypes relies on: extra trailing arguments (a
+        // cdecl callee ignores them) and a result the caller declared void (ignored). The
+        // callee is called with the parameters it has, and its result is dropped.
+        let takes = ty.params().len();
+        let params_match = takes <= params.len() && ty.params().zip(&params).all(|(a, b)| same_type(&a, b));
+        let results: Vec<ValType> = ty.results().collect();
+        let results_match = match (results.as_slice(), &result) {
+            ([], None) | ([_], None) => true,
+            ([r], Some(want)) => same_type(r, want),
+            _ => false,
+        };
+        if !(params_match && results_match) {
             return Err(
                 FfiError::Mismatch { index, actual: show_func_type(&ty), expected: show_type(params.iter(), result.as_ref()) }.into()
             );
         }
         let values: Vec<Val> =
-            params.iter().zip(slots.chunks_exact(8)).map(|(t, s)| from_slot(t, s.try_into().unwrap_or(&[0; 8]))).collect();
-        let mut results = vec![Val::I32(0); usize::from(result.is_some())];
+            params.iter().zip(slots.chunks_exact(8)).take(takes).map(|(t, s)| from_slot(t, s.try_into().unwrap_or(&[0; 8]))).collect();
+        let mut results = vec![Val::I32(0); results.len()];
         let sp = self.stack_pointer(caller);
         if let Err(e) = f.call(&mut *caller, &values, &mut results) {
             if must_propagate(&e) {
@@ -402,7 +409,7 @@ impl Core {
             self.set_stack_pointer(caller, sp).map_err(Failure::Propagate)?;
             return Err(FfiError::Trapped { index, trap: describe(&e) }.into());
         }
-        if let Some(bytes) = results.first().and_then(to_bytes) {
+        if let Some(bytes) = results.first().filter(|_| result.is_some()).and_then(to_bytes) {
             self.write(caller, "result", ret as u32, &bytes)?;
         }
         Ok(())

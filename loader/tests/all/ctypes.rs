@@ -199,6 +199,9 @@ fn side_module(sources: &[PathBuf], dir: &Path, out: &Path) {
 const C_CHECKS: &[&str] = &[
     "prep_int",
     "call_int",
+    "extra_arguments_dropped",
+    "result_declared_void_ignored",
+    "missing_arguments_are_an_error",
     "call_long_long",
     "call_double_float_int",
     "call_float",
@@ -268,6 +271,8 @@ print("module", _ctypes.__file__)
 
 lib.add_i.argtypes = [c_int, c_int]; lib.add_i.restype = c_int
 print("add_i", lib.add_i(40, 2))
+lib.add_i.argtypes = None
+print("extra args", lib.add_i(40, 2, 99))
 lib.mul_ll.argtypes = [c_longlong, c_int]; lib.mul_ll.restype = c_longlong
 print("mul_ll", lib.mul_ll(3000000000, 3))
 lib.mix.argtypes = [c_double, c_float, c_int]; lib.mix.restype = c_double
@@ -351,6 +356,7 @@ fn ctypes_calls_c_with_mixed_signatures_and_python_callbacks() {
     let expected = [
         format!("module {}/_ctypes.cpython-313-wasm32-wasi.so", dynload.display()),
         "add_i 42".to_owned(),
+        "extra args 42".to_owned(),
         "mul_ll 9000000000".to_owned(),
         "mix 13.0".to_owned(),
         "half 2.5".to_owned(),

@@ -51,6 +51,21 @@ int ffi_checks(void) {
     ffi_call(&cif, sym("add_i"), &r32, vab);
     CHECK("call_int", (int)r32 == 42 && pymode_ffi_last_status() == 0);
 
+    /* As in C: extra trailing arguments are dropped, a result declared void is ignored. */
+    ffi_type *iii[] = {&ffi_type_sint, &ffi_type_sint, &ffi_type_sint};
+    int extra = 99;
+    void *vabx[] = {&a, &b, &extra};
+    ffi_prep_cif(&cif, FFI_DEFAULT_ABI, 3, &ffi_type_sint, iii);
+    r32 = 0;
+    ffi_call(&cif, sym("add_i"), &r32, vabx);
+    CHECK("extra_arguments_dropped", (int)r32 == 42 && pymode_ffi_last_status() == 0);
+    ffi_prep_cif(&cif, FFI_DEFAULT_ABI, 2, &ffi_type_void, ii);
+    ffi_call(&cif, sym("add_i"), NULL, vab);
+    CHECK("result_declared_void_ignored", pymode_ffi_last_status() == 0);
+    /* Fewer arguments than the callee takes stay an error. */
+    ffi_prep_cif(&cif, FFI_DEFAULT_ABI, 1, &ffi_type_sint, ii);
+    CHECK("missing_arguments_are_an_error", pymode_ffi_call(&cif, sym("add_i"), &r32, vab) == PYMODE_FFI_MISMATCH);
+
     ffi_type *lli[] = {&ffi_type_sint64, &ffi_type_sint};
     long long big = 3000000000LL, rll = 0;
     int three = 3;
