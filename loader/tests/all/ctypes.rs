@@ -22,6 +22,7 @@ pub(crate) fn trials() -> Vec<Trial> {
         an_ffi_import_of_the_wrong_type_is_refused_at_load,
         ffi_calls_and_closures_from_c,
         ctypes_calls_c_with_mixed_signatures_and_python_callbacks,
+        cpython_test_ctypes_passes_in_wasm_but_for_four_known_tests,
     ]
 }
 
@@ -380,4 +381,79 @@ fn ctypes_calls_c_with_mixed_signatures_and_python_callbacks() {
     for line in &expected {
         assert!(stdout.lines().any(|l| l == line), "{line:?} not in:\n{stdout}\nstderr:\n{stderr}");
     }
+}
+
+/// The CPython source tree's `Lib` (unpacked by `cargo xtask cpython`).
+fn cpython_source() -> PathBuf {
+    let source = pymode_testdata::cache_dir().join("cpython/src");
+    std::fs::read_dir(&source)
+        .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask cpython`)", source.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.join("Modules/_ctypes/_ctypes_test.c").is_file())
+        .unwrap_or_else(|| panic!("no Python-3.13.*/Modules/_ctypes/_ctypes_test.c in {}", source.display()))
+}
+
+/// The tests left out, and why:
+/// - `test_issue18060_{a,b,c}` call `atan2(double, double)` with one struct of two doubles,
+///   which x86-64 happens to pass the same way; wasm passes the struct by pointer, so the
+///   call's signature does not match and ctypes raises `TypeError` naming both.
+/// - `test_packed_c_limits` needs `_testcapi`, which the wasm CPython is built without
+///   (`--disable-test-modules`).
+const TEST_CTYPES_LEFT_OUT: &[&str] = &[
+    "test.test_ctypes.test_structures.StructureTestCase.test_issue18060_a",
+    "test.test_ctypes.test_structures.StructureTestCase.test_issue18060_b",
+    "test.test_ctypes.test_structures.StructureTestCase.test_issue18060_c",
+    "test.test_ctypes.test_structures.StructureTestCase.test_packed_c_limits",
+];
+
+/// CPython's own `test_ctypes` from the source tree, with its `_ctypes_test` helper module
+/// compiled from `Modules/_ctypes/_ctypes_test.c` as a side module (the wasm CPython's
+/// prefix has no test modules): every test but [`TEST_CTYPES_LEFT_OUT`] passes or is skipped
+/// (natively: 517 run, 30 skipped; in wasm 509 run and 45 skipped, the extra skips being
+/// `find_library` finding nothing, Linux-only, 64-bit-only, subprocess and `_testbuffer`
+/// tests).
+fn cpython_test_ctypes_passes_in_wasm_but_for_four_known_tests() {
+    let src = cpython_source();
+    let tmp = tempfile::tempdir().unwrap();
+    let ext = tmp.path().join("ext");
+    std::fs::create_dir(&ext).unwrap();
+    let obj = tmp.path().join("_ctypes_test.o");
+    let build_tree = pymode_testdata::cache_dir().join("cpython/wasi-build");
+    run_ok(
+        zig_cc()
+            .args(["-c", "-O2", "-g0", "-fPIC", "-fno-sanitize=undefined", "-DNDEBUG", "-std=c11"])
+            .arg(format!("-I{}", src.join("Include/internal").display()))
+            .arg(format!("-I{}", build_tree.display()))
+            .arg(format!("-I{}", src.join("Include").display()))
+            .arg(format!("-I{}", src.join("Modules/_ctypes").display()))
+            .arg(src.join("Modules/_ctypes/_ctypes_test.c"))
+            .arg("-o")
+            .arg(&obj),
+    );
+    let out = ext.join("_ctypes_test.cpython-313-wasm32-wasi.so");
+    let args = ["-shared".to_owned(), obj.display().to_string(), "-o".to_owned(), out.display().to_string()];
+    let (opts, _warnings) = pymode_linker::Options::parse(args).expect("linker options");
+    pymode_linker::link(&opts).unwrap_or_else(|e| panic!("pymode-ld _ctypes_test: {e}"));
+    let script = format!(
+        "import os, sys, unittest\n\
+         os.chdir('/work')\n\
+         left_out = {TEST_CTYPES_LEFT_OUT:?}\n\
+         def flat(s):\n\
+         \x20   for t in s:\n\
+         \x20       yield from (flat(t) if isinstance(t, unittest.TestSuite) else [t])\n\
+         tests = [t for t in flat(unittest.defaultTestLoader.loadTestsFromName('test.test_ctypes')) if t.id() not in left_out]\n\
+         print('left out', sum(1 for t in flat(unittest.defaultTestLoader.loadTestsFromName('test.test_ctypes')) if t.id() in left_out))\n\
+         r = unittest.TextTestRunner(verbosity=1).run(unittest.TestSuite(tests))\n\
+         sys.exit(0 if r.wasSuccessful() else 1)\n"
+    );
+    let out = pymode_run(
+        &[(src.join("Lib"), "/srclib"), (tmp.path().to_path_buf(), "/work")],
+        &["PYTHONPATH=/srclib:/work/ext", "TMPDIR=/work"],
+        &["-c", &script],
+    );
+    let (stdout, stderr) = crate::e2e_cpython::text(&out);
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert!(stdout.lines().any(|l| l == "left out 4"), "{stdout}");
+    assert!(stderr.lines().any(|l| l.starts_with("OK")), "{stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("Ran 5")), "fewer tests than expected ran:\n{stderr}");
 }
