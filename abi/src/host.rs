@@ -48,7 +48,8 @@ pub const DL_ERROR: HostImport = HostImport { name: "dl_error", params: &[I, I],
 /// calls the function with the arguments it takes, as Emscripten's trampoline does.
 pub const FN_ARITY: HostImport = HostImport { name: "fn_arity", params: &[I], results: &[I] };
 
-/// Every host import, in the order the loader defines them.
+/// The dynamic-loading imports (what `abi/c/pymode_dlfcn.h` declares), in the order the
+/// loader defines them; the FFI ones are [`FFI`].
 pub const ALL: [HostImport; 6] = [DL_OPEN, DL_OPEN_FLAGS, DL_SYM, DL_CLOSE, DL_ERROR, FN_ARITY];
 
 /// `ffi_call(func: i32, sig: i32, nparams: i32, args: i32, ret: i32) -> i32`: calls the
