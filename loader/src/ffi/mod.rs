@@ -240,12 +240,11 @@ fn show_type<'a>(params: impl Iterator<Item = &'a ValType>, result: Option<&ValT
 fn show_func_type(ty: &FuncType) -> String {
     let params: Vec<ValType> = ty.params().collect();
     let results: Vec<ValType> = ty.results().collect();
-    match results.as_slice() {
-        [] | [_] => show_type(params.iter(), results.first()),
-        _ => format!("({}) -> ({})", params.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), {
-            results.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-        }),
+    if results.len() <= 1 {
+        return show_type(params.iter(), results.first());
     }
+    let list = |types: &[ValType]| types.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    format!("({}) -> ({})", list(&params), list(&results))
 }
 
 /// Number types compare exactly (no subtyping among them).
