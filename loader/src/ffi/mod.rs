@@ -147,6 +147,24 @@ struct State {
     /// Slots the pool grew the table by and that no closure holds.
     free: Vec<u32>,
     last_error: Option<String>,
+    /// Callees' parameter and result types by funcref identity (`Func::to_raw`, which the
+    /// loader's canonical slots use too): `Func::ty` looks the type up in the engine's
+    /// registry on every call. An identity is never reused while the store lives.
+    types: FastMap<usize, (Box<[ValType]>, Box<[ValType]>)>,
+}
+
+/// Whether a callee of these types can take a call of this lowered signature; if so, how
+/// many parameters it takes and how many results it gives. Allowed besides an exact match,
+/// as native C calls allow them and ctypes relies on them: extra trailing arguments (a
+/// cdecl callee ignores them) and a result the call declares void (ignored).
+fn accepts(callee_params: &[ValType], callee_results: &[ValType], params: &[ValType], result: Option<&ValType>) -> Option<(usize, usize)> {
+    let params_match = callee_params.len() <= params.len() && callee_params.iter().zip(params).all(|(a, b)| same_type(a, b));
+    let results_match = match (callee_results, result) {
+        ([], None) | ([_], None) => true,
+        ([r], Some(want)) => same_type(r, want),
+        _ => false,
+    };
+    (params_match && results_match).then_some((callee_params.len(), callee_results.len()))
 }
 
 /// What the FFI host functions act on: the main module's memory, table and stack pointer,
@@ -379,26 +397,27 @@ impl Core {
         let slots = self.read(caller, "arguments", args, params.len() as u64 * u64::from(code::SLOT_BYTES))?;
         let f = self.func_at(caller, func)?;
         let index = func as u32;
-        let ty = f.ty(&*caller);
-        // What native C calls tolerate, and ctypes relies on: extra trailing arguments (a
-        // cdecl callee ignores them) and a result the caller declared void (ignored). The
-        // callee is called with the parameters it has, and its result is dropped.
-        let takes = ty.params().len();
-        let params_match = takes <= params.len() && ty.params().zip(&params).all(|(a, b)| same_type(&a, b));
-        let results: Vec<ValType> = ty.results().collect();
-        let results_match = match (results.as_slice(), &result) {
-            ([], None) | ([_], None) => true,
-            ([r], Some(want)) => same_type(r, want),
-            _ => false,
+        let key = f.to_raw(&mut *caller) as usize;
+        let cached = self.lock().types.get(&key).map(|(p, r)| accepts(p, r, &params, result.as_ref()));
+        let accepted = match cached {
+            Some(accepted) => accepted,
+            None => {
+                let ty = f.ty(&*caller);
+                let (p, r): (Box<[ValType]>, Box<[ValType]>) = (ty.params().collect(), ty.results().collect());
+                let accepted = accepts(&p, &r, &params, result.as_ref());
+                self.lock().types.insert(key, (p, r));
+                accepted
+            }
         };
-        if !(params_match && results_match) {
-            return Err(
-                FfiError::Mismatch { index, actual: show_func_type(&ty), expected: show_type(params.iter(), result.as_ref()) }.into()
-            );
-        }
+        // The callee is called with the parameters it has; a result the call did not ask for
+        // is dropped.
+        let Some((takes, gives)) = accepted else {
+            let actual = show_func_type(&f.ty(&*caller));
+            return Err(FfiError::Mismatch { index, actual, expected: show_type(params.iter(), result.as_ref()) }.into());
+        };
         let values: Vec<Val> =
             params.iter().zip(slots.chunks_exact(8)).take(takes).map(|(t, s)| from_slot(t, s.try_into().unwrap_or(&[0; 8]))).collect();
-        let mut results = vec![Val::I32(0); results.len()];
+        let mut results = vec![Val::I32(0); gives];
         let sp = self.stack_pointer(caller);
         if let Err(e) = f.call(&mut *caller, &values, &mut results) {
             if must_propagate(&e) {
