@@ -150,8 +150,11 @@ struct State {
     /// Callees' parameter and result types by funcref identity (`Func::to_raw`, which the
     /// loader's canonical slots use too): `Func::ty` looks the type up in the engine's
     /// registry on every call. An identity is never reused while the store lives.
-    types: FastMap<usize, (Box<[ValType]>, Box<[ValType]>)>,
+    types: FastMap<usize, CalleeType>,
 }
+
+/// A callee's parameter and result types.
+type CalleeType = (Box<[ValType]>, Box<[ValType]>);
 
 /// Whether a callee of these types can take a call of this lowered signature; if so, how
 /// many parameters it takes and how many results it gives. Allowed besides an exact match,
@@ -403,7 +406,7 @@ impl Core {
             Some(accepted) => accepted,
             None => {
                 let ty = f.ty(&*caller);
-                let (p, r): (Box<[ValType]>, Box<[ValType]>) = (ty.params().collect(), ty.results().collect());
+                let (p, r): CalleeType = (ty.params().collect(), ty.results().collect());
                 let accepted = accepts(&p, &r, &params, result.as_ref());
                 self.lock().types.insert(key, (p, r));
                 accepted
