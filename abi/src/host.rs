@@ -48,8 +48,83 @@ pub const DL_ERROR: HostImport = HostImport { name: "dl_error", params: &[I, I],
 /// calls the function with the arguments it takes, as Emscripten's trampoline does.
 pub const FN_ARITY: HostImport = HostImport { name: "fn_arity", params: &[I], results: &[I] };
 
-/// Every host import, in the order the loader defines them.
+/// The dynamic-loading imports (what `abi/c/pymode_dlfcn.h` declares), in the order the
+/// loader defines them; the FFI ones are [`FFI`].
 pub const ALL: [HostImport; 6] = [DL_OPEN, DL_OPEN_FLAGS, DL_SYM, DL_CLOSE, DL_ERROR, FN_ARITY];
+
+/// `ffi_call(func: i32, sig: i32, nparams: i32, args: i32, ret: i32) -> i32`: calls the
+/// function in the main table at index `func` (a C function pointer) with `nparams` wasm
+/// values and stores its result (libffi's `ffi_call` over the host, issue 16).
+///
+/// `sig` points to `nparams + 1` bytes: the wasm type of each parameter, then of the result
+/// (the [`ffi`] codes: the wasm binary encoding's `0x7f` i32, `0x7e` i64, `0x7d` f32, `0x7c`
+/// f64, and `0x40` for no result). `args` points to `nparams` slots of
+/// [`ffi::SLOT_BYTES`] bytes, one value each, little-endian from the slot's first byte; the
+/// result goes to the slot at `ret` the same way. The guest has already lowered the C
+/// signature by the wasm32 C ABI (structs by pointer or as their one scalar, a struct result
+/// through a pointer first parameter, variadic arguments in a buffer passed last). The host
+/// checks the callee's wasm type against `sig` before calling. Two differences are allowed,
+/// as native C calls allow them: the callee may take fewer parameters than `sig` gives (the
+/// first ones, of the same types; the rest are dropped), and may return a value where `sig`
+/// says none (it is dropped).
+///
+/// Returns [`ffi::OK`]; [`ffi::MISMATCH`] when the function's type differs (nothing is
+/// called); [`ffi::TRAPPED`] when the callee trapped (the guest's stack pointer is restored);
+/// [`ffi::ERROR`] for bad arguments (pointers out of bounds, unknown codes, an empty slot).
+/// The message is read with [`FFI_ERROR`]. The guest's `exit` and the host's fuel or epoch
+/// interruptions inside the callee are not caught: they end the call as they would anywhere.
+pub const FFI_CALL: HostImport = HostImport { name: "ffi_call", params: &[I, I, I, I, I], results: &[I] };
+/// `ffi_closure_alloc() -> i32`: reserves an empty table slot for a closure (libffi's
+/// `ffi_closure_alloc` gives the code address before the signature is known); `-1` if the
+/// table cannot grow or [`ffi::MAX_CLOSURES`] are reserved.
+pub const FFI_CLOSURE_ALLOC: HostImport = HostImport { name: "ffi_closure_alloc", params: &[], results: &[I] };
+/// `ffi_closure_make(slot: i32, trampoline: i32, data: i32, sig: i32, nparams: i32) -> i32`:
+/// puts a host function of the wasm type `sig` (as for [`FFI_CALL`]) into the reserved
+/// `slot`. Called, it writes its arguments to slots on the guest's shadow stack and calls
+/// the guest function at table index `trampoline`, of type `(i32, i32, i32) -> ()`, as
+/// `trampoline(data, args, ret)`; then it returns the value the guest left at `ret` (a
+/// [`ffi::RET_BYTES`]-byte area, zeroed before the call). `0`, or [`ffi::ERROR`].
+pub const FFI_CLOSURE_MAKE: HostImport = HostImport { name: "ffi_closure_make", params: &[I, I, I, I, I], results: &[I] };
+/// `ffi_closure_free(slot: i32) -> i32`: empties a slot reserved by [`FFI_CLOSURE_ALLOC`]
+/// and makes it reusable; `0`, or [`ffi::ERROR`] if the slot is not a closure's.
+pub const FFI_CLOSURE_FREE: HostImport = HostImport { name: "ffi_closure_free", params: &[I], results: &[I] };
+/// `ffi_error(buf: i32, buf_len: i32) -> i32`: as [`DL_ERROR`], for the last failed `ffi_*`
+/// call.
+pub const FFI_ERROR: HostImport = HostImport { name: "ffi_error", params: &[I, I], results: &[I] };
+
+/// The FFI imports. A side module may import these from [`MODULE`] (the loader provides
+/// them; they act only on guest memory and the guest's table), a main module too.
+pub const FFI: [HostImport; 5] = [FFI_CALL, FFI_CLOSURE_ALLOC, FFI_CLOSURE_MAKE, FFI_CLOSURE_FREE, FFI_ERROR];
+
+/// Codes and limits of the FFI imports ([`FFI_CALL`] and the closures).
+pub mod ffi {
+    /// A wasm `i32` in a signature string.
+    pub const I32: u8 = 0x7f;
+    /// A wasm `i64`.
+    pub const I64: u8 = 0x7e;
+    /// A wasm `f32`.
+    pub const F32: u8 = 0x7d;
+    /// A wasm `f64`.
+    pub const F64: u8 = 0x7c;
+    /// No result.
+    pub const VOID: u8 = 0x40;
+    /// Bytes of one argument slot.
+    pub const SLOT_BYTES: u32 = 8;
+    /// Bytes of a closure's result area.
+    pub const RET_BYTES: u32 = 16;
+    /// Most wasm parameters in one signature (wasmtime's limit for a function type).
+    pub const MAX_PARAMS: u32 = 1000;
+    /// Most closure slots reserved at once.
+    pub const MAX_CLOSURES: u32 = 1 << 16;
+    /// Success.
+    pub const OK: i32 = 0;
+    /// Bad arguments (message in `ffi_error`).
+    pub const ERROR: i32 = -1;
+    /// The callee's wasm type is not the signature's; nothing was called.
+    pub const MISMATCH: i32 = -2;
+    /// The callee trapped.
+    pub const TRAPPED: i32 = -3;
+}
 
 /// The `dl_sym` handle that means "search every global library" (`RTLD_DEFAULT`, which is a
 /// null pointer in C and cannot be a valid handle since handles are `>= 0`).

@@ -31,6 +31,19 @@ pub struct StdlibModule {
     pub flags: &'static [&'static str],
     /// Libc calls WASI preview 1 lacks, defined by us (`build/stdlib/`).
     pub shim: Option<&'static Shim>,
+    /// Edits to CPython's sources, applied to a copy before compiling.
+    pub edits: &'static [SourceEdit],
+}
+
+/// One textual edit of a module source: `from` must occur exactly once in `file`.
+#[derive(Debug)]
+pub struct SourceEdit {
+    /// The file, relative to `Modules/` (one of the module's sources).
+    pub file: &'static str,
+    /// The text replaced.
+    pub from: &'static str,
+    /// What replaces it.
+    pub to: &'static str,
 }
 
 /// A C file of ours linked into a module, with a header force-included (`-include`) into
@@ -44,6 +57,10 @@ pub struct Shim {
     pub source: (&'static str, &'static str),
     /// `-D` flags for the module and the shim, from the host-import ABI.
     pub defines: fn() -> Vec<String>,
+    /// Further headers of ours, written next to the shim and on the include path.
+    pub headers: &'static [(&'static str, &'static str)],
+    /// Further C files of ours, compiled like the shim.
+    pub sources: &'static [(&'static str, &'static str)],
 }
 
 /// `_socket`'s shim: `socketpair()` over the host's virtual socket pairs, and errors for
@@ -52,6 +69,8 @@ pub const SOCKET_SHIM: Shim = Shim {
     header: ("pymode_socket_shim.h", include_str!("../stdlib/pymode_socket_shim.h")),
     source: ("pymode_socket_shim.c", include_str!("../stdlib/pymode_socket_shim.c")),
     defines: || vec![format!("-DPYMODE_SOCKETPAIR_FD={}", pymode_abi::host::socketpair::FACTORY_FD)],
+    headers: &[],
+    sources: &[],
 };
 
 /// `mmap`'s shim: maps whose shared writable file maps are written back (wasi-libc's
@@ -60,7 +79,29 @@ pub const MMAP_SHIM: Shim = Shim {
     header: ("pymode_mmap_shim.h", include_str!("../stdlib/pymode_mmap_shim.h")),
     source: ("pymode_mmap_shim.c", include_str!("../stdlib/pymode_mmap_shim.c")),
     defines: || vec![format!("-DPYMODE_DUP_FLAG={}", pymode_abi::host::socketpair::DUP_FLAG)],
+    headers: &[],
+    sources: &[],
 };
+
+/// `_ctypes`'s shim: libffi over the host (`abi/c/ffi.h`, `abi/c/pymode_ffi.c`: the
+/// `pymode.ffi_*` imports the loader gives side modules), `dlopen(NULL)` as the main program,
+/// and the Python exception for an `ffi_call` that failed.
+pub const CTYPES_SHIM: Shim = Shim {
+    header: ("pymode_ctypes_shim.h", include_str!("../stdlib/pymode_ctypes_shim.h")),
+    source: ("pymode_ctypes_shim.c", include_str!("../stdlib/pymode_ctypes_shim.c")),
+    defines: Vec::new,
+    headers: &[("ffi.h", include_str!("../../abi/c/ffi.h"))],
+    sources: &[("pymode_ffi.c", include_str!("../../abi/c/pymode_ffi.c"))],
+};
+
+/// The one edit to `_ctypes`: after `ffi_call` in `_call_function_pointer`, a failed call
+/// (signature mismatch, trap) becomes a Python exception, as a Windows SEH exception does
+/// on that platform. libffi's `ffi_call` has no way to report it.
+const CTYPES_EDITS: &[SourceEdit] = &[SourceEdit {
+    file: "_ctypes/callproc.c",
+    from: "    if ((flags & FUNCFLAG_PYTHONAPI) && PyErr_Occurred())\n        return -1;\n    return 0;\n}",
+    to: "    if (pymode_ctypes_raise_ffi_error())\n        return -1;\n    if ((flags & FUNCFLAG_PYTHONAPI) && PyErr_Occurred())\n        return -1;\n    return 0;\n}",
+}];
 
 /// The modules [`build`] makes.
 pub const MODULES: &[StdlibModule] = &[
@@ -72,8 +113,9 @@ pub const MODULES: &[StdlibModule] = &[
         library: Some(("xz", "liblzma.a")),
         flags: &["-DLZMA_API_STATIC"],
         shim: None,
+        edits: &[],
     },
-    StdlibModule { name: "_bz2", sources: &["_bz2module.c"], library: Some(("bzip2", "libbz2.a")), flags: &[], shim: None },
+    StdlibModule { name: "_bz2", sources: &["_bz2module.c"], library: Some(("bzip2", "libbz2.a")), flags: &[], shim: None, edits: &[] },
     StdlibModule {
         name: "_sqlite3",
         sources: &[
@@ -92,6 +134,7 @@ pub const MODULES: &[StdlibModule] = &[
         // stay off, as SQLite is built without them.
         flags: &["-DPY_SQLITE_HAVE_SERIALIZE=1"],
         shim: None,
+        edits: &[],
     },
     StdlibModule {
         name: "_socket",
@@ -118,10 +161,29 @@ pub const MODULES: &[StdlibModule] = &[
             "-DHAVE_GETPEERNAME=1",
         ],
         shim: Some(&SOCKET_SHIM),
+        edits: &[],
     },
     // wasi-libc's <sys/mman.h> is there only with _WASI_EMULATED_MMAN; the calls go to the
     // shim (its header renames them).
-    StdlibModule { name: "mmap", sources: &["mmapmodule.c"], library: None, flags: &["-D_WASI_EMULATED_MMAN"], shim: Some(&MMAP_SHIM) },
+    StdlibModule {
+        name: "mmap",
+        sources: &["mmapmodule.c"],
+        library: None,
+        flags: &["-D_WASI_EMULATED_MMAN"],
+        shim: Some(&MMAP_SHIM),
+        edits: &[],
+    },
+    // ctypes over the host's FFI (issue 16). configure found no libffi, so the HAVE_FFI_*
+    // answers a libffi 3.4 would give are flags here.
+    StdlibModule {
+        name: "_ctypes",
+        sources: &["_ctypes/_ctypes.c", "_ctypes/callbacks.c", "_ctypes/callproc.c", "_ctypes/stgdict.c", "_ctypes/cfield.c"],
+        library: None,
+        // wasm function types have at most 1000 parameters (Emscripten's value too).
+        flags: &["-DHAVE_FFI_PREP_CIF_VAR=1", "-DHAVE_FFI_PREP_CLOSURE_LOC=1", "-DHAVE_FFI_CLOSURE_ALLOC=1", "-DCTYPES_MAX_ARGCOUNT=1000"],
+        shim: Some(&CTYPES_SHIM),
+        edits: CTYPES_EDITS,
+    },
 ];
 
 /// CPython's `PY_STDMODULE_CFLAGS` for the wasm build (BASECFLAGS, OPT, CONFIGURE_CFLAGS and
@@ -208,6 +270,9 @@ fn build_module(
     if let Some((lib, _, _)) = &library {
         includes.push(lib.join("include"));
     }
+    if module.shim.is_some_and(|s| !s.headers.is_empty()) {
+        includes.push(objects_dir.clone());
+    }
     let mut flags: Vec<String> = module.flags.iter().map(|f| (*f).to_owned()).collect();
     if let Some(shim) = module.shim {
         flags.extend((shim.defines)());
@@ -226,9 +291,12 @@ fn build_module(
         key.update(file).update(fs::read(&path).at("read", &path)?);
     }
     if let Some(shim) = module.shim {
-        for (name, text) in [shim.header, shim.source] {
+        for (name, text) in [shim.header, shim.source].iter().chain(shim.headers).chain(shim.sources) {
             key.update(name).update(text);
         }
+    }
+    for edit in module.edits {
+        key.update(edit.file).update(edit.from).update(edit.to);
     }
     let key = key.finish();
     let product = module_path(prefix, module.name);
@@ -253,14 +321,26 @@ fn build_module(
         fs::write(&header, shim.header.1).at("write", &header)?;
         let shim_src = objects_dir.join(shim.source.0);
         fs::write(&shim_src, shim.source.1).at("write", &shim_src)?;
-        let object = shim_src.with_extension("o");
-        compile(&shim_src, &object, &[])?;
-        objects.push(object);
+        for (name, text) in shim.headers {
+            let path = objects_dir.join(name);
+            fs::write(&path, text).at("write", &path)?;
+        }
+        for (name, text) in std::iter::once(&shim.source).chain(shim.sources) {
+            let src = objects_dir.join(name);
+            fs::write(&src, text).at("write", &src)?;
+            let object = src.with_extension("o");
+            compile(&src, &object, &[])?;
+            objects.push(object);
+        }
         force_include = vec!["-include".to_owned(), header.display().to_string()];
     }
     for file in module.sources {
-        let src = source.join("Modules").join(file);
-        let object = objects_dir.join(file.replace('/', "_")).with_extension("o");
+        let mut src = source.join("Modules").join(file);
+        let flat = file.replace('/', "_");
+        if let Some(edited) = edited_source(module, file, &src, &objects_dir.join(&flat))? {
+            src = edited;
+        }
+        let object = objects_dir.join(&flat).with_extension("o");
         compile(&src, &object, &force_include)?;
         objects.push(object);
     }
@@ -270,6 +350,30 @@ fn build_module(
     let size = fs::metadata(&product).at("stat", &product)?.len();
     println!("  {} ({size} bytes)", product.display());
     Ok(product)
+}
+
+/// Applies `module`'s edits of `file` (at `src`) to a copy at `copy`, returned; `None` when
+/// the file has no edits. An edit whose text is not found exactly once fails the build: the
+/// CPython source changed under it.
+fn edited_source(module: &StdlibModule, file: &str, src: &Path, copy: &Path) -> Result<Option<PathBuf>> {
+    let edits: Vec<&SourceEdit> = module.edits.iter().filter(|e| e.file == file).collect();
+    if edits.is_empty() {
+        return Ok(None);
+    }
+    let mut text = fs::read_to_string(src).at("read", src)?;
+    for edit in edits {
+        let found = text.matches(edit.from).count();
+        if found != 1 {
+            return Err(Error::product(
+                format!("editing {}", src.display()),
+                format!("the text to replace occurs {found} times, not once: {:?}", edit.from),
+            ));
+        }
+        text = text.replacen(edit.from, edit.to, 1);
+    }
+    // Next to the original's name, so that messages and __FILE__ still say which file.
+    fs::write(copy, text).at("write", copy)?;
+    Ok(Some(copy.to_path_buf()))
 }
 
 /// pymode-ld, in process: `-shared OBJECTS [ARCHIVE] -o OUT`.

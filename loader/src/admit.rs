@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use pymode_abi::{Dylink0, names};
+use pymode_abi::{Dylink0, host, names};
 use wasmtime::{Engine, Module};
 
 use crate::cache::ModuleCache;
@@ -87,13 +87,15 @@ fn check_limits(config: &LoaderConfig, dylink: &Dylink0) -> Result<(), OpenError
     Ok(())
 }
 
-/// Only `env`, `GOT.mem`, `GOT.func` and the configured extra modules may be imported from.
+/// Only `env`, `GOT.mem`, `GOT.func` and the configured extra modules may be imported from,
+/// and the loader's own FFI functions from `pymode` (they touch only guest memory and table).
 fn check_import_policy(config: &LoaderConfig, module: &Module) -> Result<(), OpenErrorKind> {
     let forbidden: Vec<String> = module
         .imports()
         .filter(|i| {
             let m = i.module();
-            !(m == names::ENV || m == names::GOT_MEM || m == names::GOT_FUNC || config.extra_import_modules.iter().any(|x| x == m))
+            let ffi = m == host::MODULE && host::FFI.iter().any(|h| h.name == i.name());
+            !(ffi || m == names::ENV || m == names::GOT_MEM || m == names::GOT_FUNC || config.extra_import_modules.iter().any(|x| x == m))
         })
         .map(|i| format!("{}.{}", i.module(), i.name()))
         .collect();

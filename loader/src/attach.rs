@@ -100,6 +100,7 @@ impl Loader {
             at_exit,
             cache: ModuleCache::default(),
             last_error: None,
+            ffi: crate::ffi::Ffi::new(memory, table, stack_pointer),
         })
     }
 
@@ -111,7 +112,12 @@ impl Loader {
 
     /// Counters: loaded libraries, free table slots, cached modules.
     pub fn stats(&self) -> crate::LoaderStats {
-        crate::LoaderStats { libraries: self.registry.len(), free_table_slots: self.slots.free_slots(), cached_modules: self.cache.len() }
+        crate::LoaderStats {
+            libraries: self.registry.len(),
+            free_table_slots: self.slots.free_slots(),
+            cached_modules: self.cache.len(),
+            ffi_closures: self.ffi.core().closures(),
+        }
     }
 }
 

@@ -72,8 +72,10 @@ fn fn_arity<T: HasLoader + 'static>(caller: &mut Caller<'_, T>, index: i32) -> i
     if all_i32 && one_i32_result { i32::try_from(ty.params().len()).unwrap_or(-1) } else { -1 }
 }
 
-/// Defines `pymode.dl_open`, `dl_open_flags`, `dl_sym`, `dl_close`, `dl_error` and `fn_arity` in
-/// `linker`, for a store whose data implements [`HasLoader`].
+/// Defines `pymode.dl_open`, `dl_open_flags`, `dl_sym`, `dl_close`, `dl_error` and `fn_arity`,
+/// and the FFI imports (`ffi_call`, `ffi_closure_alloc`, `ffi_closure_make`,
+/// `ffi_closure_free`, `ffi_error`: `pymode_abi::host::FFI`), in `linker`, for a store whose
+/// data implements [`HasLoader`].
 ///
 /// # Errors
 /// The linker refused a definition (e.g. one is already defined and shadowing is off).
@@ -124,5 +126,6 @@ pub fn add_to_linker<T: HasLoader + 'static>(linker: &mut Linker<T>) -> Result<(
     linker
         .func_wrap(host::MODULE, host::FN_ARITY.name, |mut caller: Caller<'_, T>, index: i32| -> i32 { fn_arity(&mut caller, index) })
         .map_err(boxed)?;
+    crate::ffi::add_to_linker(linker).map_err(boxed)?;
     Ok(())
 }

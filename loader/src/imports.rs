@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use pymode_abi::{SymbolFlags, names};
+use pymode_abi::{SymbolFlags, host, names};
 use wasmtime::{Extern, ExternType, FuncType, ImportType, Module, Mutability, StoreContextMut, ValType};
 
 use crate::admit::Admitted;
@@ -51,6 +51,10 @@ pub(crate) enum Plan {
     Lazy {
         ty: FuncType,
         name: String,
+    },
+    /// `pymode.ffi_*`: the loader's FFI host function of that name.
+    Ffi {
+        name: &'static str,
     },
     /// A function the module imports and also exports (wasm-ld does this for interposable
     /// definitions, e.g. weak ones): a stub that forwards to the module's own export once it
@@ -138,6 +142,19 @@ impl<T: 'static> Planner<'_, '_, T> {
             self.env(imp)
         } else if m == names::GOT_MEM || m == names::GOT_FUNC {
             self.got(imp, m == names::GOT_FUNC)
+        } else if let (true, Some(ffi)) = (m == host::MODULE, host::FFI.iter().find(|h| h.name == imp.name())) {
+            match imp.ty() {
+                ExternType::Func(fty) if crate::ffi::import_matches(ffi, &fty) => Some(Plan::Ffi { name: ffi.name }),
+                ExternType::Func(fty) => {
+                    let defined = FuncType::new(
+                        self.store.engine(),
+                        ffi.params.iter().map(|_| ValType::I32),
+                        ffi.results.iter().map(|_| ValType::I32),
+                    );
+                    self.mismatched(imp, TypeMismatchKind::Signature { imported: fty, defined })
+                }
+                _ => self.mismatched(imp, TypeMismatchKind::DataAsFunction),
+            }
         } else {
             // An allowed extra module: its functions come from the main module.
             match (self.main.symbols.get(imp.name()), imp.ty()) {

@@ -28,6 +28,8 @@ pub(crate) struct Target<'a> {
     pub(crate) at_exit: &'a mut AtExit,
     /// The fuel budget for the start function and the init functions together.
     pub(crate) init_fuel: Option<u64>,
+    /// The FFI host functions for `pymode.ffi_*` imports.
+    pub(crate) ffi: &'a mut crate::ffi::Ffi,
 }
 
 /// An instantiated, initialized library, ready to register.
@@ -96,8 +98,8 @@ fn instantiate_in_bracket<T: 'static>(
     storage: &mut Storage,
     library: &str,
 ) -> Result<Instantiated, OpenErrorKind> {
-    let Target { table, slots, at_exit, init_fuel } = target;
-    let externs = make_externs(store, slots, at_exit, plans, storage, library)?;
+    let Target { table, slots, at_exit, init_fuel, ffi } = target;
+    let externs = make_externs(store, slots, at_exit, ffi, plans, storage, library)?;
     let instance = Instance::new(&mut *store, &admitted.module, &externs.externs).map_err(|e| match out_of_fuel(&e, init_fuel) {
         Some(fuel) => OpenErrorKind::InitOutOfFuel { function: "start", fuel },
         None => OpenErrorKind::Instantiate(boxed(e)),
@@ -132,6 +134,7 @@ fn make_externs<T: 'static>(
     store: &mut StoreContextMut<'_, T>,
     slots: &mut Slots,
     at_exit: &mut AtExit,
+    ffi: &mut crate::ffi::Ffi,
     plans: Vec<Plan>,
     storage: &Storage,
     library: &str,
@@ -159,6 +162,11 @@ fn make_externs<T: 'static>(
                 let dtors = out.dtors.get_or_insert_with(|| at_exit.new_list());
                 at_exit.registration_stub(store, slots, &name, dtors).map_err(store_err)?.into()
             }
+            Plan::Ffi { name } => match ffi.func(&mut *store, name) {
+                Some(f) => f.into(),
+                // The planner only makes this plan for the names `func` knows.
+                None => return Err(OpenErrorKind::Store(format!("no FFI host function `{name}`").into())),
+            },
             Plan::Lazy { ty, name } => {
                 let binding = Arc::new(LazyBinding::new(name, ty));
                 let stub = binding.stub(&mut *store, library);

@@ -149,8 +149,13 @@ impl Loader {
         allocate::check_budgets(&self.registry, &self.config, mi).map_err(err)?;
         let mut storage = allocate::allocate(store, &self.main, &mut self.slots, mi).map_err(err)?;
         step.done("allocate");
-        let target =
-            Target { table: self.main.table, slots: &mut self.slots, at_exit: &mut self.at_exit, init_fuel: self.config.init_fuel };
+        let target = Target {
+            table: self.main.table,
+            slots: &mut self.slots,
+            at_exit: &mut self.at_exit,
+            init_fuel: self.config.init_fuel,
+            ffi: &mut self.ffi,
+        };
         match instantiate::instantiate(store, target, &admitted, plan.plans, &mut storage, &req.guest_name) {
             Ok(instantiated) => {
                 step.done("instantiate+init");

@@ -44,6 +44,8 @@ pub struct Loader {
     pub(crate) cache: ModuleCache,
     /// What `dl_error` returns next.
     pub(crate) last_error: Option<String>,
+    /// The `pymode.ffi_*` imports' state and host functions.
+    pub(crate) ffi: crate::ffi::Ffi,
 }
 
 /// Counters for tests and monitoring.
@@ -55,4 +57,6 @@ pub struct LoaderStats {
     pub free_table_slots: u64,
     /// Compiled modules held by the in-memory cache.
     pub cached_modules: usize,
+    /// Table slots reserved for FFI closures (`ffi_closure_alloc` not yet freed).
+    pub ffi_closures: usize,
 }

@@ -9,7 +9,12 @@ use std::path::{Path, PathBuf};
 use wasmparser::TypeRef;
 
 pub(crate) fn trials() -> Vec<Trial> {
-    pymode_testdata::tests![shim_imports_match_the_host_abi, header_declares_every_host_import, rtld_values_match_wasi_libc,]
+    pymode_testdata::tests![
+        shim_imports_match_the_host_abi,
+        header_declares_every_host_import,
+        rtld_values_match_wasi_libc,
+        ffi_layer_imports_exactly_the_ffi_functions,
+    ]
 }
 
 fn compile(source: &Path, extra: &[&str], out_name: &str) -> Vec<u8> {
@@ -50,6 +55,33 @@ fn shim_imports_match_the_host_abi() {
     for name in ["dlopen", "dlsym", "dlerror", "dlclose"] {
         let s = obj.symbols.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name} not defined"));
         assert!(!s.is_undefined() && matches!(s.target, SymbolTarget::Function(_)), "{name}");
+    }
+}
+
+/// `pymode_ffi.c` (libffi over the host) imports each of `host::FFI` with its signature, and
+/// nothing else from `pymode`; it defines libffi's entry points.
+fn ffi_layer_imports_exactly_the_ffi_functions() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/pymode_ffi.c");
+    let bytes = compile(&source, &["-fPIC"], "pymode_ffi.o");
+    let obj = Object::parse("pymode_ffi.o", &bytes).expect("parses");
+    let mut seen = Vec::new();
+    for import in obj.imports.iter().filter(|i| i.module == host::MODULE) {
+        let TypeRef::Func(ty) = import.ty else { panic!("{} is not a function", import.field) };
+        let expected = host::FFI.iter().find(|h| h.name == import.field).unwrap_or_else(|| panic!("unknown import {}", import.field));
+        let ty = &obj.types[ty as usize];
+        assert_eq!(ty.params(), expected.params, "{} params", import.field);
+        assert_eq!(ty.results(), expected.results, "{} results", import.field);
+        seen.push(import.field);
+    }
+    seen.sort();
+    let mut expected: Vec<&str> = host::FFI.iter().map(|h| h.name).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+    for name in
+        ["ffi_prep_cif", "ffi_prep_cif_var", "ffi_call", "ffi_closure_alloc", "ffi_closure_free", "ffi_prep_closure_loc", "ffi_type_sint32"]
+    {
+        let s = obj.symbols.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name} not defined"));
+        assert!(!s.is_undefined(), "{name}");
     }
 }
 

@@ -11,6 +11,7 @@ mod bad_catalogue;
 mod c_main;
 mod cache;
 mod common;
+mod ctypes;
 mod cxx;
 mod dtors;
 mod e2e_cpython;
@@ -39,6 +40,7 @@ fn main() -> std::process::ExitCode {
             bad_catalogue,
             c_main,
             cache,
+            ctypes,
             cxx,
             dtors,
             e2e_cpython,
