@@ -163,8 +163,53 @@ pub fn install(builder: &Builder, specs: &[Spec], target: &Path) -> Result<Vec<P
     .args(&pure)
     .args(&wheels);
     capture(&mut pip, &format!("installing into {}", target.display()))?;
+    fix_target_records(&staged)?;
     move_into(&staged, target)?;
     Ok(plans)
+}
+
+/// Makes the `RECORD` of every distribution `pip install --target DIR` put in `site` name
+/// only files inside it. pip installs into a scratch prefix and moves the site directory and
+/// `bin` into `DIR`, but leaves the console scripts recorded as `../../bin/NAME` (the old
+/// prefix's layout). Under WASI such a path leaves the mount: `Path.exists()` on it raises
+/// `PermissionError` instead of answering false, and `importlib.metadata`'s `files` (pytest's
+/// plugin loading) ends with it. `../../bin/NAME` becomes `bin/NAME`, where pip moved the
+/// script; any other entry outside `site` is dropped.
+///
+/// # Errors
+///
+/// Reading or rewriting a `RECORD` fails.
+pub fn fix_target_records(site: &Path) -> Result<()> {
+    for entry in fs::read_dir(site).at("read directory", site)? {
+        let dir = entry.at("read directory", site)?.path();
+        let record = dir.join("RECORD");
+        if !dir.extension().is_some_and(|e| e == "dist-info") || !record.is_file() {
+            continue;
+        }
+        let text = fs::read_to_string(&record).at("read", &record)?;
+        let fixed = records_inside_site(&text);
+        if fixed != text {
+            fs::write(&record, fixed).at("write", &record)?;
+        }
+    }
+    Ok(())
+}
+
+/// `RECORD` text with `../../bin/` entries moved to `bin/` and other `../` entries dropped.
+fn records_inside_site(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if let Some(script) = line.strip_prefix("../../bin/") {
+            out.push_str("bin/");
+            out.push_str(script);
+        } else if line.starts_with("../") {
+            continue;
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Moves every entry of `from` into `to` (replacing what is there by the same name).
@@ -189,6 +234,22 @@ fn move_into(from: &Path, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_name_only_files_inside_the_site() {
+        let text =
+            "../../bin/hypothesis,sha256=abc,252\nhypothesis/__init__.py,sha256=def,10\n../../share/x,,\nhypothesis-1.dist-info/RECORD,,\n";
+        assert_eq!(
+            records_inside_site(text),
+            "bin/hypothesis,sha256=abc,252\nhypothesis/__init__.py,sha256=def,10\nhypothesis-1.dist-info/RECORD,,\n"
+        );
+        let site = tempfile::tempdir().unwrap();
+        let info = site.path().join("hypothesis-1.dist-info");
+        fs::create_dir(&info).unwrap();
+        fs::write(info.join("RECORD"), text).unwrap();
+        fix_target_records(site.path()).unwrap();
+        assert!(fs::read_to_string(info.join("RECORD")).unwrap().starts_with("bin/hypothesis,"));
+    }
 
     #[test]
     fn pure_wheels_are_told_by_their_tags() {

@@ -128,16 +128,13 @@ pub const PACKAGES: &[Package] = &[
         import_name: "multidict",
         extensions: &["multidict._multidict", "multidict._testcapi"],
         needs: &[],
-        // Not hypothesis: pytest's plugin loading stats the `../../bin/hypothesis` entry that
-        // `pip install --target` leaves in its RECORD, and under WASI that path escapes the
-        // mount with EPERM, which `Path.exists()` does not swallow (docs/packages.md).
-        test_requirements: &[],
+        // hypothesis runs in the wasm CPython since asyncio imports (issue 15), so its
+        // property tests run in both runs.
+        test_requirements: &[crate::HYPOTHESIS],
         c_check: "import multidict, multidict._multidict as c; print(c.__file__); raise SystemExit(multidict.MultiDict is not c.MultiDict)",
         suite: &[
             "/src/tests",
             "--import-mode=prepend",
-            "-m",
-            "not hypothesis",
             "--ignore=/src/tests/test_multidict_benchmarks.py",
             "--ignore=/src/tests/test_views_benchmarks.py",
             "--ignore=/src/tests/test_watched_benchmarks.py",
@@ -146,7 +143,7 @@ pub const PACKAGES: &[Package] = &[
             "/src/tests",
             "--import-mode=prepend",
             "-m",
-            "c_extension and not hypothesis",
+            "c_extension",
             "--ignore=/src/tests/test_multidict_benchmarks.py",
             "--ignore=/src/tests/test_views_benchmarks.py",
             "--ignore=/src/tests/test_watched_benchmarks.py",
@@ -156,6 +153,7 @@ pub const PACKAGES: &[Package] = &[
             ("--ignore=/src/tests/test_leaks.py", "runs scripts in a subprocess"),
             ("--ignore=/src/tests/test_circular_imports.py", "runs the interpreter in a subprocess"),
             ("--ignore=/src/tests/test_free_threading.py", "starts threads"),
+            ("--ignore=/src/tests/test_hypothesis_concurrency.py", "starts threads"),
             (
                 "-k=not thread_safety and not another_thread and not across_threads and not lookups_race and not torn_down_with_its_module and not registration_churn_races_delivery",
                 "these start threads (torn_down_with_its_module: a subprocess)",
@@ -209,8 +207,8 @@ pub const PACKAGES: &[Package] = &[
         import_name: "yarl",
         extensions: &["yarl._quoting_c"],
         needs: &["multidict", "propcache"],
-        // Not hypothesis (test_quoting_hypothesis.py skips without it): see multidict.
-        test_requirements: &["idna==3.20"],
+        // hypothesis for test_quoting_hypothesis.py, which skips without it.
+        test_requirements: &["idna==3.20", crate::HYPOTHESIS],
         c_check: "import yarl, yarl._quoting as q, yarl._quoting_c as c; print(c.__file__); raise SystemExit(q._Quoter is not c._Quoter)",
         suite: &[
             "/src/tests",

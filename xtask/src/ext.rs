@@ -201,7 +201,8 @@ fn pip_install_pure(dir: &Path, requirements: &[&str]) -> Result<()> {
     ])
     .arg(dir)
     .args(requirements);
-    run_status(&mut pip)
+    run_status(&mut pip)?;
+    Ok(pymode_build::install::fix_target_records(dir)?)
 }
 
 /// Builds `pymode-ld` and returns its path.
