@@ -183,7 +183,7 @@ pub fn fix_target_records(site: &Path) -> Result<()> {
     for entry in fs::read_dir(site).at("read directory", site)? {
         let dir = entry.at("read directory", site)?.path();
         let record = dir.join("RECORD");
-        if !dir.extension().is_some_and(|e| e == "dist-info") || !record.is_file() {
+        if dir.extension().is_none_or(|e| e != "dist-info") || !record.is_file() {
             continue;
         }
         let text = fs::read_to_string(&record).at("read", &record)?;
