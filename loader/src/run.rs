@@ -141,8 +141,8 @@ fn run_on_this_thread(opts: &RunOptions, name: &str) -> Result<Exit, String> {
     store.limiter(|h| &mut h.limits);
     // wasmtime's default allowance for one WASI call's copy (128 MiB) makes a single larger
     // read fail with ENOMEM (`open(path).read()` of a 200 MB file; mmap's copy of a large
-    // map), which native CPython does. The guest's buffer lies in its own memory, so its size
-    // bounds the copy as it already bounds the guest.
+    // map), where native CPython reads it. The guest's buffer lies in its own memory, so its
+    // size bounds the copy as it already bounds the guest.
     store.set_hostcall_fuel(hostcall_fuel(opts.max_memory_size));
     let mut linker: Linker<RunHost> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut RunHost| &mut h.wasi).map_err(|e| format!("linker: {e}"))?;
