@@ -10,10 +10,7 @@
 //! the fastest round of each. Prints ns per call and the ratios.
 
 use pymode_linker::{Options, options::InputSpec};
-use pymode_loader::{LibRoot, Loader, LoaderConfig, WasiHost, add_to_linker};
 use pymode_testdata::{COMMON_CFLAGS, c_main_module, run_ok, zig_cc};
-use wasmtime::{Config, Engine, Linker, Module, Store};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 const MAIN_C: &str = r#"#include <dlfcn.h>
 #include <stdint.h>
@@ -94,26 +91,5 @@ fn main() {
     let ffi_c = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../abi/c/pymode_ffi.c");
     run_ok(c_main_module(&main_c, &main_wasm, &[]).arg(ffi_c));
 
-    let mut config = Config::new();
-    config.wasm_bulk_memory(true).wasm_multi_value(true).wasm_extended_const(true);
-    let engine = Engine::new(&config).expect("engine");
-    let mut wasi = WasiCtxBuilder::new();
-    wasi.inherit_stdio().preopened_dir(&lib, "/lib", FsPerms::ReadWrite).expect("preopen /lib");
-    let mut store = Store::new(&engine, WasiHost { wasi: wasi.build_p1(), loader: None });
-    let mut linker: Linker<WasiHost> = Linker::new(&engine);
-    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut WasiHost| &mut h.wasi).expect("wasi imports");
-    add_to_linker(&mut linker).expect("pymode imports");
-    let module = Module::from_file(&engine, &main_wasm).expect("compile main.wasm");
-    let instance = linker.instantiate(&mut store, &module).expect("instantiate main.wasm");
-    let config = LoaderConfig { roots: vec![LibRoot::mapped(&lib, "/lib")], ..LoaderConfig::default() };
-    let loader = Loader::attach(&mut store, &instance, config).expect("attach the loader");
-    store.data_mut().loader = Some(loader);
-    let start = instance.get_typed_func::<(), ()>(&mut store, "_start").expect("_start");
-    if let Err(e) = start.call(&mut store, ()) {
-        // wasi-libc's exit(0) after main returns is an I32Exit(0) error.
-        match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
-            Some(wasmtime_wasi::I32Exit(0)) => {}
-            _ => panic!("main.wasm: {e:?}"),
-        }
-    }
+    pymode_benches::run_with_loader(&main_wasm, &lib);
 }

@@ -1,8 +1,13 @@
 //! Benchmarks live under `benches/benches/`; this crate carries their dependencies and the
 //! WAT main module the loader benchmarks share, built from the loader tests' text
-//! (`pymode_testdata::wat`).
+//! (`pymode_testdata::wat`), and the runner of the benchmarks whose timing loop is a C main
+//! module ([`run_with_loader`]).
 
+use pymode_loader::{LibRoot, Loader, LoaderConfig, WasiHost, add_to_linker};
 use std::fmt;
+use std::path::Path;
+use wasmtime::{Config, Engine, Linker, Module, Store};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 /// The loader tests' allocator ([`pymode_testdata::wat::ALLOCATOR`]): a 16-byte header per
 /// block, `free` pushes onto a list, `malloc` takes the smallest free block that fits, else
@@ -21,5 +26,33 @@ pub struct MainWat;
 impl fmt::Display for MainWat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}  (table (export \"__indirect_function_table\") 64 funcref)", pymode_testdata::wat::MAIN_EXPORTS)
+    }
+}
+
+/// Runs `main_wasm`, a WASI command whose `main` times something and prints it, with the
+/// loader attached and `lib` mounted at `/lib` (where its side modules are). Panics unless it
+/// exits 0: a benchmark has no one to report an error to.
+pub fn run_with_loader(main_wasm: &Path, lib: &Path) {
+    let mut config = Config::new();
+    config.wasm_bulk_memory(true).wasm_multi_value(true).wasm_extended_const(true);
+    let engine = Engine::new(&config).expect("engine");
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.inherit_stdio().preopened_dir(lib, "/lib", FsPerms::ReadWrite).expect("preopen /lib");
+    let mut store = Store::new(&engine, WasiHost { wasi: wasi.build_p1(), loader: None });
+    let mut linker: Linker<WasiHost> = Linker::new(&engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut WasiHost| &mut h.wasi).expect("wasi imports");
+    add_to_linker(&mut linker).expect("pymode imports");
+    let module = Module::from_file(&engine, main_wasm).expect("compile main.wasm");
+    let instance = linker.instantiate(&mut store, &module).expect("instantiate main.wasm");
+    let config = LoaderConfig { roots: vec![LibRoot::mapped(lib, "/lib")], ..LoaderConfig::default() };
+    let loader = Loader::attach(&mut store, &instance, config).expect("attach the loader");
+    store.data_mut().loader = Some(loader);
+    let start = instance.get_typed_func::<(), ()>(&mut store, "_start").expect("_start");
+    if let Err(e) = start.call(&mut store, ()) {
+        // wasi-libc's exit(0) after main returns is an I32Exit(0) error.
+        match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            Some(wasmtime_wasi::I32Exit(0)) => {}
+            _ => panic!("main.wasm: {e:?}"),
+        }
     }
 }
