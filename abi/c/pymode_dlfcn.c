@@ -73,8 +73,33 @@ static int32_t pymode_arity(int32_t index) {
     return arity;
 }
 
+/* pymode.fn_arity's flag for a function that returns nothing (pymode_abi::host). */
+#define PYMODE_FN_ARITY_NO_RESULT 0x100
+
 void *pymode_call_trampoline(void *func, void *a, void *b, void *c) {
-    switch (pymode_arity((int32_t)(uintptr_t)func)) {
+    int32_t arity = pymode_arity((int32_t)(uintptr_t)func);
+    if (arity >= 0 && (arity & PYMODE_FN_ARITY_NO_RESULT)) {
+        /* A void function in a slot whose callers expect a result (a tp_clear declared
+         * void): called with the arguments it takes; the caller gets 0, which is what a
+         * well-typed tp_clear returns. */
+        switch (arity & ~PYMODE_FN_ARITY_NO_RESULT) {
+        case 0:
+            ((void (*)(void))func)();
+            return NULL;
+        case 1:
+            ((void (*)(void *))func)(a);
+            return NULL;
+        case 2:
+            ((void (*)(void *, void *))func)(a, b);
+            return NULL;
+        case 3:
+            ((void (*)(void *, void *, void *))func)(a, b, c);
+            return NULL;
+        default:
+            break;
+        }
+    }
+    switch (arity) {
     case 0:
         return ((void *(*)(void))func)();
     case 1:

@@ -38,15 +38,22 @@ pub const DL_CLOSE: HostImport = HostImport { name: "dl_close", params: &[I], re
 pub const DL_ERROR: HostImport = HostImport { name: "dl_error", params: &[I, I], results: &[I] };
 
 /// `fn_arity(table_index: i32) -> i32`: how many parameters the function in the main
-/// module's table at `table_index` takes, when every parameter and its one result are `i32`;
-/// `-1` otherwise (out of range, empty slot, other types).
+/// module's table at `table_index` takes, when every parameter is `i32` and it returns one
+/// `i32`; that count plus [`FN_ARITY_NO_RESULT`] when it returns nothing; `-1` otherwise (out
+/// of range, empty slot, other types).
 ///
 /// For the guest's call trampoline (`pymode_call_trampoline` in `abi/c/pymode_dlfcn.c`): C extensions
 /// often store a function in a slot of another type (a getter declared without its
 /// `closure` parameter, a `METH_NOARGS` method without its unused argument). Native ABIs
 /// ignore the extra argument; wasm's `call_indirect` traps. Knowing the arity, the guest
-/// calls the function with the arguments it takes, as Emscripten's trampoline does.
+/// calls the function with the arguments it takes, as Emscripten's trampoline does. The
+/// result flag covers the other common cast: a `tp_clear` declared `void` in an `inquiry`
+/// slot (kiwisolver), whose result the collector ignores anyway.
 pub const FN_ARITY: HostImport = HostImport { name: "fn_arity", params: &[I], results: &[I] };
+
+/// Added to [`FN_ARITY`]'s count for a function that returns nothing (`abi/c/pymode_dlfcn.c`
+/// knows the same value).
+pub const FN_ARITY_NO_RESULT: i32 = 0x100;
 
 /// The dynamic-loading imports (what `abi/c/pymode_dlfcn.h` declares), in the order the
 /// loader defines them; the FFI ones are [`FFI`].

@@ -1,8 +1,8 @@
 /* PyMode's replacement for CPython 3.13's Include/internal/pycore_emscripten_trampoline.h,
  * copied over the source tree's copy before the wasm32-wasi build (xtask/src/cpython.rs).
  *
- * CPython calls C functions of extensions through four macros (and, with the edit to
- * typeobject.c, a fifth for tp_init). On a native ABI, calling a
+ * CPython calls C functions of extensions through four macros (and, with the edits to
+ * typeobject.c and gc.c, a fifth for tp_init and a sixth for tp_clear). On a native ABI, calling a
  * function through a pointer of another type with extra arguments works in practice, and
  * extensions rely on it: a getter defined as `f(PyObject *self)` in a PyGetSetDef, a
  * METH_NOARGS method without its unused second parameter. wasm's call_indirect checks the
@@ -40,6 +40,12 @@ void *pymode_call_trampoline(void *func, void *self, void *args, void *kw);
 #define pymode_initproc_call(init, obj, args, kwds) \
     ((int)(intptr_t)pymode_call_trampoline((void *)(init), (void *)(obj), (void *)(args), (void *)(kwds)))
 
+/* Not one of CPython's either: the collector's tp_clear call (gc.c's delete_garbage,
+ * edited by build/src/cpython.rs). Extensions declare tp_clear `void` and cast it into the
+ * `inquiry` slot (kiwisolver); the collector ignores the result. */
+#define pymode_inquiry_call(clear, obj) \
+    ((int)(intptr_t)pymode_call_trampoline((void *)(clear), (void *)(obj), NULL, NULL))
+
 #else
 
 #define _Py_EmscriptenTrampoline_Init(runtime)
@@ -58,6 +64,9 @@ void *pymode_call_trampoline(void *func, void *self, void *args, void *kw);
 
 #define pymode_initproc_call(init, obj, args, kwds) \
     (init)((obj), (args), (kwds))
+
+#define pymode_inquiry_call(clear, obj) \
+    (clear)((obj))
 
 #endif
 

@@ -140,7 +140,10 @@ fn native(source: &Path) -> Result<PathBuf> {
 ///   trampoline header, for every platform but Emscripten; on wasm32-wasi the trampoline's
 ///   definitions must stand;
 /// - `type_call` calls `tp_init` directly; extensions declare it without `kwds` (zstandard's
-///   `BufferWithSegmentsCollection`), so it goes through the trampoline too.
+///   `BufferWithSegmentsCollection`), so it goes through the trampoline too;
+/// - the collector calls `tp_clear` directly; extensions declare it `void` (kiwisolver's
+///   `Variable_clear`), which `call_indirect` refuses as an `inquiry`, so it goes through the
+///   trampoline, which knows a function that returns nothing.
 const SOURCE_EDITS: &[(&str, &str, &str)] = &[
     (
         "Include/internal/pycore_object.h",
@@ -152,6 +155,7 @@ const SOURCE_EDITS: &[(&str, &str, &str)] = &[
         "int res = type->tp_init(obj, args, kwds);",
         "int res = pymode_initproc_call(type->tp_init, obj, args, kwds);",
     ),
+    ("Python/gc.c", "(void) clear(op);", "(void) pymode_inquiry_call(clear, op);"),
 ];
 
 /// Applies [`SOURCE_EDITS`] (idempotently: an edited file is left alone).

@@ -61,15 +61,23 @@ fn open<T: HasLoader + 'static>(caller: &mut Caller<'_, T>, ptr: i32, len: i32, 
 }
 
 /// `fn_arity`: the parameter count of the function in the main table at `index`, when its
-/// parameters and its one result are all `i32`; `-1` for anything else.
+/// parameters are all `i32` and it returns one `i32` (or nothing: then the count carries
+/// [`host::FN_ARITY_NO_RESULT`]); `-1` for anything else.
 fn fn_arity<T: HasLoader + 'static>(caller: &mut Caller<'_, T>, index: i32) -> i32 {
     let Some(table) = caller.data_mut().loader_slot().as_ref().map(|l| l.main.table) else { return -1 };
     let Ok(index) = u64::try_from(index) else { return -1 };
     let Some(wasmtime::Ref::Func(Some(func))) = table.get(&mut *caller, index) else { return -1 };
     let ty = func.ty(&*caller);
     let all_i32 = ty.params().all(|p| matches!(p, wasmtime::ValType::I32));
-    let one_i32_result = ty.results().len() == 1 && ty.results().all(|r| matches!(r, wasmtime::ValType::I32));
-    if all_i32 && one_i32_result { i32::try_from(ty.params().len()).unwrap_or(-1) } else { -1 }
+    let result_flag = match ty.results().collect::<Vec<_>>().as_slice() {
+        [wasmtime::ValType::I32] => 0,
+        [] => host::FN_ARITY_NO_RESULT,
+        _ => return -1,
+    };
+    match i32::try_from(ty.params().len()) {
+        Ok(count) if all_i32 && count < host::FN_ARITY_NO_RESULT => count | result_flag,
+        _ => -1,
+    }
 }
 
 /// Defines `pymode.dl_open`, `dl_open_flags`, `dl_sym`, `dl_close`, `dl_error` and `fn_arity`,

@@ -22,13 +22,15 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use pymode_abi::host::{self, ffi as code};
-use wasmtime::{AsContextMut, Caller, Func, FuncType, Global, Memory, Ref, Table, TypedFunc, Val, ValType};
+use wasmtime::{AsContextMut, Caller, Func, FuncType, Global, Memory, Ref, Table, Val, ValType};
 
 use crate::error::describe;
 use crate::symbol::FastMap;
+use signature::{CalleeType, val_type};
 
-/// Table slots the closure pool grows by at a time.
-const GROW_CHUNK: u32 = 16;
+mod call;
+mod closure;
+mod signature;
 
 /// Why an FFI call failed; the guest reads the message through `ffi_error`.
 #[derive(Debug, thiserror::Error)]
@@ -153,23 +155,6 @@ struct State {
     types: FastMap<usize, CalleeType>,
 }
 
-/// A callee's parameter and result types.
-type CalleeType = (Box<[ValType]>, Box<[ValType]>);
-
-/// Whether a callee of these types can take a call of this lowered signature; if so, how
-/// many parameters it takes and how many results it gives. Allowed besides an exact match,
-/// as native C calls allow them and ctypes relies on them: extra trailing arguments (a
-/// cdecl callee ignores them) and a result the call declares void (ignored).
-fn accepts(callee_params: &[ValType], callee_results: &[ValType], params: &[ValType], result: Option<&ValType>) -> Option<(usize, usize)> {
-    let params_match = callee_params.len() <= params.len() && callee_params.iter().zip(params).all(|(a, b)| same_type(a, b));
-    let results_match = match (callee_results, result) {
-        ([], None) | ([_], None) => true,
-        ([r], Some(want)) => same_type(r, want),
-        _ => false,
-    };
-    (params_match && results_match).then_some((callee_params.len(), callee_results.len()))
-}
-
 /// What the FFI host functions act on: the main module's memory, table and stack pointer,
 /// and the shared [`State`]. Cheap to clone; every host function holds one.
 #[derive(Clone)]
@@ -238,73 +223,6 @@ pub(crate) fn import_matches(import: &host::HostImport, ty: &FuncType) -> bool {
         && ty.params().chain(ty.results()).all(|t| matches!(t, ValType::I32))
 }
 
-/// One wasm type as the signature strings spell it.
-fn val_type(byte: u8, index: usize) -> Result<ValType, FfiError> {
-    match byte {
-        code::I32 => Ok(ValType::I32),
-        code::I64 => Ok(ValType::I64),
-        code::F32 => Ok(ValType::F32),
-        code::F64 => Ok(ValType::F64),
-        _ => Err(FfiError::BadTypeCode { code: byte, index }),
-    }
-}
-
-/// `(i32, f64) -> i32`, for messages.
-fn show_type<'a>(params: impl Iterator<Item = &'a ValType>, result: Option<&ValType>) -> String {
-    let params: Vec<String> = params.map(ToString::to_string).collect();
-    match result {
-        Some(r) => format!("({}) -> {r}", params.join(", ")),
-        None => format!("({}) -> ()", params.join(", ")),
-    }
-}
-
-fn show_func_type(ty: &FuncType) -> String {
-    let params: Vec<ValType> = ty.params().collect();
-    let results: Vec<ValType> = ty.results().collect();
-    if results.len() <= 1 {
-        return show_type(params.iter(), results.first());
-    }
-    let list = |types: &[ValType]| types.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-    format!("({}) -> ({})", list(&params), list(&results))
-}
-
-/// Number types compare exactly (no subtyping among them).
-fn same_type(a: &ValType, b: &ValType) -> bool {
-    a.matches(b) && b.matches(a)
-}
-
-/// A value from the first bytes of an 8-byte slot, little-endian.
-fn from_slot(ty: &ValType, slot: &[u8; 8]) -> Val {
-    let u64v = u64::from_le_bytes(*slot);
-    match ty {
-        ValType::I64 => Val::I64(u64v as i64),
-        ValType::F32 => Val::F32(u64v as u32),
-        ValType::F64 => Val::F64(u64v),
-        // Only number types are ever parsed; i32 is the rest.
-        _ => Val::I32(u64v as u32 as i32),
-    }
-}
-
-/// A value's bytes as stored in a slot (4 for 32-bit types, 8 for 64-bit ones).
-fn to_bytes(v: &Val) -> Option<Vec<u8>> {
-    match v {
-        Val::I32(x) => Some(x.to_le_bytes().to_vec()),
-        Val::I64(x) => Some(x.to_le_bytes().to_vec()),
-        Val::F32(x) => Some(x.to_le_bytes().to_vec()),
-        Val::F64(x) => Some(x.to_le_bytes().to_vec()),
-        _ => None,
-    }
-}
-
-/// Whether an error from guest code must end the run rather than become an FFI error: the
-/// guest's `exit` (`proc_exit` unwinds as an error) and the host's fuel and epoch limits.
-fn must_propagate(e: &wasmtime::Error) -> bool {
-    if e.downcast_ref::<wasmtime_wasi::I32Exit>().is_some() {
-        return true;
-    }
-    matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::OutOfFuel | wasmtime::Trap::Interrupt))
-}
-
 impl Core {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while the lock was held cannot leave the state inconsistent (plain inserts).
@@ -368,196 +286,6 @@ impl Core {
 
     fn set_stack_pointer<T: 'static>(&self, caller: &mut Caller<'_, T>, sp: u32) -> wasmtime::Result<()> {
         self.stack_pointer.set(&mut *caller, Val::I32(sp as i32))
-    }
-
-    /// `ffi_call`.
-    fn call<T: 'static>(
-        &self,
-        caller: &mut Caller<'_, T>,
-        func: i32,
-        sig: i32,
-        nparams: i32,
-        args: i32,
-        ret: i32,
-    ) -> wasmtime::Result<i32> {
-        match self.try_call(caller, func, sig, nparams, args, ret) {
-            Ok(()) => Ok(code::OK),
-            Err(Failure::Guest(e)) => Ok(self.fail("ffi_call", &e)),
-            Err(Failure::Propagate(e)) => Err(e),
-        }
-    }
-
-    fn try_call<T: 'static>(
-        &self,
-        caller: &mut Caller<'_, T>,
-        func: i32,
-        sig: i32,
-        nparams: i32,
-        args: i32,
-        ret: i32,
-    ) -> Result<(), Failure> {
-        let (params, result) = self.signature(caller, sig, nparams)?;
-        let slots = self.read(caller, "arguments", args, params.len() as u64 * u64::from(code::SLOT_BYTES))?;
-        let f = self.func_at(caller, func)?;
-        let index = func as u32;
-        let key = f.to_raw(&mut *caller) as usize;
-        let cached = self.lock().types.get(&key).map(|(p, r)| accepts(p, r, &params, result.as_ref()));
-        let accepted = match cached {
-            Some(accepted) => accepted,
-            None => {
-                let ty = f.ty(&*caller);
-                let (p, r): CalleeType = (ty.params().collect(), ty.results().collect());
-                let accepted = accepts(&p, &r, &params, result.as_ref());
-                self.lock().types.insert(key, (p, r));
-                accepted
-            }
-        };
-        // The callee is called with the parameters it has; a result the call did not ask for
-        // is dropped.
-        let Some((takes, gives)) = accepted else {
-            let actual = show_func_type(&f.ty(&*caller));
-            return Err(FfiError::Mismatch { index, actual, expected: show_type(params.iter(), result.as_ref()) }.into());
-        };
-        let values: Vec<Val> =
-            params.iter().zip(slots.chunks_exact(8)).take(takes).map(|(t, s)| from_slot(t, s.try_into().unwrap_or(&[0; 8]))).collect();
-        let mut results = vec![Val::I32(0); gives];
-        let sp = self.stack_pointer(caller);
-        if let Err(e) = f.call(&mut *caller, &values, &mut results) {
-            if must_propagate(&e) {
-                return Err(Failure::Propagate(e));
-            }
-            // The callee's frames are gone; its stack-pointer updates with them.
-            self.set_stack_pointer(caller, sp).map_err(Failure::Propagate)?;
-            return Err(FfiError::Trapped { index, trap: describe(&e) }.into());
-        }
-        if let Some(bytes) = results.first().filter(|_| result.is_some()).and_then(to_bytes) {
-            self.write(caller, "result", ret as u32, &bytes)?;
-        }
-        Ok(())
-    }
-
-    /// `ffi_closure_alloc`: a reserved, empty slot.
-    fn closure_alloc<T: 'static>(&self, caller: &mut Caller<'_, T>) -> i32 {
-        match self.try_closure_alloc(caller) {
-            Ok(slot) => slot as i32,
-            Err(e) => self.fail("ffi_closure_alloc", &e),
-        }
-    }
-
-    fn try_closure_alloc<T: 'static>(&self, caller: &mut Caller<'_, T>) -> Result<u32, FfiError> {
-        let mut state = self.lock();
-        if state.closures.len() >= code::MAX_CLOSURES as usize {
-            return Err(FfiError::TooManyClosures { max: code::MAX_CLOSURES });
-        }
-        let slot = match state.free.pop() {
-            Some(slot) => slot,
-            None => {
-                // Grown slots past what the loader's own free list knows are ours alone; the
-                // loader allocates its ranges from the table's current size onwards.
-                let store_err = |e: wasmtime::Error| FfiError::Store { what: "growing the table", detail: describe(&e) };
-                let old = self.table.grow(&mut *caller, u64::from(GROW_CHUNK), Ref::Func(None)).map_err(store_err)?;
-                let old = u32::try_from(old)
-                    .ok()
-                    .filter(|o| o.checked_add(GROW_CHUNK).is_some())
-                    .ok_or(FfiError::Store { what: "growing the table", detail: "past 2^32 slots".into() })?;
-                // Lowest first out of the stack.
-                state.free.extend((old + 1..old + GROW_CHUNK).rev());
-                old
-            }
-        };
-        state.closures.insert(slot, false);
-        Ok(slot)
-    }
-
-    /// `ffi_closure_make`.
-    fn closure_make<T: 'static>(&self, caller: &mut Caller<'_, T>, slot: i32, trampoline: i32, data: i32, sig: i32, nparams: i32) -> i32 {
-        match self.try_closure_make(caller, slot, trampoline, data, sig, nparams) {
-            Ok(()) => code::OK,
-            Err(e) => self.fail("ffi_closure_make", &e),
-        }
-    }
-
-    fn try_closure_make<T: 'static>(
-        &self,
-        caller: &mut Caller<'_, T>,
-        slot: i32,
-        trampoline: i32,
-        data: i32,
-        sig: i32,
-        nparams: i32,
-    ) -> Result<(), FfiError> {
-        let not_closure = FfiError::NotAClosure { slot: i64::from(slot) };
-        let slot = u32::try_from(slot).map_err(|_| FfiError::NotAClosure { slot: i64::from(slot) })?;
-        if !self.lock().closures.contains_key(&slot) {
-            return Err(not_closure);
-        }
-        let (params, result) = self.signature(caller, sig, nparams)?;
-        let tramp = self.func_at(caller, trampoline)?;
-        let dispatch: TypedFunc<(i32, i32, i32), ()> = tramp
-            .typed(&*caller)
-            .map_err(|_| FfiError::BadTrampoline { index: trampoline as u32, actual: show_func_type(&tramp.ty(&*caller)) })?;
-        let ty = FuncType::new(caller.engine(), params.iter().cloned(), result.clone());
-        let core = self.clone();
-        let closure = Func::new(&mut *caller, ty, move |mut caller: Caller<'_, T>, args: &[Val], results: &mut [Val]| {
-            core.run_closure(&mut caller, &dispatch, data, args, result.as_ref(), results)
-        });
-        self.table
-            .set(&mut *caller, u64::from(slot), Ref::Func(Some(closure)))
-            .map_err(|e| FfiError::Store { what: "setting the closure's slot", detail: describe(&e) })?;
-        self.lock().closures.insert(slot, true);
-        Ok(())
-    }
-
-    /// A closure's body: its arguments to slots below the guest's stack pointer, a zeroed
-    /// result area after them, the dispatcher called, the result read back.
-    fn run_closure<T: 'static>(
-        &self,
-        caller: &mut Caller<'_, T>,
-        dispatch: &TypedFunc<(i32, i32, i32), ()>,
-        data: i32,
-        args: &[Val],
-        result: Option<&ValType>,
-        results: &mut [Val],
-    ) -> wasmtime::Result<()> {
-        let args_bytes = args.len() as u32 * code::SLOT_BYTES; // ok: at most MAX_PARAMS slots
-        let frame = args_bytes + code::RET_BYTES;
-        let sp = self.stack_pointer(caller);
-        let base =
-            sp.checked_sub(frame).map(|b| b & !15).ok_or_else(|| wasmtime::Error::msg("ffi closure: the guest's stack is exhausted"))?;
-        let mut bytes = vec![0u8; frame as usize];
-        for (slot, v) in bytes.chunks_exact_mut(8).zip(args) {
-            if let Some(b) = to_bytes(v) {
-                slot[..b.len()].copy_from_slice(&b);
-            }
-        }
-        self.write(caller, "closure arguments", base, &bytes).map_err(wasmtime::Error::msg)?;
-        self.set_stack_pointer(caller, base)?;
-        let ret = base + args_bytes;
-        let outcome = dispatch.call(&mut *caller, (data, base as i32, ret as i32));
-        self.set_stack_pointer(caller, sp)?;
-        outcome?;
-        if let (Some(t), Some(out)) = (result, results.first_mut()) {
-            let raw = self.read(caller, "closure result", ret as i32, 8).map_err(wasmtime::Error::msg)?;
-            let mut slot = [0u8; 8];
-            slot.copy_from_slice(&raw);
-            *out = from_slot(t, &slot);
-        }
-        Ok(())
-    }
-
-    /// `ffi_closure_free`.
-    fn closure_free<T: 'static>(&self, caller: &mut Caller<'_, T>, slot: i32) -> i32 {
-        let Some(s) = u32::try_from(slot).ok().filter(|s| self.lock().closures.contains_key(s)) else {
-            return self.fail("ffi_closure_free", &FfiError::NotAClosure { slot: i64::from(slot) });
-        };
-        // Nulled so that a stale pointer traps instead of calling the freed closure.
-        if let Err(e) = self.table.set(&mut *caller, u64::from(s), Ref::Func(None)) {
-            return self.fail("ffi_closure_free", &FfiError::Store { what: "clearing the closure's slot", detail: describe(&e) });
-        }
-        let mut state = self.lock();
-        state.closures.remove(&s);
-        state.free.push(s);
-        code::OK
     }
 
     /// `ffi_error`: as `dl_error`.

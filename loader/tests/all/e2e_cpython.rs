@@ -205,7 +205,8 @@ fn build_extension(dir: &Path, module: &str, source: &str) -> PathBuf {
 /// the extra argument: a getter without its `closure`, a `METH_NOARGS` method without its
 /// unused argument, a setter through a cast. wasm's call_indirect would trap on each; the
 /// wasm CPython's call trampoline asks the loader (`pymode.fn_arity`) and passes only the
-/// arguments the function takes. regex's `Pattern.groupindex` is such a getter.
+/// arguments the function takes. regex's `Pattern.groupindex` is such a getter. A `tp_clear`
+/// declared `void` (kiwisolver's) is called by the collector through the same trampoline.
 fn functions_called_through_pointers_of_another_type_get_the_arguments_they_take() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-fpcast");
     let site = build_extension(
@@ -230,14 +231,38 @@ static PyTypeObject BoxType = {
     .tp_name = "_fpcast.Box", .tp_basicsize = sizeof(Box), .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew, .tp_getset = getset, .tp_methods = methods,
 };
+/* A container whose tp_clear is declared void and cast into the inquiry slot. */
+typedef struct { PyObject_HEAD PyObject *other; } Node;
+static int cleared;
+static int node_traverse(Node *self, visitproc visit, void *arg) { Py_VISIT(self->other); return 0; }
+static void node_clear(Node *self) { cleared++; Py_CLEAR(self->other); }
+static void node_dealloc(Node *self) {
+    PyObject_GC_UnTrack(self);
+    node_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+static PyMemberDef node_members[] = {{"other", Py_T_OBJECT_EX, offsetof(Node, other), 0, NULL}, {NULL}};
+static PyTypeObject NodeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_fpcast.Node", .tp_basicsize = sizeof(Node),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, .tp_new = PyType_GenericNew,
+    .tp_traverse = (traverseproc)node_traverse, .tp_clear = (inquiry)node_clear,
+    .tp_dealloc = (destructor)node_dealloc, .tp_members = node_members,
+};
 /* A module-level METH_NOARGS function declared with no parameters at all. */
 static PyObject *answer(void) { return PyLong_FromLong(42); }
-static PyMethodDef module_methods[] = {{"answer", (PyCFunction)answer, METH_NOARGS, NULL}, {NULL}};
+static PyObject *clear_count(PyObject *m, PyObject *unused) { return PyLong_FromLong(cleared); }
+static PyMethodDef module_methods[] = {
+    {"answer", (PyCFunction)answer, METH_NOARGS, NULL},
+    {"clear_count", clear_count, METH_NOARGS, NULL},
+    {NULL},
+};
 static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "_fpcast", NULL, -1, module_methods};
 PyMODINIT_FUNC PyInit__fpcast(void) {
-    if (PyType_Ready(&BoxType) < 0) return NULL;
+    if (PyType_Ready(&BoxType) < 0 || PyType_Ready(&NodeType) < 0) return NULL;
     PyObject *m = PyModule_Create(&def);
     if (m) PyModule_AddObjectRef(m, "Box", (PyObject *)&BoxType);
+    if (m) PyModule_AddObjectRef(m, "Node", (PyObject *)&NodeType);
     return m;
 }
 "#,
@@ -249,11 +274,17 @@ b.value = 21
 print("value", b.value, "doubled", b.doubled)
 b.negate()
 print("negated", b.value, "answer", _fpcast.answer())
+import gc
+n = _fpcast.Node()
+n.other = n
+del n
+# The collector clears the cycle once; the dealloc that follows clears again.
+print("collected", gc.collect() >= 1, "cleared", _fpcast.clear_count())
 "#;
     let out = pymode_run(&[(site, "/site")], &["PYTHONPATH=/site"], script);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
-    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["value 21 doubled 42", "negated -21 answer 42"], "stderr:\n{stderr}");
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["value 21 doubled 42", "negated -21 answer 42", "collected True cleared 2"], "stderr:\n{stderr}");
 }
 
 /// Runs markupsafe's own test suite from its sdist inside wasm CPython against `site`, and

@@ -75,8 +75,9 @@ fn host_imports_without_an_attached_loader_fail_cleanly() {
 
 /// `pymode.fn_arity` (the guest's call trampoline asks it how many arguments a function
 /// stored in a slot of another type takes): the parameter count for functions whose
-/// parameters and one result are `i32`, `-1` for any other type, an empty slot, or an index
-/// outside the table; and a side module's functions once loaded.
+/// parameters and one result are `i32`, that count plus `FN_ARITY_NO_RESULT` for one that
+/// returns nothing, `-1` for any other type, an empty slot, or an index outside the table;
+/// and a side module's functions once loaded.
 fn fn_arity_counts_the_i32_parameters_of_the_function_in_a_table_slot() {
     let table = r#"
   (table (export "__indirect_function_table") 10 funcref)
@@ -95,7 +96,8 @@ fn fn_arity_counts_the_i32_parameters_of_the_function_in_a_table_slot() {
     let ask = |env: &mut Env, index: i32| arity.call(&mut env.store, index).unwrap();
     // Slot 1 holds main_fn, () -> i32; 0 and 9 are empty; 10 and -1 are outside the table.
     let got: Vec<i32> = [1, 3, 4, 5, 6, 7, 8, 0, 9, 10, -1].iter().map(|&i| ask(&mut env, i)).collect();
-    assert_eq!(got, [0, 1, 2, 3, -1, -1, -1, -1, -1, -1, -1]);
+    let no_result = pymode_abi::host::FN_ARITY_NO_RESULT;
+    assert_eq!(got, [0, 1, 2, 3, -1, 1 | no_result, -1, -1, -1, -1, -1]);
 
     std::fs::write(env.dir.path().join("liba.so"), lib_a()).unwrap();
     let handle = env.with(|l, s| l.dl_open(s, "liba.so", NOW)).unwrap();
