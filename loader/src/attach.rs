@@ -110,6 +110,16 @@ impl Loader {
         self.cache = cache;
     }
 
+    /// The guest path of the loaded library whose code was running innermost when `error`
+    /// trapped (from its wasm backtrace), if any: what a host names in a trap's message, since
+    /// the main module's own frames (`abort`, the allocator) rarely say which extension
+    /// failed. `None` for an error without a backtrace or with only main-module frames.
+    pub fn library_of_trap(&self, store: impl wasmtime::AsContext, error: &wasmtime::Error) -> Option<&str> {
+        let backtrace = error.downcast_ref::<wasmtime::WasmBacktrace>()?;
+        let store = store.as_context();
+        backtrace.frames().iter().find_map(|frame| self.registry.running(&store, frame.module())).map(|lib| lib.guest_path.as_str())
+    }
+
     /// Counters: loaded libraries, free table slots, cached modules.
     pub fn stats(&self) -> crate::LoaderStats {
         crate::LoaderStats {

@@ -46,7 +46,8 @@ pub(crate) struct Library {
     pub(crate) dtors: Option<Arc<Destructors>>,
     /// Its direct-call imports left for later under `RTLD_LAZY`.
     pub(crate) lazy: Vec<Arc<LazyBinding>>,
-    #[allow(dead_code)] // kept alive for embedders that inspect it in a debugger
+    /// Its instance: kept alive while it is loaded, and how a trap's frames are matched to it
+    /// ([`Registry::running`]).
     instance: Instance,
     /// Libraries it holds a reference on (see the module docs).
     deps: Vec<Handle>,
@@ -111,6 +112,13 @@ impl Registry {
     /// The library open under `handle`.
     pub(crate) fn get(&self, handle: Handle) -> Option<&Library> {
         self.libs.get(&handle)
+    }
+
+    /// The loaded library whose code `module` is, if any (for naming the library a trap
+    /// happened in; a module shared by two paths names the first).
+    pub(crate) fn running(&self, store: impl AsContext, module: &wasmtime::Module) -> Option<&Library> {
+        let store = store.as_context();
+        self.libs.values().find(|lib| wasmtime::Module::same(lib.instance.module(&store), module))
     }
 
     /// The handle of the library loaded from `canonical`, if any.

@@ -171,7 +171,12 @@ fn run_on_this_thread(opts: &RunOptions, name: &str) -> Result<Exit, String> {
     }
 
     let start = instance.get_typed_func::<(), ()>(&mut store, "_start").map_err(|e| format!("{program}: _start: {e}"))?;
-    Ok(exit_of(start.call(&mut store, ()), name, &program))
+    let outcome = start.call(&mut store, ());
+    let library = match (&outcome, &store.data().loader) {
+        (Err(e), Some(loader)) => loader.library_of_trap(&store, e).map(str::to_owned),
+        _ => None,
+    };
+    Ok(exit_of(outcome, name, &program, library.as_deref()))
 }
 
 /// The engine: zig's default wasm features and the stack limit asked for (or the default).
@@ -209,8 +214,9 @@ fn wasi_and_roots(opts: &RunOptions, program: &str) -> Result<(wasmtime_wasi::p1
 }
 
 /// What `_start`'s outcome means for the process: the guest's exit code, or a trap, named
-/// on stderr with a hint for the usual cause in C extensions.
-fn exit_of(outcome: wasmtime::Result<()>, name: &str, program: &str) -> Exit {
+/// on stderr (first one line: the cause, and the side module whose code trapped, `library`)
+/// with a hint for the usual cause in C extensions.
+fn exit_of(outcome: wasmtime::Result<()>, name: &str, program: &str, library: Option<&str>) -> Exit {
     let e = match outcome {
         Ok(()) => return Exit::Code(0),
         Err(e) => e,
@@ -219,7 +225,13 @@ fn exit_of(outcome: wasmtime::Result<()>, name: &str, program: &str) -> Exit {
         // Exit codes are 0..=255 on the host; WASI passes an i32.
         return Exit::Code((exit.0 & 0xff) as u8);
     }
-    eprintln!("{name}: {program}: {e:?}");
+    // One line first (what a user reads), then wasmtime's full report with the backtrace.
+    let cause = crate::error::describe(&e);
+    match library {
+        Some(library) => eprintln!("{name}: {program}: trap in {library}: {cause}"),
+        None => eprintln!("{name}: {program}: {cause}"),
+    }
+    eprintln!("{name}: {e:?}");
     if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::BadSignature)) {
         // DESIGN §5.10: the usual cause in C extensions, which native ABIs tolerate.
         eprintln!(

@@ -128,6 +128,10 @@ fn ends_with_the_exception_message(mode: &str) {
     assert_eq!(out.status.code(), Some(i32::from(pymode_loader::run::TRAP_EXIT_CODE)), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(!stdout.contains("FAIL"), "the call returned after the throw:\n{stdout}");
     assert!(stderr.contains("C++ exception of type std::out_of_range thrown: wasm32-wasi has no exception support"), "stderr:\n{stderr}");
+    // The run's own line names the side module whose code aborted (libc's abort is the main
+    // module's, so the innermost frame is not the library's).
+    let trap_line = stderr.lines().find(|l| l.contains(": trap in ")).unwrap_or_else(|| panic!("no trap line in:\n{stderr}"));
+    assert!(trap_line.contains("trap in /lib/cxx_user.so: "), "{trap_line}");
 }
 
 fn a_cxx_throw_ends_the_program_naming_the_exception_type() {
