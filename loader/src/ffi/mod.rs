@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pymode_abi::host::{self, ffi as code};
 use wasmtime::{AsContextMut, Caller, Func, FuncType, Global, Memory, Ref, Table, Val, ValType};
 
-use crate::error::describe;
 use crate::symbol::FastMap;
 use signature::{CalleeType, val_type};
 
