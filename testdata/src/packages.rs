@@ -245,6 +245,48 @@ pub const PACKAGES: &[Package] = &[
         wasi_skip: &[],
         env: &[],
     },
+    Package {
+        name: "numpy",
+        version: "2.5.5",
+        import_name: "numpy",
+        // The core, and what the fast subset reaches: linalg, fft, random, and the test
+        // module NumPy's conftest imports.
+        extensions: &[
+            "numpy._core._multiarray_umath",
+            "numpy._core._multiarray_tests",
+            "numpy.linalg._umath_linalg",
+            "numpy.fft._pocketfft_umath",
+            "numpy.random._generator",
+            "numpy.random.bit_generator",
+        ],
+        needs: &[],
+        // NumPy's conftest imports hypothesis.
+        test_requirements: &[crate::HYPOTHESIS],
+        // The C and C++ parts in use: the core's file is our side module, `unique` (C++ with
+        // a hash set), pocketfft (C++), lapack_lite through linalg, the random generators.
+        c_check: "import numpy as np, numpy._core._multiarray_umath as m; print(m.__file__); \
+                  ok = np.unique([3, 1, 3]).tolist() == [1, 3] and abs(np.fft.fft([1.0, 2.0, 3.0, 4.0])[0] - 10) < 1e-12 \
+                  and abs(np.linalg.det([[2.0, 1.0], [1.0, 3.0]]) - 5) < 1e-12 and np.random.default_rng(7).integers(0, 10, 5).shape == (5,) \
+                  and np.sort(np.array([3.0, 1.0, 2.0])).tolist() == [1.0, 2.0, 3.0]; raise SystemExit(not ok)",
+        // The tests are installed with the package (meson's `tests` install tag, NumPy's
+        // default); its pytest.ini (markers, `filterwarnings = error`) is the sdist's.
+        suite: &["-c", "/src/pytest.ini", "--pyargs", "numpy", "-m", "not slow"],
+        fast: &[
+            "-c",
+            "/src/pytest.ini",
+            "-m",
+            "not slow",
+            "--pyargs",
+            "numpy.fft",
+            "numpy.linalg",
+            "numpy.random.tests.test_generator_mt19937",
+            "numpy._core.tests.test_umath",
+            "numpy.lib.tests.test_function_base",
+        ],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+    },
 ];
 
 /// The package named `name`, if the table has it.
