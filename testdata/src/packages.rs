@@ -284,7 +284,11 @@ pub const PACKAGES: &[Package] = &[
             "numpy.lib.tests.test_function_base",
         ],
         tests_alone: None,
-        wasi_skip: &[],
+        wasi_skip: &[(
+            "-k=not test_debug_print",
+            "test_debug_print uses pytest's capfd, which needs os.dup (WASI has none); its failed set-up also leaves pytest's \
+             capture broken, so every later test of the session errors",
+        )],
         env: &[],
     },
 ];
