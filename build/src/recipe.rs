@@ -19,8 +19,11 @@ use std::fs;
 use std::path::Path;
 
 /// The recipes compiled into the tool, as (package name, TOML text).
-pub const BUILTIN: &[(&str, &str)] =
-    &[("pyyaml", include_str!("../recipes/pyyaml.toml")), ("zstandard", include_str!("../recipes/zstandard.toml"))];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("httptools", include_str!("../recipes/httptools.toml")),
+    ("pyyaml", include_str!("../recipes/pyyaml.toml")),
+    ("zstandard", include_str!("../recipes/zstandard.toml")),
+];
 
 /// A parsed recipe.
 #[derive(Debug, Clone, Deserialize)]
