@@ -372,9 +372,11 @@ pub const PACKAGES: &[Package] = &[
         needs: &[],
         test_requirements: &["flaky==3.8.1", crate::HYPOTHESIS],
         c_check: "import coverage, coverage.core as core; print(core.CTRACER_FILE); cov = coverage.Coverage(data_file=None); cov.start(); cov.stop(); print(cov._collector.tracer_name()); raise SystemExit(cov._collector.tracer_name() != 'CTracer')",
-        suite: &["/src/tests", "--import-mode=prepend"],
-        fast: &["/src/tests", "--import-mode=prepend"],
-        tests_alone: None,
+        // `tests` is a package that imports itself as `tests` (see httptools); its pytest
+        // settings (`python_classes = *Test`, ...) stay in the sdist's pyproject.toml.
+        suite: &["/suite/tests", "--import-mode=prepend", "--rootdir=/suite", "--config-file=/src/pyproject.toml"],
+        fast: &["/suite/tests", "--import-mode=prepend", "--rootdir=/suite", "--config-file=/src/pyproject.toml"],
+        tests_alone: Some("tests"),
         wasi_skip: &[],
         env: &[("COVERAGE_CORE", "ctrace")],
         full_only: true,
