@@ -20,6 +20,7 @@ use std::path::Path;
 
 /// The recipes compiled into the tool, as (package name, TOML text).
 pub const BUILTIN: &[(&str, &str)] = &[
+    ("httptools", include_str!("../recipes/httptools.toml")),
     ("numpy", include_str!("../recipes/numpy.toml")),
     ("pyyaml", include_str!("../recipes/pyyaml.toml")),
     ("zstandard", include_str!("../recipes/zstandard.toml")),

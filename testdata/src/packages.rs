@@ -30,7 +30,8 @@ pub struct Package {
     /// Python source that prints one line and exits non-zero unless the compiled extension
     /// is the code in use (run in the wasm CPython before the suite).
     pub c_check: &'static str,
-    /// The suite: `pytest` arguments; the unpacked sdist is mounted at `/src`.
+    /// The suite: `pytest` arguments; the unpacked sdist is mounted at `/src`. Empty for a
+    /// package whose sdist ships no tests: then only `c_check` runs.
     pub suite: &'static [&'static str],
     /// The fast subset `cargo xtask test` runs (the full suite runs with `--full`).
     pub fast: &'static [&'static str],
@@ -43,6 +44,25 @@ pub struct Package {
     pub wasi_skip: &'static [(&'static str, &'static str)],
     /// Environment for the suite (both natively and in wasm).
     pub env: &'static [(&'static str, &'static str)],
+    /// A row of the 20-package table (docs/packages.md, "Beyond the table"): it is built, and
+    /// its suite run, only by `cargo xtask test --full` (`PYMODE_FULL=1`), `cargo xtask
+    /// build-ext NAME` and `cargo xtask package-table`. Without `PYMODE_FULL=1` its trial is
+    /// listed as ignored (kind `full`), so the default `cargo xtask test`, CI's, costs what
+    /// it did before these rows. Run with `PYMODE_FULL=1`, an unbuilt row fails, as every row
+    /// does.
+    pub full_only: bool,
+    /// A package that does not build for wasm32-wasi: `build-ext` checks that its build still
+    /// fails with that message, and it has no suite trial.
+    pub build_fails: Option<BuildFailure>,
+}
+
+/// Why a package of the table cannot be built (see [`Package::build_fails`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BuildFailure {
+    /// Text the build's error or log must contain.
+    pub error: &'static str,
+    /// Why: a WASI limitation, or what is missing on our side.
+    pub why: &'static str,
 }
 
 /// Every package, in build order (a package's `needs` come before it).
@@ -60,6 +80,8 @@ pub const PACKAGES: &[Package] = &[
         tests_alone: None,
         wasi_skip: &[],
         env: &[],
+        full_only: false,
+        build_fails: None,
     },
     Package {
         name: "regex",
@@ -77,6 +99,8 @@ pub const PACKAGES: &[Package] = &[
         tests_alone: None,
         wasi_skip: &[("-k=not test_main and not test_shared_iterators", "test_shared_iterators starts threads")],
         env: &[],
+        full_only: false,
+        build_fails: None,
     },
     Package {
         name: "pyyaml",
@@ -97,6 +121,8 @@ pub const PACKAGES: &[Package] = &[
         wasi_skip: &[],
         // The suite's conftest raises if the C extension does not import.
         env: &[("PYYAML_FORCE_LIBYAML", "1")],
+        full_only: false,
+        build_fails: None,
     },
     Package {
         name: "zstandard",
@@ -121,6 +147,8 @@ pub const PACKAGES: &[Package] = &[
              test_buffer_with_segments_collection_input and test_item_failure)",
         )],
         env: &[("PYTHON_ZSTANDARD_IMPORT_POLICY", "cext")],
+        full_only: false,
+        build_fails: None,
     },
     Package {
         name: "multidict",
@@ -160,6 +188,8 @@ pub const PACKAGES: &[Package] = &[
             ),
         ],
         env: &[],
+        full_only: false,
+        build_fails: None,
     },
     Package {
         name: "propcache",
@@ -186,6 +216,8 @@ pub const PACKAGES: &[Package] = &[
         tests_alone: None,
         wasi_skip: &[("-k=not concurrent_eviction", "starts threads")],
         env: &[],
+        full_only: false,
+        build_fails: None,
     },
     Package {
         name: "frozenlist",
@@ -200,6 +232,8 @@ pub const PACKAGES: &[Package] = &[
         tests_alone: None,
         wasi_skip: &[],
         env: &[],
+        full_only: false,
+        build_fails: None,
     },
     Package {
         name: "yarl",
@@ -228,6 +262,8 @@ pub const PACKAGES: &[Package] = &[
         tests_alone: None,
         wasi_skip: &[],
         env: &[],
+        full_only: false,
+        build_fails: None,
     },
     Package {
         name: "ujson",
@@ -244,6 +280,312 @@ pub const PACKAGES: &[Package] = &[
         tests_alone: None,
         wasi_skip: &[],
         env: &[],
+        full_only: false,
+        build_fails: None,
+    },
+    // The 20-package table of docs/packages.md ("Beyond the table"), less numpy and contourpy
+    // (meson-python) and ujson (above): built, and their suites run, only under `--full`.
+    Package {
+        name: "greenlet",
+        version: "3.5.6",
+        import_name: "greenlet",
+        extensions: &["greenlet._greenlet"],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "",
+        suite: &[],
+        fast: &[],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: Some(BuildFailure {
+            error: "greenlet needs to be ported to this platform",
+            why: "greenlet switches C stacks with assembly written for each platform (slp_switch); wasm code cannot \
+                  read or move its own call stack, so there is nothing to port it to",
+        }),
+    },
+    Package {
+        name: "wrapt",
+        version: "2.5.2",
+        import_name: "wrapt",
+        extensions: &["wrapt._wrappers"],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import wrapt, wrapt.__wrapt__ as w, wrapt._wrappers as c; print(c.__file__); raise SystemExit(not w._using_c_extension or w.FunctionWrapper is not c.FunctionWrapper)",
+        suite: &["/src/tests", "--import-mode=prepend"],
+        fast: &["/src/tests", "--import-mode=prepend"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "websockets",
+        version: "17.4",
+        import_name: "websockets",
+        extensions: &["websockets.speedups"],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import websockets.speedups as c, websockets.frames as f; print(c.__file__); raise SystemExit(c.apply_mask(b'abcd', b'\\x01\\x02\\x03\\x04') != b'`` g`')",
+        suite: &[],
+        fast: &[],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "sqlalchemy",
+        version: "2.1.9",
+        import_name: "sqlalchemy",
+        extensions: &[
+            "sqlalchemy.engine._processors_cy",
+            "sqlalchemy.engine._result_cy",
+            "sqlalchemy.engine._row_cy",
+            "sqlalchemy.engine._util_cy",
+            "sqlalchemy.sql._util_cy",
+            "sqlalchemy.util._collections_cy",
+            "sqlalchemy.util._immutabledict_cy",
+        ],
+        needs: &[],
+        test_requirements: &["typing-extensions==4.15.0"],
+        c_check: "import sqlalchemy.util._has_cython as h, sqlalchemy.engine._row_cy as c; print(c.__file__, h._CYEXTENSION_MSG); raise SystemExit(not h.HAS_CYEXTENSION)",
+        // test/conftest.py puts the sdist's uncompiled `lib` first on sys.path unless user
+        // site-packages are off (PYTHONNOUSERSITE); REQUIRE_SQLALCHEMY_CEXT makes its plugin
+        // refuse to run without the compiled modules.
+        suite: &["/src/test/base", "/src/test/engine", "/src/test/sql", "--import-mode=prepend"],
+        fast: &["/src/test/base", "/src/test/engine", "/src/test/sql", "--import-mode=prepend"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[("PYTHONNOUSERSITE", "1"), ("REQUIRE_SQLALCHEMY_CEXT", "1")],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "coverage",
+        version: "7.17.5",
+        import_name: "coverage",
+        extensions: &["coverage.tracer"],
+        needs: &[],
+        test_requirements: &["flaky==3.8.1", crate::HYPOTHESIS],
+        c_check: "import coverage, coverage.core as core; print(core.CTRACER_FILE); cov = coverage.Coverage(data_file=None); cov.start(); cov.stop(); print(cov._collector.tracer_name()); raise SystemExit(cov._collector.tracer_name() != 'CTracer')",
+        // `tests` is a package that imports itself as `tests` (see httptools); its pytest
+        // settings (`python_classes = *Test`, ...) stay in the sdist's pyproject.toml.
+        suite: &["/suite/tests", "--import-mode=prepend", "--rootdir=/suite", "--config-file=/src/pyproject.toml"],
+        fast: &["/suite/tests", "--import-mode=prepend", "--rootdir=/suite", "--config-file=/src/pyproject.toml"],
+        tests_alone: Some("tests"),
+        wasi_skip: &[],
+        env: &[("COVERAGE_CORE", "ctrace")],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "msgpack",
+        version: "1.2.4",
+        import_name: "msgpack",
+        extensions: &["msgpack._cmsgpack"],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import msgpack, msgpack._cmsgpack as c; print(c.__file__); raise SystemExit(msgpack.Packer is not c.Packer or msgpack.unpackb(msgpack.packb([1, 'a'])) != [1, 'a'])",
+        suite: &["/src/test", "--import-mode=prepend"],
+        fast: &["/src/test", "--import-mode=prepend"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "httptools",
+        version: "0.9.0",
+        import_name: "httptools",
+        extensions: &["httptools.parser.parser", "httptools.parser.url_parser"],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import httptools, httptools.parser.parser as c; print(c.__file__); u = httptools.parse_url(b'http://a.b:8/p?q'); raise SystemExit(httptools.HttpRequestParser is not c.HttpRequestParser or u.port != 8)",
+        // `tests` is a package: run from the sdist, the sdist root and its uncompiled
+        // `httptools/` would come first on sys.path.
+        suite: &["/suite/tests", "--import-mode=prepend", "--rootdir=/suite"],
+        fast: &["/suite/tests", "--import-mode=prepend", "--rootdir=/suite"],
+        tests_alone: Some("tests"),
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "kiwisolver",
+        version: "1.5.1",
+        import_name: "kiwisolver",
+        extensions: &["kiwisolver._cext"],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import kiwisolver, kiwisolver._cext as c; print(c.__file__); x, y = kiwisolver.Variable('x'), kiwisolver.Variable('y'); s = kiwisolver.Solver(); s.addConstraint(x + y == 20); s.addConstraint(x == y + 4); s.updateVariables(); print(x.value(), y.value()); raise SystemExit(kiwisolver.Solver is not c.Solver or (x.value(), y.value()) != (12.0, 8.0))",
+        suite: &["/src/py/tests", "--import-mode=prepend"],
+        fast: &["/src/py/tests", "--import-mode=prepend"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "xxhash",
+        version: "4.1.0",
+        import_name: "xxhash",
+        extensions: &["xxhash._xxhash"],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import xxhash, xxhash._xxhash as c; print(c.__file__); raise SystemExit(xxhash.xxh64 is not c.xxh64 or xxhash.xxh64_hexdigest(b'a') != 'd24ec4f1a98c6e5b')",
+        // `tests` is a package: see httptools.
+        suite: &["/suite/tests", "--import-mode=prepend", "--rootdir=/suite"],
+        fast: &["/suite/tests", "--import-mode=prepend", "--rootdir=/suite"],
+        tests_alone: Some("tests"),
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "lz4",
+        version: "4.4.5",
+        import_name: "lz4",
+        extensions: &["lz4.block._block", "lz4.frame._frame"],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import lz4.frame, lz4.frame._frame as c, lz4.block; print(c.__file__); d = b'pymode' * 100; raise SystemExit(lz4.frame.decompress(lz4.frame.compress(d)) != d or lz4.block.decompress(lz4.block.compress(d)) != d)",
+        // test_block_2.py imports psutil (a C extension, built for neither run here) to skip
+        // its 4 GiB cases on small hosts; it is left out of both runs.
+        suite: &["/src/tests/block", "/src/tests/frame", "--import-mode=prepend", "--ignore=/src/tests/block/test_block_2.py"],
+        fast: &["/src/tests/block", "/src/tests/frame", "--import-mode=prepend", "--ignore=/src/tests/block/test_block_2.py"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "ruamel.yaml.clib",
+        version: "0.2.15",
+        import_name: "_ruamel_yaml",
+        extensions: &["_ruamel_yaml"],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import _ruamel_yaml as c; print(c.__file__, c.get_version_string()); raise SystemExit(not c.get_version_string())",
+        suite: &[],
+        fast: &[],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "brotli",
+        version: "1.2.1",
+        import_name: "brotli",
+        extensions: &["_brotli"],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import brotli, _brotli; print(_brotli.__file__); d = b'pymode' * 100; raise SystemExit(brotli.Compressor is not _brotli.Compressor or brotli.decompress(brotli.compress(d)) != d)",
+        // The tests are `*_test.py`; they read tests/testdata of the sdist.
+        suite: &["/src/python/tests", "--import-mode=prepend", "-o", "python_files=*_test.py"],
+        fast: &["/src/python/tests", "--import-mode=prepend", "-o", "python_files=*_test.py"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "setproctitle",
+        version: "1.3.8",
+        import_name: "setproctitle",
+        extensions: &["setproctitle._setproctitle"],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import setproctitle, setproctitle._setproctitle as c; print(c.__file__); setproctitle.setproctitle('pymode'); print(setproctitle.getproctitle()); raise SystemExit(setproctitle.setproctitle is not c.setproctitle)",
+        suite: &["/src/tests", "--import-mode=prepend"],
+        fast: &["/src/tests", "--import-mode=prepend"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "mmh3",
+        version: "5.3.1",
+        import_name: "mmh3",
+        extensions: &["mmh3"],
+        needs: &[],
+        test_requirements: &[],
+        // mmh3 is the extension module itself, so importing it at all means it loaded.
+        c_check: "import mmh3; print(mmh3.__file__); raise SystemExit(mmh3.hash('foo') != -156908512)",
+        suite: &["/src/tests", "--import-mode=prepend"],
+        fast: &["/src/tests", "--import-mode=prepend"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "simplejson",
+        version: "4.3.0",
+        import_name: "simplejson",
+        extensions: &["simplejson._speedups"],
+        needs: &[],
+        test_requirements: &[],
+        c_check: "import simplejson, simplejson._speedups as c; print(c.__file__); raise SystemExit(simplejson._import_c_make_encoder() is not c.make_encoder or simplejson.loads('[1.5]') != [1.5])",
+        // The tests are installed with the package (the sdist's copy would import the
+        // uncompiled source package).
+        suite: &["--pyargs", "simplejson.tests"],
+        fast: &["--pyargs", "simplejson.tests"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "zope.interface",
+        version: "8.7",
+        import_name: "zope.interface",
+        extensions: &["zope.interface._zope_interface_coptimizations"],
+        needs: &[],
+        test_requirements: &["zope.event==6.1", "zope.testing==6.0"],
+        c_check: "import zope.interface.declarations as d, zope.interface._zope_interface_coptimizations as c; print(c.__file__); raise SystemExit(d.implementedBy is not c.implementedBy)",
+        // The tests are installed with the package. PURE_PYTHON=0 makes it fail rather than
+        // fall back to Python when the C optimizations do not import.
+        suite: &["--pyargs", "zope.interface"],
+        fast: &["--pyargs", "zope.interface"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[("PURE_PYTHON", "0")],
+        full_only: true,
+        build_fails: None,
+    },
+    Package {
+        name: "msgspec",
+        version: "0.23.0",
+        import_name: "msgspec",
+        extensions: &["msgspec._core"],
+        needs: &[],
+        // Its test-unit group, less msgpack and pyyaml (C extensions; their tests skip in
+        // both runs) and coverage.
+        test_requirements: &["attrs==25.4.0", "tomli-w==1.2.0", "typing-extensions==4.15.0"],
+        c_check: "import msgspec, msgspec._core as c; print(c.__file__); raise SystemExit(msgspec.Struct is not c.Struct or msgspec.json.decode(b'[1, 2]') != [1, 2])",
+        suite: &["/src/tests/unit", "--import-mode=prepend"],
+        fast: &["/src/tests/unit", "--import-mode=prepend"],
+        tests_alone: None,
+        wasi_skip: &[],
+        env: &[],
+        full_only: true,
+        build_fails: None,
     },
     Package {
         name: "numpy",
@@ -295,6 +637,8 @@ pub const PACKAGES: &[Package] = &[
              tests itself: \"fp errors don't work in wasm\")",
         )],
         env: &[],
+        full_only: false,
+        build_fails: None,
     },
 ];
 
@@ -558,4 +902,38 @@ pub fn wasm_command(runner: &Path, pkg: &Package, root: &Path, args: &[String]) 
     cmd.arg("--cache").arg(cache_dir().join("module-cache"));
     cmd.arg(crate::python_wasm()).arg("--").args(args);
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_is_consistent() {
+        for (i, pkg) in PACKAGES.iter().enumerate() {
+            for need in pkg.needs {
+                let at = PACKAGES.iter().position(|p| p.name == *need);
+                assert!(at.is_some_and(|at| at < i), "{}: needs {need}, which must come before it", pkg.name);
+            }
+            for (arg, why) in pkg.wasi_skip {
+                assert!(!arg.is_empty() && !why.trim().is_empty(), "{}: a deselection without its reason", pkg.name);
+            }
+            match pkg.build_fails {
+                Some(f) => assert!(pkg.full_only && !f.error.is_empty() && !f.why.trim().is_empty(), "{}", pkg.name),
+                None => assert!(!pkg.c_check.is_empty() && !pkg.extensions.is_empty(), "{}: no check of its extension", pkg.name),
+            }
+            // A full-only row runs its whole suite whatever the scope.
+            if pkg.full_only {
+                assert_eq!(pkg.fast, pkg.suite, "{}", pkg.name);
+            }
+        }
+    }
+
+    /// The rows every `cargo xtask test` (CI's) builds and runs: the 20-package table's rows
+    /// must not add to them.
+    #[test]
+    fn the_default_run_builds_the_core_packages() {
+        let core: Vec<&str> = PACKAGES.iter().filter(|p| !p.full_only).map(|p| p.name).collect();
+        assert_eq!(core, ["markupsafe", "regex", "pyyaml", "zstandard", "multidict", "propcache", "frozenlist", "yarl", "ujson", "numpy"]);
+    }
 }

@@ -17,7 +17,7 @@ use pymode_build::cpython::CPython;
 use pymode_build::pins::EXT_SUFFIX;
 use pymode_build::recipe::Recipe;
 use pymode_build::wheel::Builder;
-use pymode_testdata::packages::{PACKAGES, Package, package};
+use pymode_testdata::packages::{BuildFailure, PACKAGES, Package, package};
 use pymode_testdata::{
     PYTEST_VERSION, Toolchain, apply_zig_env, cache_dir, ext_dir, venv_python, wasm_ld, wasm_test_deps_path, workspace_root,
 };
@@ -50,9 +50,11 @@ pub fn run(name: &str, tc: &Toolchain, py: &CPython) -> Result<PathBuf> {
     let recipe = Recipe::builtin(pkg.name)?;
     // `dir` is the build's scratch directory, so the wheel lands in `dir/wheels`
     // (= `pkg.wheel_dir()`) and the log in `dir/build.log`.
-    let built = builder
-        .wheel_from_tree(&pkg.source(), pkg.name, recipe.as_ref(), &dir, Some(&pkg.site()))
-        .with_context(|| format!("building {} {} for wasm32-wasi", pkg.name, pkg.version))?;
+    let result = builder.wheel_from_tree(&pkg.source(), pkg.name, recipe.as_ref(), &dir, Some(&pkg.site()));
+    if let Some(failure) = pkg.build_fails {
+        return expected_build_failure(pkg, &failure, result.map(|_| ()), &dir.join("build.log"));
+    }
+    let built = result.with_context(|| format!("building {} {} for wasm32-wasi", pkg.name, pkg.version))?;
     fs::write(dir.join("build-seconds"), format!("{:.1}\n", built.seconds))?;
     println!("  wheel {}", built.wheel.display());
     for ext in &built.extensions {
@@ -67,6 +69,22 @@ pub fn run(name: &str, tc: &Toolchain, py: &CPython) -> Result<PathBuf> {
     install_test_deps()?;
     install_test_requirements(pkg)?;
     println!("build-ext: {} {} in {:.1} s: {}", pkg.name, pkg.version, built.seconds, pkg.site().display());
+    Ok(pkg.site())
+}
+
+/// A package that cannot be built (`build_fails`): its build must fail, with the expected
+/// text in its error or log; anything else (it builds, or fails otherwise) is an error, so a
+/// row whose cause changed is noticed.
+fn expected_build_failure(pkg: &Package, failure: &BuildFailure, result: pymode_build::error::Result<()>, log: &Path) -> Result<PathBuf> {
+    let Err(error) = result else {
+        bail!("{} {} built, but the catalogue says it cannot ({}): update its row", pkg.name, pkg.version, failure.why);
+    };
+    let text = format!("{error}\n{}", fs::read_to_string(log).unwrap_or_default());
+    if !text.contains(failure.error) {
+        bail!("{} {} failed to build, but not with `{}`:\n{error}", pkg.name, pkg.version, failure.error);
+    }
+    println!("build-ext: {} {} does not build, as expected: `{}` ({})", pkg.name, pkg.version, failure.error, failure.why);
+    fs::write(ext_dir(pkg.name).join("build-fails"), format!("{}\n", failure.error))?;
     Ok(pkg.site())
 }
 

@@ -26,7 +26,8 @@ commands:
   fixtures             compile testdata/c/*.c in all four modes into target/fixtures
   lint                 cargo fmt --check and clippy -D warnings over the workspace
   test [--full] [ARGS] lint, toolchain + fixtures, then `cargo test --workspace ARGS`
-                       (the fuzz smoke tests included); --full sets PYMODE_FULL=1
+                       (the fuzz smoke tests included); --full sets PYMODE_FULL=1 and
+                       also builds and runs the 20-package table's rows
   cpython              build CPython 3.13 for wasm32-wasi as a dynamic-linking main
                        module (cached in $PYMODE_CACHE/cpython)
   build-ext NAME       build an extension package from its sdist for the wasm CPython
@@ -36,8 +37,10 @@ commands:
   staticlib libyaml    build libyaml (Debian source) with -fPIC for pyyaml's _yaml
   staticlib zlib       build zlib (Debian source, its own configure/make) without -fPIC
                        for wasm32-wasi with zig into $PYMODE_CACHE/staticlib/zlib/out
-  package-table        measure the built packages for docs/packages.md (build time,
-                       side-module size, import time in wasm, last test results)
+  package-table [NAME...]
+                       measure the built packages for docs/packages.md (build time,
+                       side-module size, import time in wasm, the full suite natively
+                       next to the last full run in wasm); all of them, or those named
   demo                 the main job: import markupsafe's C speedups in wasm CPython";
 
 fn main() -> ExitCode {
@@ -93,7 +96,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             lint::clippy()
         }
         "test" => test::run(rest),
-        "package-table" => package_table::run(),
+        "package-table" => package_table::run(rest),
         "demo" => demo::run(),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");

@@ -4,6 +4,8 @@
 //! modules, build time, side-module size, the time `import NAME` takes inside the wasm
 //! CPython, and the full suite's results in wasm next to the same suite on the native
 //! CPython 3.13 (run here, in a venv with the package's own wheel of the same version).
+//!
+//! `cargo xtask package-table NAME...` measures only those packages.
 
 use crate::ext::{build_bin, native_venv};
 use anyhow::{Context, Result, bail};
@@ -13,15 +15,23 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Prints the table as Markdown.
-pub fn run() -> Result<()> {
+/// Prints the table as Markdown: every package of the catalogue, or those in `names`.
+pub fn run(names: &[String]) -> Result<()> {
+    for name in names {
+        if !PACKAGES.iter().any(|p| p.name == name) {
+            bail!("package-table: unknown package `{name}`");
+        }
+    }
     let runner = build_bin("pymode-loader", "pymode-run")?;
     let root = ext_dir("package-table-root");
     prepare_root(&root)?;
-    let python = test_venv()?;
     println!("| package | version | extension modules | build | side modules | import in wasm | native CPython 3.13 | wasm CPython |");
     println!("|---|---|---|---|---|---|---|---|");
-    for pkg in PACKAGES {
+    for pkg in PACKAGES.iter().filter(|p| names.is_empty() || names.iter().any(|n| n == p.name)) {
+        if let Some(failure) = pkg.build_fails {
+            println!("| {} | {} | does not build: `{}` | | | | | |", pkg.name, pkg.version, failure.error);
+            continue;
+        }
         let modules = pkg.side_modules();
         if modules.is_empty() {
             println!("| {} | {} | not built | | | | | |", pkg.name, pkg.version);
@@ -30,7 +40,7 @@ pub fn run() -> Result<()> {
         let bytes: u64 = modules.iter().map(|m| fs::metadata(pkg.site().join(m)).map(|md| md.len()).unwrap_or(0)).sum();
         let build = fs::read_to_string(ext_dir(pkg.name).join("build-seconds")).unwrap_or_default();
         let import_ms = import_time(&runner, pkg, &root)?;
-        let native = native_suite(&python, pkg, &root)?;
+        let native = if pkg.suite.is_empty() { "no suite in the sdist".to_owned() } else { native_suite(&test_venv(pkg)?, pkg, &root)? };
         let wasm = fs::read_to_string(ext_dir(pkg.name).join("results-full.txt"))
             .ok()
             .and_then(|t| t.split_once(": ").map(|(_, r)| r.trim().to_owned()))
@@ -89,14 +99,17 @@ fn native_suite(python: &Path, pkg: &Package, root: &Path) -> Result<String> {
     Ok(summary.to_string())
 }
 
-/// A venv of the native CPython 3.13 (the wasm build's build Python) with pytest and each
-/// package's own wheel of the pinned version.
-fn test_venv() -> Result<PathBuf> {
+/// A venv of the native CPython 3.13 (the wasm build's build Python) with pytest, the
+/// package's own wheel of the pinned version (and those of the packages it `needs`), and its
+/// test requirements: one venv per package, as each has its own site in wasm.
+fn test_venv(pkg: &Package) -> Result<PathBuf> {
     let mut requirements = vec![format!("pytest=={PYTEST_VERSION}")];
-    for pkg in PACKAGES {
-        requirements.push(format!("{}=={}", pkg.name, pkg.version));
-        requirements.extend(pkg.test_requirements.iter().map(|r| r.to_string()));
+    for name in pkg.needs.iter().chain(std::iter::once(&pkg.name)) {
+        let p = PACKAGES.iter().find(|p| p.name == *name).with_context(|| format!("{}: needs {name}, not in PACKAGES", pkg.name))?;
+        requirements.push(format!("{}=={}", p.name, p.version));
     }
+    requirements.extend(pkg.test_requirements.iter().map(|r| r.to_string()));
     let native = cpython_dir().join("native").join("bin").join("python3.13");
-    native_venv(&native, "native-test-venv", &requirements).context("the packages' own wheels in a native venv")
+    native_venv(&native, &format!("native-test-venv/{}", pkg.name), &requirements)
+        .with_context(|| format!("{}'s own wheel in a native venv", pkg.name))
 }

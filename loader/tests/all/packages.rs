@@ -3,7 +3,9 @@
 //! passes its own test suite inside the wasm CPython under `pymode-run`.
 //!
 //! `cargo xtask test` runs each package's fast subset; with `PYMODE_FULL=1`
-//! (`cargo xtask test --full`) the full suites. Each run first checks that the compiled
+//! (`cargo xtask test --full`) the full suites, and the rows of the 20-package table
+//! (`full_only`), which are otherwise listed as ignored (kind `full`). A package that does not
+//! build (`build_fails`) has no trial: `cargo xtask build-ext` checks its failure. Each run first checks that the compiled
 //! extension is the code in use, then that the suite imported every extension module it must
 //! from our side modules, and that nothing failed. Tests deselected in wasm are listed, with
 //! their WASI reason, in the package table. The summary is written next to the build
@@ -13,14 +15,27 @@ use pymode_testdata::packages::{PACKAGES, Scope, Summary, package, prepare_root,
 use pymode_testdata::trials::{Trial, case};
 use std::path::{Path, PathBuf};
 
-/// One trial per package: `packages::<name>_own_suite`.
+/// One trial per package that builds: `packages::<name>_own_suite`; a `full_only` row's is
+/// ignored unless `PYMODE_FULL=1`.
 pub(crate) fn trials() -> Vec<Trial> {
-    PACKAGES.iter().map(|pkg| case(module_path!(), format!("{}_own_suite", pkg.name), move || own_suite_passes(pkg.name))).collect()
+    let full = full();
+    PACKAGES
+        .iter()
+        .filter(|pkg| pkg.build_fails.is_none())
+        .map(|pkg| {
+            let trial = case(module_path!(), format!("{}_own_suite", pkg.name), move || own_suite_passes(pkg.name));
+            if pkg.full_only { trial.with_kind("full").with_ignored_flag(!full) } else { trial }
+        })
+        .collect()
+}
+
+fn full() -> bool {
+    std::env::var_os("PYMODE_FULL").is_some_and(|v| v == "1")
 }
 
 fn own_suite_passes(name: &str) {
     let pkg = package(name).unwrap_or_else(|| panic!("{name} is not in PACKAGES"));
-    let scope = if std::env::var_os("PYMODE_FULL").is_some_and(|v| v == "1") { Scope::Full } else { Scope::Fast };
+    let scope = if full() { Scope::Full } else { Scope::Fast };
     let runner = Path::new(env!("CARGO_BIN_EXE_pymode-run"));
     assert!(
         pkg.source().is_dir() && !pkg.side_modules().is_empty(),
@@ -35,10 +50,17 @@ fn own_suite_passes(name: &str) {
     assert!(check.status.success(), "{name}: the compiled extension is not in use ({:?}):\n{stdout}\n{stderr}", check.status);
     assert!(stdout.contains("/site"), "{name}: the check did not print a module file under /site:\n{stdout}");
 
+    let scope_name = if scope == Scope::Full { "full" } else { "fast" };
+    if pkg.suite.is_empty() {
+        // The sdist ships no tests (the row says so): the check above is all there is.
+        let record = format!("{name} {} {scope_name}: no suite in the sdist\n", pkg.version);
+        std::fs::write(pymode_testdata::ext_dir(name).join(format!("results-{scope_name}.txt")), &record).expect("write the results");
+        print!("{record}");
+        return;
+    }
     let out = wasm_command(runner, pkg, &root, &wasm_pytest_args(pkg, scope)).output().expect("run pymode-run");
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let summary = Summary::parse(&stdout).unwrap_or_else(|| panic!("{name}: no pytest summary ({:?}):\n{stdout}\n{stderr}", out.status));
-    let scope_name = if scope == Scope::Full { "full" } else { "fast" };
     let record = format!("{name} {} {scope_name}: {summary}\n", pkg.version);
     std::fs::write(pymode_testdata::ext_dir(name).join(format!("results-{scope_name}.txt")), &record).expect("write the results");
     print!("{record}");
