@@ -46,7 +46,15 @@ impl Core {
     }
 
     /// `ffi_closure_make`.
-    pub(super) fn closure_make<T: 'static>(&self, caller: &mut Caller<'_, T>, slot: i32, trampoline: i32, data: i32, sig: i32, nparams: i32) -> i32 {
+    pub(super) fn closure_make<T: 'static>(
+        &self,
+        caller: &mut Caller<'_, T>,
+        slot: i32,
+        trampoline: i32,
+        data: i32,
+        sig: i32,
+        nparams: i32,
+    ) -> i32 {
         match self.try_closure_make(caller, slot, trampoline, data, sig, nparams) {
             Ok(()) => code::OK,
             Err(e) => self.fail("ffi_closure_make", &e),

@@ -14,7 +14,12 @@ pub(super) type CalleeType = (Box<[ValType]>, Box<[ValType]>);
 /// many parameters it takes and how many results it gives. Allowed besides an exact match,
 /// as native C calls allow them and ctypes relies on them: extra trailing arguments (a
 /// cdecl callee ignores them) and a result the call declares void (ignored).
-pub(super) fn accepts(callee_params: &[ValType], callee_results: &[ValType], params: &[ValType], result: Option<&ValType>) -> Option<(usize, usize)> {
+pub(super) fn accepts(
+    callee_params: &[ValType],
+    callee_results: &[ValType],
+    params: &[ValType],
+    result: Option<&ValType>,
+) -> Option<(usize, usize)> {
     let params_match = callee_params.len() <= params.len() && callee_params.iter().zip(params).all(|(a, b)| same_type(a, b));
     let results_match = match (callee_results, result) {
         ([], None) | ([_], None) => true,

@@ -284,7 +284,11 @@ print("collected", gc.collect() >= 1, "cleared", _fpcast.clear_count())
     let out = pymode_run(&[(site, "/site")], &["PYTHONPATH=/site"], script);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
-    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["value 21 doubled 42", "negated -21 answer 42", "collected True cleared 2"], "stderr:\n{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["value 21 doubled 42", "negated -21 answer 42", "collected True cleared 2"],
+        "stderr:\n{stderr}"
+    );
 }
 
 /// Runs markupsafe's own test suite from its sdist inside wasm CPython against `site`, and
