@@ -1,120 +1,381 @@
-//! Link time of `pymode-ld` against `wasm-ld` on the same inputs, in the same run.
+//! Link time of `pymode-ld` against the reference `wasm-ld`, process against process, on the
+//! same real inputs in the same run (issue 17).
 //!
-//! - `link/markupsafe`: markupsafe's `_speedups.o` as `cargo xtask build-ext markupsafe`
-//!   compiled it (-fPIC -O2): one real extension module.
-//! - `link/fixtures`: the twelve `pic-O2` fixture objects in one side module (small: the
-//!   size of one extension module).
-//! - `link/large`: a generated corpus of PIC objects over 20 MB (functions with calls,
-//!   strings, a method table with function pointers per object), compiled once with zig and
-//!   cached under `target/bench-corpus/`.
+//! Inputs:
 //!
-//! `pymode-ld` runs in-process (the library's `link`, including writing the output);
-//! `wasm-ld` runs as `zig wasm-ld`, a process, as it is used. Read the ratio of the two
-//! medians of one group. Needs the toolchain and fixtures (`cargo xtask fixtures`) and the
-//! built markupsafe (`cargo xtask build-ext markupsafe`).
+//! - every package of the package table (`pymode_testdata::packages`) whose build left its
+//!   objects: each `pymode-ld: ARGS` line of `target/ext/NAME/build.log` (the compiler
+//!   driver prints the link line before it runs it, in the package's source tree) is one
+//!   link, run again from that tree with the same arguments;
+//! - `cpython`: CPython's own core, the members of the wasm CPython's `libpython3.13.a`, each
+//!   compiled again by its own compile line from the build's `make.log` with `-fPIC -g0`
+//!   added (once, cached under `target/bench-corpus/`), into one side module.
+//!
+//! `pymode-ld` runs as the release binary (built first unless `PYMODE_LD` names one, or
+//! several as `LABEL=PATH,LABEL=PATH` to compare builds in the same run); `wasm-ld` as `zig
+//! wasm-ld` with the reference flags (`pymode_testdata::WASM_LD_SIDE_MODULE_FLAGS`) plus
+//! `--strip-debug`, because `pymode-ld` never writes debug sections. Each link's commands run
+//! round after round in an order rotated by one each round; the figures are the medians of
+//! each command's wall time and CPU time (user + system of the process and its children,
+//! from `getrusage`), and their ratios pymode-ld / wasm-ld. `LINK_ROUNDS` sets the rounds
+//! (default 11), `LINK_ONLY` keeps the inputs whose name contains it, `PYMODE_EXT_DIR` reads
+//! the package builds from another checkout's `target/ext`.
+//!
+//! `cargo bench -p pymode-benches --bench link`. Needs the toolchain, the packages
+//! (`cargo xtask build-ext NAME`, or `cargo xtask test`) and the wasm CPython's source and
+//! configured build (`cargo xtask cpython`).
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use pymode_linker::{Options, options::InputSpec};
-use pymode_testdata::{Mode, fixture_names, fixture_object, wasm_ld, zig_cc};
+use pymode_testdata::packages::PACKAGES;
+use pymode_testdata::{WASM_LD_SIDE_MODULE_FLAGS, cpython_dir, wasm_ld, workspace_root};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-/// Generated objects and functions per object: 64 × 1500 gives a little over 20 MB.
-const CORPUS_FILES: usize = 64;
-const FUNCTIONS_PER_FILE: usize = 1500;
-
-fn corpus_source(file: usize) -> String {
-    let mut s = String::from("typedef int (*fn)(int);\nextern int host_add(int, int);\nextern int shared_counter;\n");
-    for k in 0..FUNCTIONS_PER_FILE {
-        s.push_str(&format!("static const char s{file}_{k}[] = \"name_{file}_{k}\";\n"));
-        s.push_str(&format!(
-            "int g{file}_{k}(int x) {{ int a = x * {m}; for (int i = 0; i < (x & 7); i++) a = host_add(a, i ^ {k}); \
-             shared_counter += a; return a + (int)s{file}_{k}[x & 3]; }}\n",
-            m = k + 1
-        ));
-    }
-    s.push_str("struct def { const char *name; fn f; int flags; };\n");
-    let entries: Vec<String> = (0..FUNCTIONS_PER_FILE).map(|k| format!("{{s{file}_{k}, g{file}_{k}, {k}}}")).collect();
-    s.push_str(&format!("struct def table{file}[] = {{{}}};\n", entries.join(",")));
-    s.push_str(&format!("int call{file}(int i, int x) {{ return table{file}[i % {FUNCTIONS_PER_FILE}].f(x); }}\n"));
-    s
+/// One link: its arguments (inputs and flags, without `-o`) and the directory they are
+/// relative to.
+struct Link {
+    name: String,
+    dir: PathBuf,
+    args: Vec<String>,
+    /// Objects and archives it reads, for the size column.
+    input_bytes: u64,
+    inputs: usize,
 }
 
-/// Compiles the corpus once (two compiles at a time) and returns the object paths.
-fn corpus() -> Vec<PathBuf> {
-    let dir = pymode_testdata::workspace_root().join("target/bench-corpus").join(format!("link-{CORPUS_FILES}x{FUNCTIONS_PER_FILE}"));
-    std::fs::create_dir_all(&dir).expect("create corpus dir");
-    let objects: Vec<PathBuf> = (0..CORPUS_FILES).map(|i| dir.join(format!("gen{i}.o"))).collect();
-    let missing: Vec<usize> = (0..CORPUS_FILES).filter(|&i| !objects[i].is_file()).collect();
+/// One command of a link, with its measurements.
+struct Case {
+    label: String,
+    cmd: Command,
+    wall: Vec<Duration>,
+    cpu: Vec<Duration>,
+}
+
+fn main() {
+    let rounds: usize = std::env::var("LINK_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(11).max(1);
+    let only = std::env::var("LINK_ONLY").ok();
+    let linkers = linkers();
+    for (label, path) in &linkers {
+        println!("link: {label} = {}", path.display());
+    }
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
+    let mut links = package_links();
+    // Compiled only when it is measured: the first run compiles for minutes.
+    if wanted("cpython") {
+        links.push(cpython_link());
+    }
+    links.retain(|l| wanted(&l.name));
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    println!("link: {rounds} rounds; load average before: {}", load_average());
+    let mut rows = Vec::new();
+    for link in &links {
+        let mut cases: Vec<Case> =
+            linkers.iter().map(|(label, path)| Case::new(label, ours(path, link, &out_dir.path().join(format!("{label}.so"))))).collect();
+        cases.push(Case::new("wasm-ld", theirs(link, &out_dir.path().join("wasm-ld.so"))));
+        // Untimed once: the page cache, and a check that both accept the inputs.
+        if let Some(failed) = cases.iter_mut().find_map(|c| run(&mut c.cmd).err().map(|e| format!("{}: {e}", c.label))) {
+            println!("link/{}: skipped, {failed}", link.name);
+            continue;
+        }
+        let n = cases.len();
+        for round in 0..rounds {
+            for i in 0..n {
+                let case = &mut cases[(round + i) % n];
+                let (wall, cpu) = run(&mut case.cmd).unwrap_or_else(|e| panic!("link/{}: {}: {e}", link.name, case.label));
+                case.wall.push(wall);
+                case.cpu.push(cpu);
+            }
+        }
+        let medians: Vec<(Duration, Duration)> = cases.iter_mut().map(|c| (median(&mut c.wall), median(&mut c.cpu))).collect();
+        let (ref_wall, ref_cpu) = medians[n - 1];
+        println!(
+            "link/{}: {} inputs, {:.2} MB; wasm-ld wall {:.1} ms, cpu {:.1} ms",
+            link.name,
+            link.inputs,
+            link.input_bytes as f64 / 1e6,
+            ms(ref_wall),
+            ms(ref_cpu)
+        );
+        for (case, &(wall, cpu)) in cases.iter().zip(&medians).take(n - 1) {
+            let (wall_ratio, cpu_ratio) = (ms(wall) / ms(ref_wall), ms(cpu) / ms(ref_cpu));
+            println!(
+                "link/{}: {:<8} wall {:>8.1} ms  cpu {:>8.1} ms   ratio / wasm-ld: wall {wall_ratio:.2}  cpu {cpu_ratio:.2}",
+                link.name,
+                case.label,
+                ms(wall),
+                ms(cpu)
+            );
+            rows.push((link.name.clone(), case.label.clone(), link.inputs, link.input_bytes, wall, cpu, ref_wall, ref_cpu));
+        }
+    }
+    println!("link: load average after: {}", load_average());
+    println!();
+    println!("| input | objects | MB | linker | wall ms (ours / wasm-ld) | CPU ms (ours / wasm-ld) | wall ratio | CPU ratio |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, label, inputs, bytes, wall, cpu, ref_wall, ref_cpu) in &rows {
+        println!(
+            "| {name} | {inputs} | {:.2} | {label} | {:.1} / {:.1} | {:.1} / {:.1} | {:.2} | {:.2} |",
+            *bytes as f64 / 1e6,
+            ms(*wall),
+            ms(*ref_wall),
+            ms(*cpu),
+            ms(*ref_cpu),
+            ms(*wall) / ms(*ref_wall),
+            ms(*cpu) / ms(*ref_cpu)
+        );
+    }
+    for (label, _) in &linkers {
+        let mut wall: Vec<f64> = Vec::new();
+        let mut cpu: Vec<f64> = Vec::new();
+        for (name, row_label, _, _, w, c, rw, rc) in &rows {
+            if row_label == label && name != "cpython" {
+                wall.push(ms(*w) / ms(*rw));
+                cpu.push(ms(*c) / ms(*rc));
+            }
+        }
+        if !wall.is_empty() {
+            println!(
+                "link: {label}: median over {} package links: wall ratio {:.2}, CPU ratio {:.2}",
+                wall.len(),
+                median_f64(&mut wall),
+                median_f64(&mut cpu)
+            );
+        }
+    }
+}
+
+impl Case {
+    fn new(label: &str, cmd: Command) -> Self {
+        Case { label: label.to_owned(), cmd, wall: Vec::new(), cpu: Vec::new() }
+    }
+}
+
+/// The pymode-ld builds to measure: `PYMODE_LD` (a path, or `LABEL=PATH` items separated by
+/// commas), else the workspace's release binary, built (or found up to date) by cargo first.
+fn linkers() -> Vec<(String, PathBuf)> {
+    if let Some(list) = std::env::var_os("PYMODE_LD") {
+        return list
+            .to_string_lossy()
+            .split(',')
+            .map(|item| match item.split_once('=') {
+                Some((label, path)) => (label.to_owned(), PathBuf::from(path)),
+                None => ("pymode-ld".to_owned(), PathBuf::from(item)),
+            })
+            .collect();
+    }
+    let root = workspace_root();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", "pymode-linker", "--bin", "pymode-ld"])
+        .current_dir(&root)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building pymode-ld failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    vec![("pymode-ld".to_owned(), target.join("release").join("pymode-ld"))]
+}
+
+fn ours(linker: &Path, link: &Link, out: &Path) -> Command {
+    let mut cmd = Command::new(linker);
+    cmd.current_dir(&link.dir).args(&link.args).arg("-o").arg(out);
+    cmd
+}
+
+fn theirs(link: &Link, out: &Path) -> Command {
+    let mut cmd = wasm_ld();
+    cmd.current_dir(&link.dir).args(WASM_LD_SIDE_MODULE_FLAGS).arg("--strip-debug");
+    // pymode-ld's own spellings, and the flags the reference flags already give.
+    let ours_only = |a: &str| a.starts_with("--pic-rewrite") || matches!(a, "-shared" | "--shared" | "--experimental-pic" | "--no-entry");
+    cmd.args(link.args.iter().filter(|a| !ours_only(a.as_str()))).arg("-o").arg(out);
+    cmd
+}
+
+/// Runs the command to completion; its wall time and the CPU time it used, or why it failed.
+fn run(cmd: &mut Command) -> Result<(Duration, Duration), String> {
+    let before = children_cpu();
+    let start = Instant::now();
+    let out = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output().map_err(|e| e.to_string())?;
+    let wall = start.elapsed();
+    let cpu = children_cpu().saturating_sub(before);
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("{}: {}", out.status, stderr.lines().take(3).collect::<Vec<_>>().join(" / ")));
+    }
+    Ok((wall, cpu))
+}
+
+/// The package builds' link lines, from each `build.log`.
+fn package_links() -> Vec<Link> {
+    let ext = std::env::var_os("PYMODE_EXT_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target").join("ext"));
+    let mut links = Vec::new();
+    for pkg in PACKAGES {
+        let log = ext.join(pkg.name).join("build.log");
+        let Ok(text) = std::fs::read_to_string(&log) else {
+            println!("link/{}: skipped, no {}", pkg.name, log.display());
+            continue;
+        };
+        let dir = ext.join(pkg.name).join("src").join(format!("{}-{}", pkg.name, pkg.version));
+        let lines: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("pymode-ld: ")).collect();
+        for (i, line) in lines.iter().enumerate() {
+            let name = if lines.len() == 1 { pkg.name.to_owned() } else { format!("{}#{}", pkg.name, i + 1) };
+            let args = drop_output(split_shell_words(line));
+            let files: Vec<PathBuf> =
+                args.iter().filter(|a| !a.starts_with('-') && !a.starts_with('@')).map(|a| dir.join(a)).filter(|p| p.is_file()).collect();
+            let input_bytes = files.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
+            links.push(Link { name, dir: dir.clone(), args, input_bytes, inputs: files.len() });
+        }
+    }
+    links
+}
+
+/// The arguments without `-o FILE` (the benchmark writes elsewhere).
+fn drop_output(args: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        if arg == "-o" {
+            it.next();
+        } else if !(arg.starts_with("-o") && arg.len() > 2) {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+/// Splits a line as a POSIX shell would (what Python's `shlex.join` wrote): single quotes,
+/// double quotes with backslash escapes, and backslashes outside quotes.
+fn split_shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' => {
+                if let Some(w) = word.take() {
+                    words.push(w);
+                }
+            }
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                for q in chars.by_ref() {
+                    if q == '\'' {
+                        break;
+                    }
+                    w.push(q);
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                while let Some(q) = chars.next() {
+                    match q {
+                        '"' => break,
+                        '\\' => w.extend(chars.next()),
+                        _ => w.push(q),
+                    }
+                }
+            }
+            '\\' => word.get_or_insert_with(String::new).extend(chars.next()),
+            _ => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+/// CPython's core (the members of `libpython3.13.a`) compiled again with `-fPIC` (once, two
+/// compiles at a time): each member's own compile line from the wasm CPython's `make.log`, run
+/// in its build directory, with `-fPIC -g0` added and the object written under
+/// `target/bench-corpus/`. One link of them all.
+fn cpython_link() -> Link {
+    let build = cpython_dir().join("wasi-build");
+    let log = std::fs::read_to_string(build.join("make.log")).expect("read the wasm CPython's make.log: run `cargo xtask cpython`");
+    let members: Vec<String> = log
+        .lines()
+        .find_map(|l| l.split_once(" rcs libpython3.13.a ").map(|(_, rest)| split_shell_words(rest)))
+        .expect("make.log archives libpython3.13.a");
+    let dir = workspace_root().join("target").join("bench-corpus").join("cpython-pic");
+    std::fs::create_dir_all(&dir).expect("create the corpus directory");
+    let object_of = |member: &str| dir.join(member.replace('/', "_"));
+    // Each member's compile line: the one that writes it (`-o MEMBER`), continuation lines
+    // joined.
+    let logical = log.replace("\\\n", " ");
+    let mut by_output = std::collections::HashMap::new();
+    for line in logical.lines() {
+        let words = split_shell_words(line);
+        if !words.iter().any(|w| w == "-c") {
+            continue;
+        }
+        if let Some(o) = words.iter().position(|w| w == "-o").filter(|&o| o + 1 < words.len()) {
+            by_output.entry(words[o + 1].clone()).or_insert((o, words));
+        }
+    }
+    let mut compiles = Vec::new();
+    for member in &members {
+        let Some((o, words)) = by_output.get(member) else {
+            println!("link/cpython: left out {member}: make.log has no compile line for it");
+            continue;
+        };
+        let mut words = words.clone();
+        words[o + 1] = object_of(member.as_str()).display().to_string();
+        words.extend(["-fPIC".to_owned(), "-g0".to_owned()]);
+        compiles.push((member, words));
+    }
+    let todo: Vec<&(&String, Vec<String>)> = compiles.iter().filter(|(m, _)| !object_of(m.as_str()).is_file()).collect();
+    if !todo.is_empty() {
+        println!("link/cpython: compiling {} of {} objects with -fPIC into {}", todo.len(), members.len(), dir.display());
+    }
     std::thread::scope(|scope| {
-        for half in missing.chunks(missing.len().div_ceil(2).max(1)) {
-            let dir = &dir;
+        for half in todo.chunks(todo.len().div_ceil(2).max(1)) {
+            let build = &build;
             scope.spawn(move || {
-                for &i in half {
-                    let c = dir.join(format!("gen{i}.c"));
-                    std::fs::write(&c, corpus_source(i)).expect("write corpus source");
-                    let tmp = dir.join(format!("gen{i}.o.tmp"));
-                    let out = zig_cc()
-                        .args(pymode_testdata::COMMON_CFLAGS)
-                        .args(["-fPIC", "-O2"])
-                        .arg(&c)
-                        .arg("-o")
-                        .arg(&tmp)
-                        .output()
-                        .expect("run zig cc");
-                    assert!(out.status.success(), "zig cc gen{i}.c: {}", String::from_utf8_lossy(&out.stderr));
-                    std::fs::rename(&tmp, dir.join(format!("gen{i}.o"))).expect("rename object");
+                for (member, words) in half {
+                    let mut cmd = Command::new(&words[0]);
+                    pymode_testdata::apply_zig_env(&mut cmd);
+                    let out = cmd.args(&words[1..]).current_dir(build).output().expect("run the compiler");
+                    assert!(out.status.success(), "compiling {member}: {}", String::from_utf8_lossy(&out.stderr));
                 }
             });
         }
     });
-    objects
+    let objects: Vec<PathBuf> = compiles.iter().map(|(m, _)| object_of(m.as_str())).collect();
+    let input_bytes = objects.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
+    Link {
+        name: "cpython".to_owned(),
+        inputs: objects.len(),
+        input_bytes,
+        args: objects.iter().map(|o| o.display().to_string()).collect(),
+        dir,
+    }
 }
 
-fn ours(objects: &[PathBuf], out: &Path) {
-    let opts = Options {
-        inputs: objects.iter().map(|o| InputSpec::File(o.clone())).collect(),
-        output: Some(out.to_owned()),
-        ..Options::default()
+/// User + system time of all waited-for children so far.
+fn children_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a `struct rusage` into the pointer it is given, which points
+    // to one, and RUSAGE_CHILDREN is a valid `who`.
+    #[allow(unsafe_code)]
+    let usage = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()), 0, "getrusage");
+        usage.assume_init()
     };
-    pymode_linker::link(&opts).expect("pymode-ld");
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-fn theirs(objects: &[PathBuf], out: &Path) {
-    let status = wasm_ld()
-        .args(["--shared", "--experimental-pic", "--unresolved-symbols=import-dynamic"])
-        .args(objects)
-        .arg("-o")
-        .arg(out)
-        .status()
-        .expect("run wasm-ld");
-    assert!(status.success());
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
 }
 
-fn bench_group(c: &mut Criterion, name: &str, objects: &[PathBuf], samples: usize) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let size: u64 = objects.iter().map(|o| std::fs::metadata(o).map(|m| m.len()).unwrap_or(0)).sum();
-    eprintln!("link/{name}: {} objects, {:.1} MB", objects.len(), size as f64 / 1e6);
-    let mut group = c.benchmark_group(format!("link/{name}"));
-    group.sample_size(samples).measurement_time(Duration::from_secs(10));
-    group.bench_function("pymode-ld", |b| b.iter(|| ours(objects, &dir.path().join("ours.so"))));
-    group.bench_function("wasm-ld", |b| b.iter(|| theirs(objects, &dir.path().join("theirs.so"))));
-    group.finish();
+fn median_f64(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
-/// markupsafe's object as `cargo xtask build-ext markupsafe` left it.
-fn markupsafe_object() -> PathBuf {
-    let object = pymode_testdata::ext_dir("markupsafe").join("_speedups.o");
-    assert!(object.is_file(), "{} is missing: run `cargo xtask build-ext markupsafe`", object.display());
-    object
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
-fn link(c: &mut Criterion) {
-    bench_group(c, "markupsafe", &[markupsafe_object()], 50);
-    let fixtures: Vec<PathBuf> = fixture_names().iter().map(|n| fixture_object(n, Mode::PicO2)).collect();
-    bench_group(c, "fixtures", &fixtures, 50);
-    bench_group(c, "large", &corpus(), 10);
+fn load_average() -> String {
+    std::fs::read_to_string(Path::new("/proc/loadavg"))
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
-
-criterion_group!(benches, link);
-criterion_main!(benches);

@@ -50,8 +50,9 @@ pub fn parse_dylink0(data: &[u8]) {
 }
 
 /// Links `data` as the only input object of a side module with `pymode-ld`'s library entry
-/// point. An error is fine; a panic is a bug, and so is an output that does not validate or
-/// has no readable `dylink.0`. The seeds are real fixture objects (`fuzz/seeds/link`), so the
+/// point. An error is fine; a panic is a bug, and so is an output that does not validate
+/// while the input does (copied bodies are left to their input: `pymode_linker::unchanged`)
+/// or has no readable `dylink.0`. The seeds are real fixture objects (`fuzz/seeds/link`), so the
 /// fuzzer starts from inputs that link and mutates their relocations, symbols and sections.
 pub fn link(data: &[u8]) {
     thread_local! {
@@ -65,7 +66,9 @@ pub fn link(data: &[u8]) {
             ..pymode_linker::Options::default()
         };
         if let Ok(out) = pymode_linker::link_to_bytes(&opts) {
-            pymode_linker::emit::validate(&out).expect("a linked module validates");
+            if let Err(e) = pymode_linker::emit::validate(&out) {
+                assert!(pymode_linker::emit::validate_input(data, &out).is_err(), "the input validates, the output does not: {e}");
+            }
             let dylink = Dylink0::from_module("fuzz.so", &out).expect("our dylink.0 decodes");
             assert!(dylink.is_some(), "a linked side module has dylink.0");
         }

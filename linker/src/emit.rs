@@ -107,6 +107,17 @@ pub struct Linked<'l, 'a> {
     pub opts: &'l Options,
 }
 
+/// An encoded module, and which of its function bodies validation must check.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The module.
+    pub bytes: Vec<u8>,
+    /// Per code-section entry, in order: whether [`validate_changed`] checks its body. A
+    /// copied body proven valid whenever its input is ([`crate::unchanged`]) is not checked;
+    /// rewritten and synthesized bodies always are.
+    pub check_body: Vec<bool>,
+}
+
 /// Encodes the module into one buffer: the header, `dylink.0`, then the standard sections,
 /// with the objects' function bodies and data patched straight into their place (see
 /// [`crate::patch`]; bodies the PIC rewrite replaced come from [`Linked::rewritten`]), so the
@@ -114,7 +125,7 @@ pub struct Linked<'l, 'a> {
 ///
 /// # Errors
 /// A type we cannot re-encode, or a patching error.
-pub fn encode(linked: &Linked<'_, '_>) -> Result<Vec<u8>> {
+pub fn encode(linked: &Linked<'_, '_>) -> Result<Encoded> {
     let Linked { layout, synth, .. } = *linked;
     let entry_sizes = patch::code_entry_sizes(linked)?;
     let code_bytes: usize = entry_sizes.iter().sum();
@@ -142,7 +153,12 @@ pub fn encode(linked: &Linked<'_, '_>) -> Result<Vec<u8>> {
     if !layout.table_slots.is_empty() {
         emit_elements(linked)?.append_to(&mut out);
     }
-    emit_code(linked, &entry_sizes, &synthesized, &mut out)?;
+    let mut check_body = emit_code(linked, &entry_sizes, &synthesized, &mut out)?;
+    // __wasm_call_ctors, and __wasm_apply_data_relocs when there is one.
+    check_body.push(true);
+    if synth.apply_data_relocs.is_some() {
+        check_body.push(true);
+    }
     emit_data(linked, data_bytes, &mut out)?;
     if !linked.opts.strip_all {
         name_section(linked.inputs, layout).append_to(&mut out);
@@ -150,7 +166,7 @@ pub fn encode(linked: &Linked<'_, '_>) -> Result<Vec<u8>> {
     if !linked.features.is_empty() {
         target_features_section(linked.features).append_to(&mut out);
     }
-    Ok(out)
+    Ok(Encoded { bytes: out, check_body })
 }
 
 fn emit_types(layout: &Layout<'_>) -> Result<TypeSection> {
@@ -236,8 +252,9 @@ fn emit_elements(linked: &Linked<'_, '_>) -> Result<ElementSection> {
     Ok(elements)
 }
 
-/// Code: the count, the objects' bodies patched in place, then the synthesized ones.
-fn emit_code(linked: &Linked<'_, '_>, entry_sizes: &[usize], synthesized: &[u8], out: &mut Vec<u8>) -> Result<()> {
+/// Code: the count, the objects' bodies patched in place, then the synthesized ones. Returns
+/// which of the objects' bodies validation must check ([`patch::patch_functions`]).
+fn emit_code(linked: &Linked<'_, '_>, entry_sizes: &[usize], synthesized: &[u8], out: &mut Vec<u8>) -> Result<Vec<bool>> {
     let layout = linked.layout;
     let code_bytes: usize = entry_sizes.iter().sum();
     let count = layout.defined_funcs.len() + 1 + usize::from(layout.apply_data_relocs.is_some());
@@ -250,9 +267,9 @@ fn emit_code(linked: &Linked<'_, '_>, entry_sizes: &[usize], synthesized: &[u8],
     out.extend_from_slice(&head);
     let start = out.len();
     out.resize(start + code_bytes, 0);
-    patch::patch_functions(linked, entry_sizes, &mut out[start..])?;
+    let check_body = patch::patch_functions(linked, entry_sizes, &mut out[start..])?;
     out.extend_from_slice(synthesized);
-    Ok(())
+    Ok(check_body)
 }
 
 /// Data: each non-bss output segment at `__memory_base + start`, its bytes written and
@@ -343,25 +360,57 @@ fn name_section(inputs: &Inputs<'_>, layout: &Layout<'_>) -> NameSection {
     section
 }
 
-/// Validates the module with the features it may use ([`declared_features`]).
+/// Validates the whole module, every function body included, with the features it may use
+/// ([`declared_features`]).
 ///
 /// # Errors
-/// [`LinkError::InvalidOutput`] with wasmparser's message: a linker bug, or code that needs a
-/// feature `--features=` left out.
+/// [`LinkError::InvalidOutput`] with wasmparser's message: a linker bug, malformed code in an
+/// input, or code that needs a feature `--features=` left out.
 pub fn validate(bytes: &[u8]) -> Result<()> {
+    validate_bodies(bytes, |_| true)
+}
+
+/// Validates what the link made: the module's structure, and the function bodies that
+/// `check_body` marks (rewritten, synthesized, and copied ones not proven unchanged, see
+/// [`Encoded::check_body`]); an entry past its end is checked. A copied body that is not
+/// checked is valid whenever its input body is.
+///
+/// # Errors
+/// As [`validate`].
+pub fn validate_changed(bytes: &[u8], check_body: &[bool]) -> Result<()> {
+    validate_bodies(bytes, |entry| check_body.get(entry).copied().unwrap_or(true))
+}
+
+/// Validates an input object as a module, with the features the linked `output` declares.
+/// [`validate_changed`] leaves copied bodies to their input: when [`validate`] refuses an
+/// output that linked, this tells garbage in (the input is invalid too) from a linker bug.
+///
+/// # Errors
+/// [`LinkError::InvalidOutput`] for the object, with wasmparser's message.
+pub fn validate_input(object: &[u8], output: &[u8]) -> Result<()> {
+    let mut validator = wasmparser::Validator::new_with_features(declared_features(output)?);
+    validator
+        .validate_all(object)
+        .map(|_| ())
+        .map_err(|e| LinkError::InvalidOutput(format!("input: {} (at byte 0x{:x})", e.message(), e.offset())))
+}
+
+/// Validates the structure, and the bodies of the code-section entries `check` selects.
+fn validate_bodies(bytes: &[u8], check: impl Fn(usize) -> bool) -> Result<()> {
     let invalid = |e: wasmparser::BinaryReaderError| {
         LinkError::InvalidOutput(format!("{} (at byte 0x{:x}); an input may hold malformed code", e.message(), e.offset()))
     };
     // The module structure in one pass; function bodies, most of the work, in parallel.
     let mut validator = wasmparser::Validator::new_with_features(declared_features(bytes)?);
     let mut bodies = Vec::new();
+    let mut entry = 0;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(invalid)?;
-        if let wasmparser::Payload::CodeSectionStart { count, .. } = payload {
-            bodies.reserve(count as usize);
-        }
         if let wasmparser::ValidPayload::Func(to_validate, body) = validator.payload(&payload).map_err(invalid)? {
-            bodies.push((to_validate, body));
+            if check(entry) {
+                bodies.push((to_validate, body));
+            }
+            entry += 1;
         }
     }
     // Pieces of about equal bytes, each handed whole to the thread that takes it.
@@ -395,17 +444,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     persist(path, tmp)
 }
 
-/// Validates `bytes` (as [`validate`]) while writing them to a temporary file next to
-/// `path`, and renames that file to `path` only when both succeeded: writing and
+/// Validates the module (as [`validate_changed`]) while writing it to a temporary file next
+/// to `path`, and renames that file to `path` only when both succeeded: writing and
 /// validating are independent, and validation's first pass leaves a core idle. On any
 /// error the temporary file is removed and an existing output is kept.
 ///
 /// # Errors
 /// As [`validate`] (reported first), then as [`write_atomically`].
-pub fn validate_and_write(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn validate_and_write(path: &Path, encoded: &Encoded) -> Result<()> {
+    let bytes = &encoded.bytes[..];
     let (valid, written) = std::thread::scope(|scope| {
         let writer = scope.spawn(|| write_temporary(path, bytes));
-        let valid = validate(bytes);
+        let valid = validate_changed(bytes, &encoded.check_body);
         // A panic in the writer is a bug; re-raise it here.
         (valid, writer.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
     });

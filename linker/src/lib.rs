@@ -30,22 +30,27 @@ pub mod resolve;
 pub mod rewrite;
 pub mod scan;
 pub mod synth;
+pub mod unchanged;
 
 pub use error::{LinkError, Result};
 pub use options::{Binding, FeatureCheck, Options, PicRewrite};
 
-/// Links `opts.inputs` into a side module and returns its bytes, validated.
+/// Links `opts.inputs` into a side module and returns its bytes, validated as [`link`]
+/// validates them ([`emit::validate_changed`]).
 ///
 /// # Errors
 /// Any input, resolution, relocation or validation error, as a [`LinkError`].
 pub fn link_to_bytes(opts: &Options) -> Result<Vec<u8>> {
-    let bytes = build(opts)?;
-    emit::validate(&bytes)?;
-    Ok(bytes)
+    let encoded = build(opts)?;
+    emit::validate_changed(&encoded.bytes, &encoded.check_body)?;
+    Ok(encoded.bytes)
 }
 
-/// Every phase but validation.
-fn build(opts: &Options) -> Result<Vec<u8>> {
+/// Every phase but validation: the module, and which bodies validation must check.
+///
+/// # Errors
+/// Any input, resolution or relocation error, as a [`LinkError`].
+pub fn build(opts: &Options) -> Result<emit::Encoded> {
     let files = input::read_files(opts)?;
     let inputs = input::load(&files)?;
     let features = features::compute(&inputs, opts)?;
@@ -75,6 +80,6 @@ pub fn link(opts: &Options) -> Result<()> {
     if opts.inputs.is_empty() {
         return Err(LinkError::Usage("no input files".into()));
     }
-    let bytes = build(opts)?;
-    emit::validate_and_write(output, &bytes)
+    let encoded = build(opts)?;
+    emit::validate_and_write(output, &encoded)
 }

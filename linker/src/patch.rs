@@ -13,6 +13,7 @@ use crate::input::Inputs;
 use crate::layout::Layout;
 use crate::resolve::Resolution;
 use crate::scan::{Place, Scan, Site};
+use crate::unchanged::{self, PatchedSite};
 use pymode_abi::object::TypeIndex;
 use pymode_abi::object::{Object, SymbolKind};
 use pymode_abi::reloc::{RelocKind, RelocTarget};
@@ -46,13 +47,18 @@ fn uleb_len(value: u32) -> usize {
 
 /// Copies and patches every kept function body, in output order, straight into `out` (the
 /// code section's entries, sized by [`code_entry_sizes`]): each body prefixed with its
-/// size. A body the PIC rewrite replaced is taken, with its sites, from `rewritten`. Threads take contiguous runs of functions of about equal bytes and write disjoint
-/// parts of `out`, so every body is copied once.
+/// size. A body the PIC rewrite replaced is taken, with its sites, from `rewritten`. Threads
+/// take contiguous runs of functions of about equal bytes and write disjoint parts of `out`,
+/// so every body is copied once.
+///
+/// Returns, per function in output order, whether validation must check its body: a
+/// rewritten body always, a copied one unless [`unchanged::proven`] shows it valid whenever
+/// its input is.
 ///
 /// # Errors
 /// A value that does not fit its site, or a symbol without an index (reported, not
 /// panicked on).
-pub fn patch_functions(linked: &Linked<'_, '_>, sizes: &[usize], out: &mut [u8]) -> Result<()> {
+pub fn patch_functions(linked: &Linked<'_, '_>, sizes: &[usize], out: &mut [u8]) -> Result<Vec<bool>> {
     let Linked { inputs, res, scan, layout, rewritten, .. } = *linked;
     let by_function = code_sites_by_function(inputs, scan);
     let mut work = Vec::new();
@@ -64,9 +70,11 @@ pub fn patch_functions(linked: &Linked<'_, '_>, sizes: &[usize], out: &mut [u8])
         rest = tail;
         work.push((range, part));
     }
-    let results = crate::parallel::run(work, |(range, part)| -> Result<()> {
+    let results = crate::parallel::run(work, |(range, part)| -> Result<Vec<bool>> {
         let mut at = 0;
         let mut leb = Vec::with_capacity(5);
+        let mut patched: Vec<PatchedSite> = Vec::new();
+        let mut to_validate = Vec::with_capacity(range.len());
         for &func in &layout.defined_funcs[range] {
             let InputFunc { file, function } = func;
             let obj = &inputs.objects[file.as_usize()]; // ok: layout only lists loaded objects
@@ -86,20 +94,35 @@ pub fn patch_functions(linked: &Linked<'_, '_>, sizes: &[usize], out: &mut [u8])
             let (prefix, copy) = entry.split_at_mut(leb.len());
             prefix.copy_from_slice(&leb);
             copy.copy_from_slice(body);
-            let patch = |site: &Site, copy: &mut [u8]| -> Result<()> {
+            patched.clear();
+            let mut patch = |site: &Site, copy: &mut [u8]| -> Result<()> {
                 let Place::Code { offset, .. } = site.place else { return Ok(()) };
                 let value = code_value(res, layout, file, obj, site)?;
+                patched.push(PatchedSite { offset, kind: site.reloc.kind, value });
                 write(copy, offset, obj, res, site, value)
             };
             match new {
-                Some(new) => new.sites.iter().try_for_each(|site| patch(site, copy))?,
-                None => by_function.sites(scan, file, function).try_for_each(|site| patch(site, copy))?,
+                Some(new) => {
+                    new.sites.iter().try_for_each(|site| patch(site, copy))?;
+                    to_validate.push(true);
+                }
+                None => {
+                    by_function.sites(scan, file, function).try_for_each(|site| patch(site, copy))?;
+                    if !patched.is_sorted_by_key(|s| s.offset) {
+                        patched.sort_by_key(|s| s.offset);
+                    }
+                    to_validate.push(!unchanged::proven(layout, file, obj, body, &patched));
+                }
             }
             at = end;
         }
-        Ok(())
+        Ok(to_validate)
     });
-    results.into_iter().collect()
+    let mut to_validate = Vec::with_capacity(layout.defined_funcs.len());
+    for part in results {
+        to_validate.extend(part?);
+    }
+    Ok(to_validate)
 }
 
 /// Each object's code sites grouped by function (a counting sort of their positions in
