@@ -55,7 +55,7 @@ void *dlsym(void *restrict handle, const char *restrict name) {
  * table slots, possibly for functions of another arity. */
 #define PYMODE_ARITY_CACHE 4096
 static int32_t arity_cache_index[PYMODE_ARITY_CACHE];
-static int8_t arity_cache_value[PYMODE_ARITY_CACHE];
+static int16_t arity_cache_value[PYMODE_ARITY_CACHE]; /* wide enough for PYMODE_FN_ARITY_NO_RESULT */
 
 int dlclose(void *handle) {
     pymode_dl_close(ptr_to_handle(handle));
@@ -69,7 +69,7 @@ static int32_t pymode_arity(int32_t index) {
         return arity_cache_value[slot];
     int32_t arity = pymode_fn_arity(index);
     arity_cache_index[slot] = index;
-    arity_cache_value[slot] = (int8_t)arity;
+    arity_cache_value[slot] = (int16_t)arity;
     return arity;
 }
 

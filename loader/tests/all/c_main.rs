@@ -148,7 +148,8 @@ fn c_main_loads_fixtures_pic_o0() {
 
 /// `pymode_call_trampoline` (the shim's, which CPython's C-call macros use) caches each
 /// function's arity by table index. A closed library's slots are reused; the cache must not
-/// answer for the new function with the old one's arity, or the call would trap.
+/// answer for the new function with the old one's arity, or the call would trap. A function
+/// that returns nothing keeps that flag through the cache.
 fn the_call_trampoline_asks_again_after_dlclose_reuses_a_slot() {
     let tmp = tempfile::tempdir().unwrap();
     let lib = tmp.path().join("lib");
@@ -163,6 +164,7 @@ fn the_call_trampoline_asks_again_after_dlclose_reuses_a_slot() {
     };
     side("one", "int one(int a) { return a + 1; }");
     side("two", "int two(int a, int b) { return a * b; }");
+    side("zap", "int zapped; void zap(int a) { zapped += a; } int zapped_total(void) { return zapped; }");
     let main_c = tmp.path().join("main.c");
     std::fs::write(
         &main_c,
@@ -180,7 +182,14 @@ int main(void) {
     void *b = dlopen("/lib/two.so", RTLD_NOW);
     void *two = dlsym(b, "two");
     int r2 = (int)(intptr_t)pymode_call_trampoline(two, ARG(6), ARG(7), ARG(8));
-    printf("one %d two %d same_slot %d\n", r1, r2, one == two);
+    /* A function that returns nothing (a tp_clear declared void), twice: the second call
+       takes its arity from the cache, which must keep the no-result flag. */
+    void *c = dlopen("/lib/zap.so", RTLD_NOW);
+    void *zap = dlsym(c, "zap");
+    int (*total)(void) = (int (*)(void))dlsym(c, "zapped_total");
+    pymode_call_trampoline(zap, ARG(5), ARG(0), ARG(0));
+    pymode_call_trampoline(zap, ARG(5), ARG(0), ARG(0));
+    printf("one %d two %d same_slot %d zapped %d\n", r1, r2, one == two, total());
     return 0;
 }
 "#,
@@ -192,5 +201,5 @@ int main(void) {
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     // same_slot 1: `two` took the slot `one` had, which is what the test is about.
-    assert_eq!(stdout.trim(), "one 42 two 42 same_slot 1", "{stderr}");
+    assert_eq!(stdout.trim(), "one 42 two 42 same_slot 1 zapped 10", "{stderr}");
 }
