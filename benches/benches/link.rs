@@ -25,6 +25,7 @@
 //! (`cargo xtask build-ext NAME`, or `cargo xtask test`) and the wasm CPython's source and
 //! configured build (`cargo xtask cpython`).
 
+use pymode_benches::{children_cpu, median};
 use pymode_testdata::packages::PACKAGES;
 use pymode_testdata::{WASM_LD_SIDE_MODULE_FLAGS, cpython_dir, wasm_ld, workspace_root};
 use std::path::{Path, PathBuf};
@@ -344,25 +345,6 @@ fn cpython_link() -> Link {
         args: objects.iter().map(|o| o.display().to_string()).collect(),
         dir,
     }
-}
-
-/// User + system time of all waited-for children so far.
-fn children_cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a `struct rusage` into the pointer it is given, which points
-    // to one, and RUSAGE_CHILDREN is a valid `who`.
-    #[allow(unsafe_code)]
-    let usage = unsafe {
-        assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()), 0, "getrusage");
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn median_f64(v: &mut [f64]) -> f64 {

@@ -18,6 +18,7 @@
 //! run; `STARTUP_CACHE` the module cache (default `$PYMODE_CACHE/module-cache`, the tests').
 //! Needs `cargo xtask cpython`.
 
+use pymode_benches::{children_cpu, median};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -133,25 +134,6 @@ fn run(cmd: &mut Command, name: &str) -> (Duration, Duration) {
     let cpu = children_cpu().saturating_sub(before);
     assert!(out.status.success(), "{name}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     (wall, cpu)
-}
-
-/// User + system time of all waited-for children so far.
-fn children_cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a `struct rusage` into the pointer it is given, which points
-    // to one, and RUSAGE_CHILDREN is a valid `who`.
-    #[allow(unsafe_code)]
-    let usage = unsafe {
-        assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()), 0, "getrusage");
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn ms(d: Duration) -> f64 {

@@ -6,6 +6,7 @@
 use pymode_loader::{LibRoot, Loader, LoaderConfig, WasiHost, add_to_linker};
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 use wasmtime::{Config, Engine, Linker, Module, Store};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -55,4 +56,25 @@ pub fn run_with_loader(main_wasm: &Path, lib: &Path) {
             _ => panic!("main.wasm: {e:?}"),
         }
     }
+}
+
+/// User + system time of all waited-for children of this process so far (the process-against-
+/// process benchmarks take the difference around each child they run).
+pub fn children_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a `struct rusage` into the pointer it is given, which points
+    // to one, and RUSAGE_CHILDREN is a valid `who`.
+    #[allow(unsafe_code)]
+    let usage = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()), 0, "getrusage");
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// The median of `v` (sorted in place; the upper one of an even count).
+pub fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
 }
