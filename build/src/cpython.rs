@@ -156,6 +156,9 @@ const SOURCE_EDITS: &[(&str, &str, &str)] = &[
         "int res = pymode_initproc_call(type->tp_init, obj, args, kwds);",
     ),
     ("Python/gc.c", "(void) clear(op);", "(void) pymode_inquiry_call(clear, op);"),
+    // HAVE_DUP's path calls dup(), which wasi-libc's unistd.h does not declare;
+    // pymode_wasi_fixes.c defines it.
+    ("Python/fileutils.c", "_Py_dup(int fd)\n{\n", "_Py_dup(int fd)\n{\n    extern int dup(int);\n"),
 ];
 
 /// Applies [`SOURCE_EDITS`] (idempotently: an edited file is left alone).
@@ -246,6 +249,9 @@ fn cross(tc: &Toolchain, source: &Path, native_python: &Path, prefix: &Path) -> 
         }
     }
     key.update(zlib_key.trim());
+    // dup() in pymode_wasi_fixes.c asks the host for an alias with this flag.
+    let dup_flag = format!("-DPYMODE_DUP_FLAG={}", pymode_abi::host::socketpair::DUP_FLAG);
+    key.update(&dup_flag);
     for arg in &args {
         key.update(arg);
     }
@@ -267,7 +273,13 @@ fn cross(tc: &Toolchain, source: &Path, native_python: &Path, prefix: &Path) -> 
     }
     for (source_file, object) in [("pymode_dlfcn.c", &libs[0]), ("pymode_wasi_fixes.c", &libs[1])] {
         capture(
-            Command::new(&zcc).args(["-O2", "-g0", "-c", "-I"]).arg(&inputs).arg(inputs.join(source_file)).arg("-o").arg(object),
+            Command::new(&zcc)
+                .args(["-O2", "-g0", "-c", "-I"])
+                .arg(&inputs)
+                .arg(&dup_flag)
+                .arg(inputs.join(source_file))
+                .arg("-o")
+                .arg(object),
             &format!("compiling {source_file}"),
         )?;
     }

@@ -631,7 +631,7 @@ pub const PACKAGES: &[Package] = &[
         tests_alone: None,
         wasi_skip: &[(
             "-k=not test_debug_print and not (TestSpecialFloats and (test_exp_exceptions or test_exp2))",
-            "test_debug_print uses pytest's capfd, which needs os.dup (WASI has none); its failed set-up also leaves pytest's \
+            "test_debug_print uses pytest's capfd, which needs os.dup2 (the wasm CPython has none); its failed set-up also leaves pytest's \
              capture broken, so every later test of the session errors. test_exp_exceptions and test_exp2 expect \
              FloatingPointError from overflow: wasm has no floating-point exception flags (NumPy skips its other such \
              tests itself: \"fp errors don't work in wasm\")",
@@ -792,8 +792,9 @@ pub fn native_pytest_args(pkg: &Package, scope: Scope) -> Vec<String> {
 
 fn pytest_args(pkg: &Package, scope: Scope, wasi: bool) -> Vec<String> {
     let mut args: Vec<String> = ["-m", "pytest"].iter().map(|s| s.to_string()).collect();
-    // No cache dir, no faulthandler and --capture=sys: the last two need os.dup, which WASI
-    // does not have (the native run uses the same options). -rfE lists failures and errors
+    // No cache dir, no faulthandler (WASI delivers no fatal signals for it to catch) and
+    // --capture=sys (fd capture needs os.dup2, which the wasm CPython does not have); the
+    // native run uses the same options. -rfE lists failures and errors
     // by node id in the summary.
     args.extend(
         [

@@ -256,11 +256,32 @@ fn sock_accept<T: HasSocketPairs + 'static>(caller: &mut Caller<'_, T>, fd: i32,
             Target::Socket if fd == FACTORY_FD as i32 => s.make_pair(flags & i32::from(FDFLAGS_NONBLOCK) != 0),
             // A virtual socket is connected, not listening, and its aliases are not kept.
             Target::Socket => Err(if s.end(fd).is_ok() { errno::INVAL } else { errno::BADF }),
-            Target::Real(real) if flags == i32::from(DUP_FLAG) => s.alias(real),
+            // dup's EBADF: only a descriptor wasmtime-wasi has open gets an alias.
+            Target::Real(real) if flags == i32::from(DUP_FLAG) => match fdstat_status(&mut g, wasi, real, out) {
+                errno::SUCCESS => s.alias(real),
+                error => Err(error),
+            },
             Target::Real(real) => return p1::sock_accept(wasi, &mut wiggle::GuestMemory::Unshared(g.0), real, flags, out),
         };
         Ok(status(made.and_then(|fd| g.put_u32(out, fd))))
     })
+}
+
+/// wasmtime-wasi's `fd_fdstat_get` status for `real`: `SUCCESS` when it is open. wasmtime-wasi
+/// answers only into guest memory, so the 24-byte answer goes to the 8-aligned address at or
+/// below `near` (the caller's result pointer) and the bytes that were there are put back.
+fn fdstat_status(g: &mut Guest<'_>, wasi: &mut WasiP1Ctx, real: i32, near: i32) -> i32 {
+    let scratch = near & !7;
+    let Ok(saved) = g.bytes(scratch, 24).map(<[u8]>::to_vec) else {
+        return errno::FAULT;
+    };
+    let status = in_tokio(p1::fd_fdstat_get(wasi, &mut wiggle::GuestMemory::Unshared(&mut *g.0), real, scratch));
+    match (status, g.put(scratch, &saved)) {
+        (Ok(status), Ok(())) => status,
+        // The scratch address is ours, not the guest's: a refusal of it is not the guest's fault.
+        (Err(_), _) => errno::FAULT,
+        (_, Err(error)) => error,
+    }
 }
 
 /// `fd_close`: a socket's end, an alias (the real descriptor is closed with the last one

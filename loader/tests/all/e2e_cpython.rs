@@ -13,6 +13,7 @@ pub(crate) fn trials() -> Vec<Trial> {
     pymode_testdata::tests![
         markupsafe_imports_its_c_speedups_in_wasm_cpython,
         zlib_and_gzip_work_in_wasm_cpython,
+        os_dup_gives_an_alias_that_shares_the_offset_and_outlives_the_original,
         one_read_larger_than_wasmtimes_default_copy_allowance_succeeds,
         directory_listings_are_whole_and_fresh,
         a_missing_symbol_is_an_import_error_naming_it_and_python_keeps_running,
@@ -89,6 +90,51 @@ print("crc32", zlib.crc32(data) == binascii.crc32(data), hex(zlib.crc32(b"123456
     assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
     // 0xcbf43926 is CRC-32's check value for "123456789".
     assert_eq!(stdout.lines().collect::<Vec<_>>(), ["zlib 102400 True True", "gzip True", "crc32 True 0xcbf43926"], "stderr:\n{stderr}");
+}
+
+/// `os.dup` (python.wasm's `dup`, over the host's aliases: `pymode_wasi_fixes.c`): the
+/// alias shares the file's offset, is not inheritable, works for stdout, outlives the
+/// descriptor it was made from, and a descriptor that is not open is `EBADF`, as natively.
+fn os_dup_gives_an_alias_that_shares_the_offset_and_outlives_the_original() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = r#"
+import errno, os, sys
+f = open("/data/x.txt", "w+b")
+f.write(b"hello world")
+f.flush()
+f.seek(3)
+d = os.dup(f.fileno())
+print("new descriptor", d != f.fileno(), "inheritable", os.get_inheritable(d))
+print("shared offset", os.lseek(d, 0, os.SEEK_CUR))
+os.lseek(d, 6, os.SEEK_SET)
+print("moved through the alias", f.tell())
+f.close()
+print("after the original closed", os.pread(d, 5, 0))
+os.close(d)
+for bad in (d, 12345):
+    try:
+        os.dup(bad)
+        print("dup of a closed descriptor succeeded")
+    except OSError as e:
+        print("dup of a closed descriptor", errno.errorcode[e.errno])
+sys.stdout.flush()
+out = os.dup(1)
+os.write(out, b"written through an alias of stdout\n")
+os.close(out)
+"#;
+    let out = pymode_run(&[(tmp.path().to_path_buf(), "/data")], &[], script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    let want = [
+        "new descriptor True inheritable False",
+        "shared offset 3",
+        "moved through the alias 6",
+        "after the original closed b'hello'",
+        "dup of a closed descriptor EBADF",
+        "dup of a closed descriptor EBADF",
+        "written through an alias of stdout",
+    ];
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), want, "stderr:\n{stderr}");
 }
 
 /// wasmtime lets one WASI call copy 128 MiB by default; the runner raises that to the
