@@ -5,8 +5,10 @@
 //!
 //! - every package of the package table (`pymode_testdata::packages`) whose build left its
 //!   objects: each `pymode-ld: ARGS` line of `target/ext/NAME/build.log` (the compiler
-//!   driver prints the link line before it runs it, in the package's source tree) is one
-//!   link, run again from that tree with the same arguments;
+//!   driver prints the link line before it runs it, in the package's source tree, or for a
+//!   meson build such as numpy's in the `Build dir:` its log names) is one link, run again
+//!   from that directory with the same arguments (the linker's own `pymode-ld: warning:`
+//!   lines are not link lines);
 //! - `cpython`: CPython's own core, the members of the wasm CPython's `libpython3.13.a`, each
 //!   compiled again by its own compile line from the build's `make.log` with `-fPIC -g0`
 //!   added (once, cached under `target/bench-corpus/`), into one side module.
@@ -213,8 +215,20 @@ fn package_links() -> Vec<Link> {
             println!("link/{}: skipped, no {}", pkg.name, log.display());
             continue;
         };
-        let dir = ext.join(pkg.name).join("src").join(format!("{}-{}", pkg.name, pkg.version));
-        let lines: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("pymode-ld: ")).collect();
+        // A meson build (numpy) links in its build directory, which its log names; the others
+        // in the package's source tree.
+        let dir = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Build dir: "))
+            .map(|d| PathBuf::from(d.trim()))
+            .filter(|d| d.is_dir())
+            .unwrap_or_else(|| ext.join(pkg.name).join("src").join(format!("{}-{}", pkg.name, pkg.version)));
+        // The link lines, not the linker's own diagnostics (`pymode-ld: warning: ...`).
+        let lines: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("pymode-ld: "))
+            .filter(|l| !l.starts_with("warning:") && !l.starts_with("error:"))
+            .collect();
         for (i, line) in lines.iter().enumerate() {
             let name = if lines.len() == 1 { pkg.name.to_owned() } else { format!("{}#{}", pkg.name, i + 1) };
             let args = drop_output(split_shell_words(line));
