@@ -427,7 +427,12 @@ pub const PACKAGES: &[Package] = &[
         suite: &["/src/py/tests", "--import-mode=prepend"],
         fast: &["/src/py/tests", "--import-mode=prepend"],
         tests_alone: None,
-        wasi_skip: &[],
+        wasi_skip: &[(
+            "-k=not test_managing_edit_variable and not test_managing_constraints and not test_dumping_solver",
+            "these check the errors kiwi's C++ throws (DuplicateEditVariable, DuplicateConstraint, UnsatisfiableConstraint, ...): \
+             wasm32-wasi has no C++ exceptions, so the throw ends the interpreter (`C++ exception of type \
+             kiwi::DuplicateEditVariable thrown: wasm32-wasi has no exception support`, then a trap in _cext)",
+        )],
         env: &[],
         full_only: true,
         build_fails: None,
@@ -525,10 +530,15 @@ pub const PACKAGES: &[Package] = &[
         test_requirements: &[],
         // mmh3 is the extension module itself, so importing it at all means it loaded.
         c_check: "import mmh3; print(mmh3.__file__); raise SystemExit(mmh3.hash('foo') != -156908512)",
-        suite: &["/src/tests", "--import-mode=prepend"],
-        fast: &["/src/tests", "--import-mode=prepend"],
+        // test_mmh3.py and test_mmh3_hasher.py import `helper`, which the sdist does not ship
+        // (tests/helper.py is missing from it): both runs leave them out.
+        suite: &["/src/tests", "--import-mode=prepend", "--ignore=/src/tests/test_mmh3.py", "--ignore=/src/tests/test_mmh3_hasher.py"],
+        fast: &["/src/tests", "--import-mode=prepend", "--ignore=/src/tests/test_mmh3.py", "--ignore=/src/tests/test_mmh3_hasher.py"],
         tests_alone: None,
-        wasi_skip: &[],
+        wasi_skip: &[(
+            "--ignore=/src/tests/test_free_threading.py",
+            "starts threads: `RuntimeError: can't start new thread` (no threads in wasm32-wasi)",
+        )],
         env: &[],
         full_only: true,
         build_fails: None,
