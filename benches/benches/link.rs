@@ -27,7 +27,7 @@
 //! (`cargo xtask build-ext NAME`, or `cargo xtask test`) and the wasm CPython's source and
 //! configured build (`cargo xtask cpython`).
 
-use pymode_benches::{children_cpu, median};
+use pymode_benches::{children_cpu, load_average, median, ms, release_binary};
 use pymode_testdata::packages::PACKAGES;
 use pymode_testdata::{WASM_LD_SIDE_MODULE_FLAGS, cpython_dir, wasm_ld, workspace_root};
 use std::path::{Path, PathBuf};
@@ -165,15 +165,7 @@ fn linkers() -> Vec<(String, PathBuf)> {
             })
             .collect();
     }
-    let root = workspace_root();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-p", "pymode-linker", "--bin", "pymode-ld"])
-        .current_dir(&root)
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building pymode-ld failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    vec![("pymode-ld".to_owned(), target.join("release").join("pymode-ld"))]
+    vec![("pymode-ld".to_owned(), release_binary("pymode-linker", "pymode-ld"))]
 }
 
 fn ours(linker: &Path, link: &Link, out: &Path) -> Command {
@@ -364,14 +356,4 @@ fn cpython_link() -> Link {
 fn median_f64(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string(Path::new("/proc/loadavg"))
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }

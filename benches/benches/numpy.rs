@@ -50,7 +50,7 @@
 //! failing process, or a NumPy version that differs between the sides panics with what and
 //! where: nothing is skipped.
 
-use pymode_benches::{children_cpu, median};
+use pymode_benches::{children_cpu, load_average, median, ms, release_binary};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -297,15 +297,7 @@ fn pymode() -> PathBuf {
         assert!(path.is_file(), "PYMODE={} does not exist", path.display());
         return std::path::absolute(&path).unwrap_or(path);
     }
-    let root = pymode_testdata::workspace_root();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-p", "pymode-build", "--bin", "pymode"])
-        .current_dir(&root)
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building pymode failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let path = target.join("release").join("pymode");
+    let path = release_binary("pymode-build", "pymode");
     assert!(path.is_file(), "{} is missing after cargo build", path.display());
     path
 }
@@ -332,16 +324,6 @@ fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
     Some(v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a number")))
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string(Path::new("/proc/loadavg"))
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }

@@ -18,8 +18,8 @@
 //! run; `STARTUP_CACHE` the module cache (default `$PYMODE_CACHE/module-cache`, the tests').
 //! Needs `cargo xtask cpython`.
 
-use pymode_benches::{children_cpu, median};
-use std::path::{Path, PathBuf};
+use pymode_benches::{children_cpu, load_average, median, ms, release_binary};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -114,15 +114,7 @@ fn runners() -> Vec<(String, PathBuf)> {
             })
             .collect();
     }
-    let root = pymode_testdata::workspace_root();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-p", "pymode-loader", "--bin", "pymode-run"])
-        .current_dir(&root)
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building pymode-run failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    vec![("wasm".to_owned(), target.join("release").join("pymode-run"))]
+    vec![("wasm".to_owned(), release_binary("pymode-loader", "pymode-run"))]
 }
 
 /// Runs the command to completion; its wall time and the CPU time it used.
@@ -134,14 +126,4 @@ fn run(cmd: &mut Command, name: &str) -> (Duration, Duration) {
     let cpu = children_cpu().saturating_sub(before);
     assert!(out.status.success(), "{name}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     (wall, cpu)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string(Path::new("/proc/loadavg"))
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }

@@ -78,3 +78,31 @@ pub fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
+
+/// Builds `bin` of the workspace package `package` with `cargo build --release` and returns
+/// its path (under `$CARGO_TARGET_DIR` when set): the process-against-process benchmarks
+/// measure the release binaries.
+pub fn release_binary(package: &str, bin: &str) -> std::path::PathBuf {
+    let root = pymode_testdata::workspace_root();
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", package, "--bin", bin])
+        .current_dir(&root)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building {bin} failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
+    target.join("release").join(bin)
+}
+
+/// `d` in milliseconds.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), printed beside the figures
+/// because a busy machine moves them; empty where the file is missing.
+pub fn load_average() -> String {
+    std::fs::read_to_string(Path::new("/proc/loadavg"))
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
